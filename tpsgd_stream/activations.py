@@ -1,0 +1,86 @@
+"""Element-wise activations with the derivative each local rule needs.
+
+A local rule never back-propagates through the network, but it does multiply its error signal
+by the activation's slope at the layer's own pre-activation ``z`` (the ``sigma'(z)`` of the
+paper's Table 1). Each activation therefore carries its derivative in closed form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["Activation", "get_activation", "ACTIVATIONS"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A named element-wise function with its derivative.
+
+    Parameters
+    ----------
+    name
+        Registry name, e.g. ``"leaky_relu"``.
+    forward
+        ``a = forward(z)``.
+    derivative
+        ``sigma'(z)`` given ``z`` and ``a`` (whichever is cheaper to use).
+
+    Examples
+    --------
+    >>> import torch
+    >>> act = get_activation("leaky_relu")
+    >>> act.forward(torch.tensor([-1.0, 2.0]))
+    tensor([-0.1000,  2.0000])
+    >>> act.derivative(torch.tensor([-1.0, 2.0]), None)
+    tensor([0.1000, 1.0000])
+    """
+
+    name: str
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    derivative: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+LEAKY_SLOPE = 0.1
+
+
+def _leaky_relu_derivative(z: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+    return torch.where(z > 0, 1.0, LEAKY_SLOPE).to(z.dtype)
+
+
+def _relu_derivative(z: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _tanh_derivative(z: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+    a = torch.tanh(z) if a is None else a
+    return 1.0 - a * a
+
+
+def _sigmoid_derivative(z: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+    a = torch.sigmoid(z) if a is None else a
+    return a * (1.0 - a)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "leaky_relu": Activation(
+        "leaky_relu", lambda z: F.leaky_relu(z, LEAKY_SLOPE), _leaky_relu_derivative
+    ),
+    "relu": Activation("relu", F.relu, _relu_derivative),
+    "tanh": Activation("tanh", torch.tanh, _tanh_derivative),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative),
+    "identity": Activation("identity", lambda z: z, lambda z, a: torch.ones_like(z)),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Return the activation called ``name``; raise ``ValueError`` naming the choices."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
+        ) from None

@@ -1,0 +1,213 @@
+"""Layers that compute their own weight gradients from a ``delta``, without autograd.
+
+A trainable layer is a linear map followed by an activation: ``z = linear(x)``,
+``a = sigma(z)``. Given ``delta = dL/dz`` (from its rule), :meth:`Trainable.set_grads` writes
+the weight gradients into ``.grad`` with an outer product (dense) or
+``torch.nn.grad.conv2d_weight`` (convolution), so a local rule holds only this layer's input
+and output. :meth:`Trainable.input_grad` exists for the ``bp`` rule alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .activations import Activation, get_activation
+from .rules import Rule, get_rule
+
+__all__ = ["Trainable", "Dense", "Conv2d", "Transform", "MaxPool2d", "AvgPool2d", "Flatten"]
+
+
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
+    return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+class Trainable(nn.Module):
+    """A linear map, an activation and (optionally) the rule that trains it.
+
+    ``rule=None`` lets the network's default rule apply. The network's last trainable layer
+    is its output layer: it always learns from the true loss, whatever its rule.
+    """
+
+    def __init__(self, activation: str, rule: str | Rule | None):
+        super().__init__()
+        self.activation = get_activation(activation).name
+        self.rule = None if rule is None else get_rule(rule)
+
+    @property
+    def act(self) -> Activation:
+        return get_activation(self.activation)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act.forward(self.linear(x))
+
+    def set_grads(self, x: torch.Tensor, delta: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """torch's default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in))), from ``generator``."""
+        bound = 1.0 / math.sqrt(self.fan_in)
+        with torch.no_grad():
+            self.weight.copy_(_uniform(tuple(self.weight.shape), bound, generator))
+            self.bias.copy_(_uniform(tuple(self.bias.shape), bound, generator))
+
+    @property
+    def fan_in(self) -> int:
+        return math.prod(self.weight.shape[1:])
+
+
+class Dense(Trainable):
+    """Fully connected layer ``z = x @ W^T + b``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = Dense(3, 2, activation="relu")
+    >>> x, delta = torch.ones(4, 3), torch.ones(4, 2)
+    >>> layer.set_grads(x, delta)
+    >>> layer.weight.grad          # delta^T @ x
+    tensor([[4., 4., 4.],
+            [4., 4., 4.]])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        activation: str = "leaky_relu",
+        rule: str | Rule | None = None,
+    ):
+        super().__init__(activation, rule)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.weight = nn.Parameter(torch.zeros(self.out_features, self.in_features))
+        self.bias = nn.Parameter(torch.zeros(self.out_features))
+        self.reset_parameters(torch.Generator().manual_seed(0))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, {self.activation}, rule={self.rule}"
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x, self.weight.T)
+
+    def set_grads(self, x: torch.Tensor, delta: torch.Tensor) -> None:
+        self.weight.grad = delta.T @ x
+        self.bias.grad = delta.sum(0)
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return delta @ self.weight
+
+    def grow_inputs(self, n_new: int) -> None:
+        """Append ``n_new`` input columns with zero weights (outputs are unchanged)."""
+        _grow(self.weight, dim=1, n_new=n_new)
+        self.in_features += n_new
+
+    def grow_outputs(self, n_new: int) -> None:
+        """Append ``n_new`` output units with zero weights and bias."""
+        _grow(self.weight, dim=0, n_new=n_new)
+        _grow(self.bias, dim=0, n_new=n_new)
+        self.out_features += n_new
+
+
+def _grow(param: nn.Parameter, *, dim: int, n_new: int) -> None:
+    """Pad ``param`` in place (same Parameter object, so optimizers keep tracking it)."""
+    pad_shape = list(param.shape)
+    pad_shape[dim] = n_new
+    with torch.no_grad():
+        param.data = torch.cat([param.data, param.data.new_zeros(pad_shape)], dim=dim)
+
+
+class Conv2d(Trainable):
+    """2-D convolution ``z = conv2d(x, W) + b``; gradients by ``torch.nn.grad.conv2d_weight``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        activation: str = "leaky_relu",
+        rule: str | Rule | None = None,
+    ):
+        super().__init__(activation, rule)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.zeros(self.out_channels, self.in_channels, k, k))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+        self.reset_parameters(torch.Generator().manual_seed(0))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels} -> {self.out_channels}, kernel={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, {self.activation}, rule={self.rule}"
+        )
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def set_grads(self, x: torch.Tensor, delta: torch.Tensor) -> None:
+        self.weight.grad = torch.nn.grad.conv2d_weight(
+            x, self.weight.shape, delta, self.stride, self.padding
+        )
+        self.bias.grad = delta.sum((0, 2, 3))
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.grad.conv2d_input(x.shape, self.weight, delta, self.stride, self.padding)
+
+
+class Transform(nn.Module):
+    """A parameter-free layer (pooling, flatten); never trained, only passed through."""
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Vector-Jacobian product through this layer alone (used only under ``bp`` layers)."""
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(leaf), leaf, delta)
+        return grad
+
+
+class MaxPool2d(Transform):
+    """Max pooling with a square window (stride = window unless given)."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None):
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride or kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(Transform):
+    """Average pooling with a square window (stride = window unless given)."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None):
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride or kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
+
+
+class Flatten(Transform):
+    """``(n, c, h, w) -> (n, c * h * w)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return delta.reshape(x.shape)

@@ -1,0 +1,377 @@
+"""A network trained layer by layer: every layer updates as soon as its output exists.
+
+:meth:`Network.train_step` runs one forward pass. Each hidden layer with a local rule computes
+its ``delta`` from its own output and the label, writes its gradients and steps its own
+optimizer, then hands its output (computed with the pre-update weights) to the next layer and
+is forgotten. Only the output layer sees the true loss. A run of ``bp`` layers is held until
+the first layer above it with a local rule (or the output layer) back-propagates its ``delta``
+through the run: an all-``bp`` network is plain backprop, and its memory grows with depth,
+while a local-rule network holds one layer at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
+from .losses import LOSSES, output_delta, output_error
+from .optim import make_optimizer, pad_optimizer_state
+from .projection import Projection
+from .rules import Rule, get_rule
+
+__all__ = ["Network", "SCHEDULES"]
+
+SCHEDULES = ("simultaneous", "sequential")
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys (stable across runs and platforms)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cuda"`` -> ``cuda:0``: a concrete device, with a clear error when it is missing."""
+    try:
+        return torch.empty(0, device=device).device
+    except (RuntimeError, AssertionError) as err:
+        raise ValueError(f"Device {device!r} is not available here: {err}") from None
+
+
+class Network(nn.Module):
+    """An ordered stack of layers, each trained by its own rule.
+
+    Parameters
+    ----------
+    layers
+        :class:`~tpsgd_stream.layers.Trainable` layers and parameter-free
+        :class:`~tpsgd_stream.layers.Transform` layers; the last one must be a ``Dense`` output
+        layer with the ``"identity"`` activation (its outputs are the logits).
+    rule
+        Default rule of the hidden layers whose own ``rule`` is ``None`` (a name from
+        :data:`~tpsgd_stream.rules.RULES` or a :class:`~tpsgd_stream.rules.Rule`).
+    loss
+        The output layer's true loss: ``"cross_entropy"`` (targets are one-hot labels),
+        ``"mse"`` or ``"huber"`` (targets are real vectors).
+    optimizer, lr
+        One optimizer per trainable layer (``"adam"`` or ``"sgd"``) with this learning rate.
+    seed
+        Seeds every layer's initial weights and every projection: two networks with the same
+        seed and data train identically.
+    device
+        Where parameters and projections live (``"cpu"``, ``"cuda"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = Network.mlp(4, (8,), 3, rule="tpsgd_l2", seed=0)
+    >>> x, y = torch.randn(16, 4), torch.arange(16) % 3
+    >>> logits = net.train_step(x, net.one_hot(y))
+    >>> logits.shape, net.predict(x).shape
+    (torch.Size([16, 3]), torch.Size([16]))
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[nn.Module],
+        *,
+        rule: str | Rule = "tpsgd_ce",
+        loss: str = "cross_entropy",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__()
+        _check_layers(layers)
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}.")
+        self.layers = nn.ModuleList(layers)
+        self.default_rule = get_rule(rule)
+        self.loss, self.optimizer_name, self.lr = loss, optimizer, float(lr)
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.output_index = len(layers) - 1
+        self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
+        for i, rule_ in enumerate(self.rules):
+            if rule_ is not None and rule_.name == "tpsgd_ce" and loss != "cross_entropy":
+                raise ValueError(f"Layer {i}: rule 'tpsgd_ce' needs loss='cross_entropy'.")
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Trainable):
+                layer.reset_parameters(torch.Generator().manual_seed(derive_seed(self.seed, i)))
+        self.to(self.device)
+        self.optimizers = {
+            i: make_optimizer(optimizer, layer.parameters(), lr=self.lr)
+            for i, layer in enumerate(self.layers)
+            if isinstance(layer, Trainable)
+        }
+        self._projections: dict[int, Projection] = {}
+        self.activation_bytes = 0  # peak bytes of activations held by the last train_step
+
+    # ----------------------------------------------------------------- construction helpers
+    @classmethod
+    def mlp(
+        cls,
+        n_inputs: int,
+        hidden_layer_sizes: Iterable[int],
+        n_outputs: int,
+        *,
+        activation: str = "leaky_relu",
+        **kwargs,
+    ) -> "Network":
+        """A multi-layer perceptron ``n_inputs -> hidden... -> n_outputs``."""
+        sizes = [int(n_inputs), *(int(h) for h in hidden_layer_sizes)]
+        layers: list[nn.Module] = [
+            Dense(a, b, activation=activation) for a, b in zip(sizes[:-1], sizes[1:])
+        ]
+        layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
+        return cls(layers, **kwargs)
+
+    @classmethod
+    def cnn(
+        cls,
+        image_shape: tuple[int, int, int],
+        n_outputs: int,
+        *,
+        channels: Iterable[int] = (16, 16),
+        kernel_size: int = 5,
+        pool: int = 0,
+        activation: str = "leaky_relu",
+        **kwargs,
+    ) -> "Network":
+        """Conv2d layers (``channels``, each ``kernel_size`` wide, optional max-pool) + Linear.
+
+        The default is the tpSGD paper's Table 3 net: two Conv2d 16@5x5 and a linear readout.
+        """
+        c, h, w = image_shape
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers.append(Conv2d(c, out, kernel_size, activation=activation))
+            c, h, w = out, h - kernel_size + 1, w - kernel_size + 1
+            if pool:
+                layers.append(MaxPool2d(pool))
+                h, w = h // pool, w // pool
+        layers += [Flatten(), Dense(c * h * w, int(n_outputs), activation="identity")]
+        return cls(layers, **kwargs)
+
+    def _rule_of(self, index: int) -> Rule | None:
+        layer = self.layers[index]
+        if not isinstance(layer, Trainable) or index == self.output_index:
+            return None
+        return layer.rule if layer.rule is not None else self.default_rule
+
+    # --------------------------------------------------------------------------- properties
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[self.output_index].out_features
+
+    @property
+    def trainable_indices(self) -> list[int]:
+        return list(self.optimizers)
+
+    def projection(self, index: int) -> Projection | None:
+        """The fixed projection (or feedback) matrix generator of hidden layer ``index``."""
+        rule_ = self.rules[index]
+        if rule_ is None or not rule_.is_local:
+            return None
+        if index not in self._projections:
+            layer = self.layers[index]
+            n_units = layer.out_features if isinstance(layer, Dense) else layer.out_channels
+            self._projections[index] = rule_.make_projection(
+                n_units, seed=self.seed, stream=index
+            )
+        return self._projections[index]
+
+    def _matrix(self, index: int, z: torch.Tensor) -> torch.Tensor | None:
+        projection = self.projection(index)
+        if projection is None:
+            return None
+        if projection.kind != "filter" and self.rules[index].scale is None:
+            # default scales may depend on the number of units, known only now for convs
+            projection.scale = self.rules[index].default_scale(z[0].numel())
+        return projection.matrix(self.n_outputs, z.shape[1:], device=self.device)
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """Integer labels -> float one-hot targets of width ``n_outputs``."""
+        return nn.functional.one_hot(y.to(self.device).long(), self.n_outputs).float()
+
+    # ------------------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits (no gradient tracking: this network never back-propagates through it)."""
+        with torch.no_grad():
+            for layer in self.layers:
+                x = layer(x)
+        return x
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class indices (classification) or the outputs (regression)."""
+        with torch.inference_mode():
+            out = self.forward(x.to(self.device))
+        return out.argmax(1) if self.loss == "cross_entropy" else out
+
+    # ----------------------------------------------------------------------------- training
+    def train_step(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        layers: Iterable[int] | None = None,
+    ) -> torch.Tensor | None:
+        """Update the network on one minibatch, layer by layer, in one forward pass.
+
+        Parameters
+        ----------
+        x
+            Inputs, ``(n, ...)`` as the first layer expects.
+        target
+            ``(n, n_outputs)``: one-hot labels for cross-entropy, real targets otherwise.
+        layers
+            Indices of the layers to update (the sequential schedule trains one at a time);
+            ``None`` updates all. The forward pass stops at the last layer it needs.
+
+        Returns
+        -------
+        The logits from the pre-update weights, or ``None`` when the pass stopped early.
+        """
+        x, target = x.to(self.device), target.to(self.device)
+        if target.shape != (x.shape[0], self.n_outputs):
+            raise ValueError(
+                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
+                f"got {tuple(target.shape)}."
+            )
+        train = set(self.trainable_indices if layers is None else layers)
+        stop = self._last_needed(train)
+        with torch.no_grad():
+            error = None
+            if any(self.rules[i] is not None and self.rules[i].uses_error for i in train):
+                error = output_error(self.forward(x), target, self.loss)
+            return self._local_pass(x, target, error, train, stop)
+
+    def _last_needed(self, train: set[int]) -> int:
+        """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
+        unknown = train - set(self.trainable_indices)
+        if unknown:
+            raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
+        stop = max(train)
+        while self.rules[stop] is not None and not self.rules[stop].is_local:
+            stop = min(i for i in self.trainable_indices if i > stop)
+        return stop
+
+    def _local_pass(self, h, target, error, train, stop):
+        pending: list[tuple[nn.Module, torch.Tensor, torch.Tensor | None]] = []
+        peak = 0
+        for i, layer in enumerate(self.layers[: stop + 1]):
+            if isinstance(layer, Transform):
+                out = layer(h)
+                if pending:
+                    pending.append((layer, h, None))
+                h = out
+                continue
+            z = layer.linear(h)
+            a = layer.act.forward(z)
+            rule_ = self.rules[i]
+            if rule_ is not None and not rule_.is_local:
+                pending.append((layer, h, z))
+                h = a
+                continue
+            if i not in train and not pending:
+                h = a
+                continue
+            if rule_ is None:
+                delta = output_delta(z, target, self.loss)
+            else:
+                delta = rule_.delta(
+                    z=z,
+                    a=a,
+                    slope=layer.act.derivative(z, a),
+                    target=target,
+                    error=error,
+                    matrix=self._matrix(i, z),
+                )
+            peak = max(peak, _held_bytes(h, z, a, delta, pending))
+            if pending:
+                self._backprop(pending, layer.input_grad(delta, h), train)
+                pending = []
+            if i in train:
+                self._step(i, h, delta)
+            h = a
+        self.activation_bytes = peak
+        return h if stop == self.output_index else None
+
+    def _backprop(self, pending, grad: torch.Tensor, train: set[int]) -> None:
+        """Push ``grad`` (dL/d output of the top pending layer) down the held ``bp`` run."""
+        for depth, (layer, x, z) in enumerate(reversed(pending)):
+            lowest = depth == len(pending) - 1
+            if isinstance(layer, Transform):
+                grad = layer.input_grad(grad, x)
+                continue
+            delta = grad * layer.act.derivative(z, None)
+            if not lowest:
+                grad = layer.input_grad(delta, x)
+            index = next(i for i, m in enumerate(self.layers) if m is layer)
+            if index in train:
+                self._step(index, x, delta)
+
+    def _step(self, index: int, x: torch.Tensor, delta: torch.Tensor) -> None:
+        layer = self.layers[index]
+        layer.set_grads(x, delta)
+        optimizer = self.optimizers[index]
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    # ------------------------------------------------------------------------------ growth
+    def grow_outputs(self, n_new: int) -> None:
+        """Add ``n_new`` output units (new classes); existing logits and targets are unchanged."""
+        layer = self.layers[self.output_index]
+        layer.grow_outputs(n_new)
+        self._pad_state(self.output_index)
+
+    def grow_inputs(self, n_new: int) -> None:
+        """Add ``n_new`` input features with zero weights (outputs unchanged)."""
+        first = self.layers[0]
+        if not isinstance(first, Dense):
+            raise TypeError("Only a network whose first layer is Dense can grow its inputs.")
+        first.grow_inputs(n_new)
+        self._pad_state(0)
+
+    def _pad_state(self, index: int) -> None:
+        for param in self.layers[index].parameters():
+            pad_optimizer_state(self.optimizers[index], param)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state = dict(state)
+        state["activation_bytes"] = 0
+        return state
+
+
+def _held_bytes(*tensors) -> int:
+    total = 0
+    for t in tensors:
+        if isinstance(t, list):
+            total += sum(_held_bytes(*item) for item in t)
+        elif torch.is_tensor(t):
+            total += t.numel() * t.element_size()
+    return total
+
+
+def _check_layers(layers: Sequence[nn.Module]) -> None:
+    if not layers:
+        raise ValueError("A Network needs at least one layer.")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (Trainable, Transform)):
+            raise TypeError(
+                f"Layer {i} is a {type(layer).__name__}; use tpsgd_stream.layers (Dense, "
+                f"Conv2d, MaxPool2d, AvgPool2d, Flatten)."
+            )
+    output = layers[-1]
+    if not isinstance(output, Dense) or output.activation != "identity":
+        raise ValueError(
+            "The last layer must be Dense(..., activation='identity'): its outputs are the "
+            "logits (classification) or predictions (regression)."
+        )

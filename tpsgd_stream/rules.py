@@ -1,0 +1,332 @@
+r"""The update rules of the tpSGD paper's Table 1, and relatives, behind one interface.
+
+Every rule answers one question for a hidden layer: given the layer's pre-activation ``z``,
+its output ``a = sigma(z)`` and the label, what is ``delta = dL/dz`` (averaged over the
+minibatch)? The layer turns ``delta`` into weight gradients itself (an outer product for a dense
+layer, ``torch.nn.grad.conv2d_weight`` for a convolution), so no rule ever needs the layers
+above it, except ``bp``, which receives ``delta`` from the layer above as backprop does.
+
+=============  ====================================================================
+rule           ``delta`` for a hidden layer (``n`` = minibatch size)
+=============  ====================================================================
+``bp``         ``(delta_above @ W_above) * sigma'(z)`` (true gradient)
+``dfa``        ``(e @ B) * sigma'(z) / n``, ``e`` the output error ``softmax(o) - y*``
+``sdfa``       ``(sign(e) @ B) * sigma'(z) / n``
+``drtp``       ``(y* @ B) * sigma'(z) / n`` (label only, no error)
+``tpsgd_l1``   ``sign(a - y* @ P) * sigma'(z) / n``, gradient of ``|a - y* P|_1``
+``tpsgd_l2``   ``2 (a - y* @ P) * sigma'(z) / n``, gradient of ``||a - y* P||^2``
+``tpsgd_ce``   ``((softmax(a @ P^T) - y*) @ P) * sigma'(z) / n`` (beyond the paper)
+``local_loss`` gradient of any differentiable ``loss(a, y* @ P)`` (local autograd)
+=============  ====================================================================
+
+With ``target_on="preactivation"`` the target-projection rules compare ``z`` instead of ``a``
+with the target, and the ``sigma'(z)`` factor drops out.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from .projection import Projection
+
+__all__ = [
+    "Rule",
+    "Backprop",
+    "DFA",
+    "SignDFA",
+    "DRTP",
+    "TPSGDL1",
+    "TPSGDL2",
+    "TPSGDCrossEntropy",
+    "LocalLoss",
+    "RULES",
+    "get_rule",
+    "dfa_delta",
+    "drtp_delta",
+    "target_projection_delta",
+    "projected_cross_entropy_delta",
+]
+
+TARGET_ON = ("activation", "preactivation")
+
+
+def _flat(matrix: torch.Tensor) -> torch.Tensor:
+    """``(n_rows, *units)`` -> ``(n_rows, prod(units))``."""
+    return matrix.reshape(matrix.shape[0], -1)
+
+
+def _project(signal: torch.Tensor, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``signal @ matrix`` shaped like the layer output ``like``."""
+    return (signal @ _flat(matrix)).reshape(like.shape)
+
+
+def dfa_delta(*, error: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """DFA: ``(e @ B) * sigma'(z) / n`` (Noekland 2016)."""
+    return _project(error, feedback, slope) * slope / slope.shape[0]
+
+
+def drtp_delta(*, target: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """DRTP: ``(y* @ B) * sigma'(z) / n`` (Frenkel et al. 2021)."""
+    return _project(target, feedback, slope) * slope / slope.shape[0]
+
+
+def target_projection_delta(
+    *,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    projection: torch.Tensor,
+    slope: torch.Tensor | None,
+    norm: str,
+) -> torch.Tensor:
+    """tpSGD: gradient of ``|h - y* P|_1`` (``norm="l1"``) or ``||h - y* P||^2`` (``"l2"``).
+
+    ``h`` is ``output``, the layer's activation or pre-activation; ``slope`` is ``sigma'(z)``
+    when ``h`` is the activation, ``None`` when it is the pre-activation. Summed over units,
+    averaged over the minibatch.
+    """
+    residual = output - _project(target, projection, output)
+    grad = torch.sign(residual) if norm == "l1" else 2.0 * residual
+    if slope is not None:
+        grad = grad * slope
+    return grad / output.shape[0]
+
+
+def projected_cross_entropy_delta(
+    *,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    projection: torch.Tensor,
+    slope: torch.Tensor | None,
+) -> torch.Tensor:
+    """Local cross-entropy of the layer read out through its fixed projection.
+
+    ``logits = h @ P^T``; the loss is ``CE(logits, y)`` averaged over the minibatch, so
+    ``delta = ((softmax(logits) - y*) @ P) * sigma'(z) / n``.
+    """
+    flat_p = _flat(projection)
+    logits = output.reshape(output.shape[0], -1) @ flat_p.T
+    error = torch.softmax(logits, dim=1) - target
+    grad = (error @ flat_p).reshape(output.shape)
+    if slope is not None:
+        grad = grad * slope
+    return grad / output.shape[0]
+
+
+class Rule:
+    """Base of all update rules: how a hidden layer gets its ``delta = dL/dz``.
+
+    Parameters
+    ----------
+    projection
+        Kind of the fixed matrix (see :class:`~tpsgd_stream.projection.Projection`); ``None``
+        takes the rule's default.
+    scale
+        Multiplier of the matrix entries; ``None`` takes the rule's default.
+    target_on
+        ``"activation"`` (compare ``sigma(z)`` with the target, as the paper) or
+        ``"preactivation"`` (compare ``z``).
+    """
+
+    name = "rule"
+    is_local = True
+    uses_error = False
+    default_projection: str | None = "normal"
+
+    def __init__(
+        self,
+        *,
+        projection: str | None = None,
+        scale: float | None = None,
+        target_on: str = "activation",
+    ):
+        if target_on not in TARGET_ON:
+            raise ValueError(f"target_on must be one of {TARGET_ON}, got {target_on!r}.")
+        self.projection = projection or self.default_projection
+        self.scale = scale
+        self.target_on = target_on
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(projection={self.projection!r}, scale={self.scale!r}, "
+            f"target_on={self.target_on!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.projection, self.scale, self.target_on))
+
+    def default_scale(self, n_units: int) -> float:
+        """Scale of the matrix entries when ``scale`` is not given."""
+        return 1.0
+
+    def make_projection(self, n_units: int, *, seed: int, stream: int) -> Projection | None:
+        """The fixed matrix this rule uses on a layer of ``n_units`` outputs."""
+        if self.projection is None:
+            return None
+        scale = self.scale if self.scale is not None else self.default_scale(n_units)
+        return Projection(self.projection, scale=scale, seed=seed, stream=stream)
+
+    def _output_and_slope(self, z, a, slope) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return (a, slope) if self.target_on == "activation" else (z, None)
+
+    def delta(
+        self,
+        *,
+        z: torch.Tensor,
+        a: torch.Tensor,
+        slope: torch.Tensor,
+        target: torch.Tensor,
+        error: torch.Tensor | None,
+        matrix: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``dL/dz`` for this layer; ``slope`` is ``sigma'(z)``, ``matrix`` the fixed ``P``/``B``."""
+        raise NotImplementedError
+
+
+class Backprop(Rule):
+    """True gradient from the layer above (``delta = (delta_above @ W_above) * sigma'(z)``).
+
+    A run of ``bp`` layers under a layer with a local rule is trained by back-propagating that
+    layer's local loss through the run; under the output layer, by the true loss.
+    """
+
+    name = "bp"
+    is_local = False
+    default_projection = None
+
+
+class DFA(Rule):
+    """Direct feedback alignment: ``delta = (e @ B) * sigma'(z) / n``."""
+
+    name = "dfa"
+    uses_error = True
+    default_projection = "uniform"
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        return dfa_delta(error=error, feedback=matrix, slope=slope)
+
+
+class SignDFA(Rule):
+    """Sign-symmetric DFA: ``delta = (sign(e) @ B) * sigma'(z) / n``."""
+
+    name = "sdfa"
+    uses_error = True
+    default_projection = "uniform"
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        return dfa_delta(error=torch.sign(error), feedback=matrix, slope=slope)
+
+
+class DRTP(Rule):
+    """Direct random target projection: ``delta = (y* @ B) * sigma'(z) / n``."""
+
+    name = "drtp"
+    default_projection = "orthogonal"
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        return drtp_delta(target=target, feedback=matrix, slope=slope)
+
+
+class TPSGDL1(Rule):
+    """tpSGD with an l1 local loss ``|a - y* P|_1``, P binary near-orthogonal."""
+
+    name = "tpsgd_l1"
+    default_projection = "binary"
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        output, slope = self._output_and_slope(z, a, slope)
+        return target_projection_delta(
+            output=output, target=target, projection=matrix, slope=slope, norm="l1"
+        )
+
+
+class TPSGDL2(Rule):
+    """tpSGD with an l2 local loss ``||a - y* P||^2``, P ~ N(0, 1)."""
+
+    name = "tpsgd_l2"
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        output, slope = self._output_and_slope(z, a, slope)
+        return target_projection_delta(
+            output=output, target=target, projection=matrix, slope=slope, norm="l2"
+        )
+
+
+class TPSGDCrossEntropy(Rule):
+    """Local cross-entropy of the layer read out through its fixed projection.
+
+    The projection's scale is a softmax temperature: by default each entry has standard
+    deviation ``3.2 / sqrt(n_units)`` (0.2 for 256 units, the best of a calibration sweep).
+    """
+
+    name = "tpsgd_ce"
+    temperature = 3.2
+
+    def default_scale(self, n_units: int) -> float:
+        return self.temperature / math.sqrt(n_units)
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        output, slope = self._output_and_slope(z, a, slope)
+        return projected_cross_entropy_delta(
+            output=output, target=target, projection=matrix, slope=slope
+        )
+
+
+class LocalLoss(Rule):
+    """Any differentiable local loss ``loss(h, y* @ P) -> scalar`` (the paper's arbitrary loss).
+
+    The gradient is taken by autograd on this layer alone: ``h`` is a detached leaf, so nothing
+    flows to other layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rule = LocalLoss(lambda h, t: torch.nn.functional.smooth_l1_loss(h, t, reduction="sum"))
+    >>> z = torch.tensor([[0.5, -2.0]])
+    >>> rule.delta(z=z, a=z, slope=torch.ones_like(z), target=torch.tensor([[1.0]]),
+    ...            error=None, matrix=torch.tensor([[1.0, 1.0]]))
+    tensor([[-0.5000, -1.0000]])
+    """
+
+    name = "local_loss"
+
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], **kwargs):
+        super().__init__(**kwargs)
+        if not callable(loss):
+            raise TypeError(f"loss must be callable (h, target) -> scalar, got {loss!r}.")
+        self.loss = loss
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.loss, self.projection, self.scale, self.target_on))
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        output, slope = self._output_and_slope(z, a, slope)
+        with torch.enable_grad():
+            h = output.detach().requires_grad_(True)
+            loss = self.loss(h, _project(target, matrix, h)) / h.shape[0]
+            (grad,) = torch.autograd.grad(loss, h)
+        return grad if slope is None else grad * slope
+
+
+RULES: dict[str, type[Rule]] = {
+    rule.name: rule for rule in (Backprop, DFA, SignDFA, DRTP, TPSGDL1, TPSGDL2, TPSGDCrossEntropy)
+}
+
+
+def get_rule(rule: str | Rule, **kwargs) -> Rule:
+    """A :class:`Rule` from its name (``"tpsgd_ce"``) or an instance (returned as is).
+
+    Examples
+    --------
+    >>> get_rule("drtp")
+    DRTP(projection='orthogonal', scale=None, target_on='activation')
+    """
+    if isinstance(rule, Rule):
+        return rule
+    if rule not in RULES:
+        raise ValueError(f"Unknown rule {rule!r}; expected one of {sorted(RULES)} or a Rule.")
+    return RULES[rule](**kwargs)
