@@ -21,7 +21,8 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], *, lr: float) -> t
     0.1
     """
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        # the fused kernel (CPU and CUDA) is about 2x the default for-loop Adam on CPU
+        return torch.optim.Adam(params, lr=lr, fused=True)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")

@@ -1,0 +1,300 @@
+"""Mechanics shared by the tabular estimators: feature map, minibatch buffer, fast prediction.
+
+The estimators own everything river-specific (dicts, labels, DataFrames) and hand tensors to
+:class:`~tpsgd_stream.network.Network`:
+
+- **Feature map.** Each feature name gets a column the first time a sample with it is learned
+  from; the network's first layer grows a zero-weight input column for it, so its outputs do
+  not change. Missing features count as 0, unknown features at prediction time are ignored,
+  and the order of the keys never matters.
+- **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
+  one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
+  paths take exactly the same steps.
+- **Prediction.** A float64 numpy copy of the weights, rebuilt lazily after each update, runs
+  the forward pass: for one row that is several times faster than a torch call.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from river import base
+
+from .. import activations as act_module
+from ..network import Network, resolve_device
+from ..optim import OPTIMIZERS
+from ..rules import RULES
+from . import _persistence
+from ._inputs import NON_FINITE, check_frame, parse_values
+
+__all__ = ["TPSGDEstimator"]
+
+
+def _leaky_relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, act_module.LEAKY_SLOPE * z)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+NUMPY_ACTIVATIONS = {
+    "leaky_relu": _leaky_relu,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": _sigmoid,
+    "identity": None,
+}
+
+
+class TPSGDEstimator(base.Estimator):
+    """Shared state and mechanics; subclasses define the task (targets, outputs, prediction)."""
+
+    _loss: str = "cross_entropy"
+
+    # ------------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        sizes = self.hidden_layer_sizes
+        if not isinstance(sizes, tuple) or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in sizes
+        ):
+            raise ValueError(
+                f"{name}: hidden_layer_sizes must be a tuple of positive ints, such as (64,), "
+                f"got {sizes!r}."
+            )
+        if self.activation not in NUMPY_ACTIVATIONS:
+            raise ValueError(
+                f"{name}: unknown activation {self.activation!r}; expected one of "
+                f"{sorted(NUMPY_ACTIVATIONS)}."
+            )
+        if self.rule not in RULES:
+            raise ValueError(
+                f"{name}: unknown rule {self.rule!r}; expected one of {sorted(RULES)}."
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"{name}: unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}."
+            )
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}.")
+        batch = self.batch_size
+        if isinstance(batch, bool) or not (isinstance(batch, (int, np.integer)) and batch >= 1):
+            raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch!r}.")
+        if self.seed is not None and not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"{name}: seed must be an int or None, got {self.seed!r}.")
+        if self.non_finite not in NON_FINITE:
+            raise ValueError(
+                f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
+            )
+        resolve_device(self.device)  # a clear ValueError now rather than at the first sample
+
+    def _reset(self) -> None:
+        # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
+        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
+        self._features: dict = {}  # feature name -> column
+        self._net: Network | None = None
+        self._buffer = np.zeros((self.batch_size, 0), dtype=np.float32)
+        self._buffer_y = np.zeros(self.batch_size, dtype=self._target_dtype)
+        self._n_buffered = 0
+        self._n_updates = 0
+        self._weights = None  # numpy copy of the weights for prediction, None when stale
+
+    # --------------------------------------------------------------------- task hooks
+    _target_dtype = np.int64
+
+    @property
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------------- network
+    @property
+    def _width(self) -> int:
+        """Columns of the buffer and of the network's input (>= the number of features)."""
+        return self._buffer.shape[1]
+
+    def _build(self, n_inputs: int) -> None:
+        """Create the network on the first sample learned; its features get the usual init."""
+        n_inputs = max(n_inputs, 1)  # a first sample without features still gets a network
+        self._net = Network.mlp(
+            n_inputs,
+            self.hidden_layer_sizes,
+            max(self._n_outputs, 1),
+            activation=self.activation,
+            rule=self.rule,
+            loss=self._loss,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            seed=self._seed,
+            device=self.device,
+        )
+        self._buffer = np.zeros((self.batch_size, n_inputs), dtype=np.float32)
+
+    def _add_features(self, names) -> None:
+        """Give new feature names a column; grow the network's input when needed."""
+        features = self._features
+        for name in names:
+            if name not in features:
+                features[name] = len(features)
+        if self._net is None:
+            self._build(len(features))
+        grow = len(features) - self._width
+        if grow > 0:
+            self._net.grow_inputs(grow)
+            pad = np.zeros((self.batch_size, grow), dtype=np.float32)
+            self._buffer = np.concatenate([self._buffer, pad], axis=1)
+            self._weights = None
+
+    def _columns(self, names) -> list[int]:
+        """Columns of ``names``, all known (call :meth:`_add_features` first)."""
+        return list(map(self._features.__getitem__, names))
+
+    def _push(self, columns: list[int], values: np.ndarray, y) -> None:
+        """Buffer one sample (already validated and mapped); update when the buffer is full."""
+        row = self._buffer[self._n_buffered]
+        row[:] = 0.0
+        row[columns] = values
+        self._buffer_y[self._n_buffered] = y
+        self._n_buffered += 1
+        if self._n_buffered == self.batch_size:
+            self._update()
+
+    def _update(self) -> None:
+        n = self._n_buffered
+        x = torch.from_numpy(self._buffer[:n]).to(self._net.device)
+        self._net.train_step(x, self._targets(self._buffer_y[:n]))
+        self._n_buffered = 0
+        self._n_updates += 1
+        self._weights = None
+
+    # ------------------------------------------------------------------------ learning
+    def _learn_row(self, x: dict, y, register) -> None:
+        """Check ``x``, then map its features and ``register(y)`` its label, then buffer it."""
+        values = parse_values(x, type(self).__name__, self.non_finite)
+        try:
+            columns = self._columns(x)
+        except KeyError:
+            columns = None
+        if columns is None or self._net is None:
+            self._add_features(x)
+            columns = self._columns(x)
+        self._push(columns, values, register(y))
+
+    def _learn_frame(self, X, y: np.ndarray, register) -> None:
+        """Buffer the rows of ``X`` in order; ``register(chunk)`` maps the labels of a chunk.
+
+        Labels are registered chunk by chunk, right before the rows that carry them enter the
+        buffer, so that ``learn_many`` takes exactly the steps a ``learn_one`` loop would.
+        """
+        values = check_frame(X, type(self).__name__, self.non_finite)
+        if len(X) != len(y):
+            raise ValueError(
+                f"{type(self).__name__}: X has {len(X)} rows but y has {len(y)} labels."
+            )
+        if len(X) == 0:
+            return
+        self._add_features(X.columns)
+        rows = np.zeros((len(X), self._width), dtype=np.float32)
+        rows[:, self._columns(X.columns)] = values
+        start = 0
+        while start < len(rows):
+            take = min(self.batch_size - self._n_buffered, len(rows) - start)
+            stop = start + take
+            targets = register(y[start:stop])
+            self._buffer[self._n_buffered : self._n_buffered + take] = rows[start:stop]
+            self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
+            self._n_buffered += take
+            start = stop
+            if self._n_buffered == self.batch_size:
+                self._update()
+
+    # ---------------------------------------------------------------------- prediction
+    def _numpy_weights(self) -> list:
+        if self._weights is None:
+            layers = self._net.layers
+            act = NUMPY_ACTIVATIONS[self.activation]
+            self._weights = [
+                (
+                    layer.weight.detach().cpu().numpy().astype(np.float64).T.copy(),
+                    layer.bias.detach().cpu().numpy().astype(np.float64),
+                    None if i == len(layers) - 1 else act,
+                )
+                for i, layer in enumerate(layers)
+            ]
+        return self._weights
+
+    def _forward(self, rows: np.ndarray) -> np.ndarray:
+        """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``)."""
+        for weight, bias, act in self._numpy_weights():
+            rows = rows @ weight + bias
+            if act is not None:
+                rows = act(rows)
+        return rows
+
+    def _row(self, x: dict) -> np.ndarray:
+        """One input row for prediction: unknown features are ignored, missing ones are 0."""
+        values = parse_values(x, type(self).__name__, self.non_finite)
+        row = np.zeros(self._width)
+        features = self._features
+        try:
+            row[list(map(features.__getitem__, x))] = values
+        except KeyError:
+            keep = [(features[k], v) for k, v in zip(x, values) if k in features]
+            if keep:
+                columns, kept = zip(*keep)
+                row[list(columns)] = kept
+        return row
+
+    def _rows(self, X) -> np.ndarray:
+        values = check_frame(X, type(self).__name__, self.non_finite)
+        rows = np.zeros((len(X), self._width))
+        known = [i for i, name in enumerate(X.columns) if name in self._features]
+        if known:
+            rows[:, self._columns(X.columns[known])] = values[:, known]
+        return rows
+
+    # --------------------------------------------------------------- memory, pickling
+    def _tensor_bytes(self) -> int:
+        """Bytes held in torch tensors, which river's memory walker cannot see into."""
+        if self._net is None:
+            return 0
+        tensors = list(self._net.parameters())
+        for optimizer in self._net.optimizers.values():
+            for state in optimizer.state.values():
+                tensors += [v for v in state.values() if torch.is_tensor(v)]
+        for projection in self._net._projections.values():
+            if projection._cache is not None:
+                tensors.append(projection._cache)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def _raw_memory_usage(self) -> int:
+        return super()._raw_memory_usage + self._tensor_bytes()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_weights"] = None  # a cache, rebuilt from the network on demand
+        return state
+
+    # ---------------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the model to ``path``: its parameters, maps, buffer and torch state.
+
+        The file is a ``torch.save`` archive loadable with ``torch.load(weights_only=True)``
+        and carries a format version; :meth:`load` reads it back.
+        """
+        _persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, device: str | None = None):
+        """Read a model written by :meth:`save` (optionally onto another ``device``).
+
+        Raises ``ValueError`` for a file of another format version, another estimator class,
+        or a file that is corrupted or not a tpsgd-stream model.
+        """
+        return _persistence.load(cls, path, device=device)
