@@ -7,8 +7,8 @@ paper's Table 1). Each activation therefore carries its derivative in closed for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.nn import functional as F

@@ -11,9 +11,8 @@ while a local-rule network holds one layer at a time.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -22,15 +21,11 @@ from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
 from .rules import Rule, get_rule
+from .seeding import derive_seed
 
-__all__ = ["Network", "SCHEDULES"]
+__all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
 
 SCHEDULES = ("simultaneous", "sequential")
-
-
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from integer keys (stable across runs and platforms)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> 1)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -123,7 +118,7 @@ class Network(nn.Module):
         *,
         activation: str = "leaky_relu",
         **kwargs,
-    ) -> "Network":
+    ) -> Network:
         """A multi-layer perceptron ``n_inputs -> hidden... -> n_outputs``."""
         sizes = [int(n_inputs), *(int(h) for h in hidden_layer_sizes)]
         layers: list[nn.Module] = [
@@ -143,7 +138,7 @@ class Network(nn.Module):
         pool: int = 0,
         activation: str = "leaky_relu",
         **kwargs,
-    ) -> "Network":
+    ) -> Network:
         """Conv2d layers (``channels``, each ``kernel_size`` wide, optional max-pool) + Linear.
 
         The default is the tpSGD paper's Table 3 net: two Conv2d 16@5x5 and a linear readout.
@@ -175,26 +170,23 @@ class Network(nn.Module):
         return list(self.optimizers)
 
     def projection(self, index: int) -> Projection | None:
-        """The fixed projection (or feedback) matrix generator of hidden layer ``index``."""
-        rule_ = self.rules[index]
-        if rule_ is None or not rule_.is_local:
-            return None
-        if index not in self._projections:
-            layer = self.layers[index]
-            n_units = layer.out_features if isinstance(layer, Dense) else layer.out_channels
-            self._projections[index] = rule_.make_projection(
-                n_units, seed=self.seed, stream=index
-            )
-        return self._projections[index]
+        """The fixed projection (or feedback) matrix generator of hidden layer ``index``.
+
+        ``None`` for layers without one, or before the layer's first training step (a
+        projection's default scale depends on the layer's number of output units, which a
+        convolution knows only once it has seen an input).
+        """
+        return self._projections.get(index)
 
     def _matrix(self, index: int, z: torch.Tensor) -> torch.Tensor | None:
-        projection = self.projection(index)
-        if projection is None:
+        rule_ = self.rules[index]
+        if rule_.projection is None:
             return None
-        if projection.kind != "filter" and self.rules[index].scale is None:
-            # default scales may depend on the number of units, known only now for convs
-            projection.scale = self.rules[index].default_scale(z[0].numel())
-        return projection.matrix(self.n_outputs, z.shape[1:], device=self.device)
+        if index not in self._projections:
+            self._projections[index] = rule_.make_projection(
+                z[0].numel(), seed=self.seed, stream=index
+            )
+        return self._projections[index].matrix(self.n_outputs, z.shape[1:], device=self.device)
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """Integer labels -> float one-hot targets of width ``n_outputs``."""

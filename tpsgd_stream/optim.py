@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -12,7 +12,9 @@ __all__ = ["OPTIMIZERS", "make_optimizer", "pad_optimizer_state"]
 OPTIMIZERS = ("adam", "sgd")
 
 
-def make_optimizer(name: str, params: Iterable[nn.Parameter], *, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: Iterable[nn.Parameter], *, lr: float
+) -> torch.optim.Optimizer:
     """``"adam"`` (default betas) or ``"sgd"`` (plain) over ``params``.
 
     Examples

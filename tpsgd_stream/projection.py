@@ -9,7 +9,7 @@ tensor, and a new class only appends a row: the targets of earlier classes never
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -60,9 +60,13 @@ class Projection:
     True
     """
 
-    def __init__(self, kind: str = "normal", *, scale: float = 1.0, seed: int = 0, stream: int = 0):
+    def __init__(
+        self, kind: str = "normal", *, scale: float = 1.0, seed: int = 0, stream: int = 0
+    ):
         if kind not in PROJECTION_KINDS:
-            raise ValueError(f"Unknown projection kind {kind!r}; expected one of {PROJECTION_KINDS}.")
+            raise ValueError(
+                f"Unknown projection kind {kind!r}; expected one of {PROJECTION_KINDS}."
+            )
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
             raise ValueError(f"Projection scale must be a positive finite number, got {scale!r}.")
         self.kind = kind
@@ -130,3 +134,50 @@ class Projection:
             cache = torch.as_tensor(raw, dtype=torch.float32).to(device)
             self._cache = cache
         return cache
+
+
+def step_matrix(
+    kind: str,
+    n_rows: int,
+    n_units: int,
+    *,
+    seed: int,
+    stream: int,
+    step: int,
+    scale: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The fixed matrix ``B_t`` of time step ``step``, generated on the spot (never stored).
+
+    A recurrent layer uses a different matrix at each time step; keeping ``T`` of them would
+    make memory grow with the sequence length, so each is regenerated from
+    ``(seed, stream, step)`` by a local torch generator (microseconds). Rows fill in order, so
+    a new class appends a row and keeps the others. ``"binary"`` rows are the signs of normal
+    rows (near-orthogonal, ``|cos| ~ 1/sqrt(n_units)``); ``"orthogonal"`` rows are
+    orthonormalised by QR and scaled to unit-variance entries.
+
+    Examples
+    --------
+    >>> b = step_matrix("binary", 2, 6, seed=0, stream=0, step=3)
+    >>> b.shape, bool((b.abs() == 1).all())
+    (torch.Size([2, 6]), True)
+    >>> bool((step_matrix("binary", 3, 6, seed=0, stream=0, step=3)[:2] == b).all())
+    True
+    """
+    from .seeding import derive_seed
+
+    generator = torch.Generator().manual_seed(derive_seed(seed, stream, step))
+    if kind == "uniform":
+        raw = torch.rand(n_rows, n_units, generator=generator) * 2.0 - 1.0
+    else:
+        raw = torch.randn(n_rows, n_units, generator=generator)
+    if kind == "binary":
+        raw = torch.where(raw >= 0, 1.0, -1.0)
+    elif kind == "orthogonal" and n_rows <= n_units:
+        q, r = torch.linalg.qr(raw.T)
+        raw = (q * torch.sign(torch.diagonal(r))).T * math.sqrt(n_units)
+    elif kind not in ("normal", "uniform", "orthogonal"):
+        raise ValueError(
+            f"Per-step matrices are normal, uniform, binary or orthogonal; got {kind!r}."
+        )
+    return (raw * scale).to(device)

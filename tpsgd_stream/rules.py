@@ -26,9 +26,10 @@ with the target, and the ``sigma'(z)`` factor drops out.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
+
 from .projection import Projection
 
 __all__ = [
@@ -67,7 +68,9 @@ def dfa_delta(*, error: torch.Tensor, feedback: torch.Tensor, slope: torch.Tenso
     return _project(error, feedback, slope) * slope / slope.shape[0]
 
 
-def drtp_delta(*, target: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+def drtp_delta(
+    *, target: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor
+) -> torch.Tensor:
     """DRTP: ``(y* @ B) * sigma'(z) / n`` (Frenkel et al. 2021)."""
     return _project(target, feedback, slope) * slope / slope.shape[0]
 
@@ -183,7 +186,7 @@ class Rule:
         error: torch.Tensor | None,
         matrix: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``dL/dz`` for this layer; ``slope`` is ``sigma'(z)``, ``matrix`` the fixed ``P``/``B``."""
+        """``dL/dz`` of this layer; ``slope`` is ``sigma'(z)``, ``matrix`` the fixed P or B."""
         raise NotImplementedError
 
 

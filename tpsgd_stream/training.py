@@ -68,7 +68,7 @@ def fit(
     step = 0
     with tqdm(total=total, disable=not show, desc=f"fit ({schedule})", unit="batch") as bar:
         for stage in stages:
-            for epoch in range(epochs):
+            for _ in range(epochs):
                 order = torch.arange(n)
                 if shuffle:
                     generator = torch.Generator().manual_seed(derive_seed(network.seed, step))
