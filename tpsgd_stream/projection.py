@@ -167,10 +167,11 @@ def step_matrix(
     from .seeding import derive_seed
 
     generator = torch.Generator().manual_seed(derive_seed(seed, stream, step))
+    # one draw per row, all of the same size: row k never depends on how many rows follow
+    draw = torch.rand if kind == "uniform" else torch.randn
+    raw = torch.stack([draw(n_units, generator=generator) for _ in range(n_rows)])
     if kind == "uniform":
-        raw = torch.rand(n_rows, n_units, generator=generator) * 2.0 - 1.0
-    else:
-        raw = torch.randn(n_rows, n_units, generator=generator)
+        raw = raw * 2.0 - 1.0
     if kind == "binary":
         raw = torch.where(raw >= 0, 1.0, -1.0)
     elif kind == "orthogonal" and n_rows <= n_units:

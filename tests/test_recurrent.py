@@ -1,0 +1,156 @@
+"""Recurrent layers: the paper's eq. 5 by hand, BPTT against autograd, memory flat in T."""
+
+import pytest
+import torch
+
+from tpsgd_stream.projection import step_matrix
+from tpsgd_stream.recurrent import RecurrentNetwork
+
+N, T, D, H, C = 4, 3, 2, 5, 3
+
+
+def _data(seed=0, t=T):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(N, t, D, generator=g), torch.tensor([0, 1, 2, 1])
+
+
+def _copy_cell(net):
+    cell = net.cells[0]
+    return {k: v.detach().clone() for k, v in cell.named_parameters()}
+
+
+def test_tpsgd_l1_matches_eq5_by_hand():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, rule="tpsgd_l1", optimizer="sgd", lr=1.0, seed=3)
+    w = _copy_cell(net)
+    y_star = torch.nn.functional.one_hot(y, C).float()
+    grad_wh, grad_wx = torch.zeros(H, H), torch.zeros(D, H)
+    h = torch.zeros(N, H)
+    for t in range(T):
+        h_next = torch.sigmoid(
+            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"]
+        )
+        b_t = step_matrix("binary", C, H, seed=3, stream=0, step=t)
+        # eq. 5: D_H = sign(Y* B_t - H_{t+1}) (.) H_{t+1} (1 - H_{t+1}); we descend its negative
+        d_h = -torch.sign(y_star @ b_t - h_next) * h_next * (1 - h_next) / N
+        grad_wh += h.T @ d_h
+        grad_wx += x[:, t].T @ d_h
+        h = h_next
+    net.train_step(x, net.one_hot(y))
+    cell = net.cells[0]
+    torch.testing.assert_close(w["weight_h"] - cell.weight_h.detach(), grad_wh)
+    torch.testing.assert_close(w["weight_x"] - cell.weight_x.detach(), grad_wx)
+
+
+def test_drtp_uses_orthogonal_step_matrices():
+    x, y = _data(1)
+    net = RecurrentNetwork(D, H, C, rule="drtp", optimizer="sgd", lr=1.0, seed=0)
+    w = _copy_cell(net)
+    y_star = torch.nn.functional.one_hot(y, C).float()
+    grad_wx, h = torch.zeros(D, H), torch.zeros(N, H)
+    for t in range(T):
+        h_next = torch.sigmoid(
+            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"]
+        )
+        b_t = step_matrix("orthogonal", C, H, seed=0, stream=0, step=t)
+        grad_wx += x[:, t].T @ ((y_star @ b_t) * h_next * (1 - h_next) / N)
+        h = h_next
+    net.train_step(x, net.one_hot(y))
+    torch.testing.assert_close(w["weight_x"] - net.cells[0].weight_x.detach(), grad_wx)
+    b = step_matrix("orthogonal", C, H, seed=0, stream=0, step=1)
+    torch.testing.assert_close(b @ b.T, H * torch.eye(C), atol=1e-4, rtol=0)
+
+
+def test_bptt_equals_autograd():
+    x, y = _data(2)
+    net = RecurrentNetwork(D, H, C, rule="bp", optimizer="sgd", lr=1.0, seed=1)
+    w = {k: v.detach().clone().requires_grad_(True) for k, v in net.cells[0].named_parameters()}
+    out = net.readout.layers[0]
+    w_out, b_out = (
+        out.weight.detach().clone().requires_grad_(True),
+        out.bias.detach().clone().requires_grad_(True),
+    )
+    h = torch.zeros(N, H)
+    for t in range(T):
+        h = torch.sigmoid(h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"])
+    loss = torch.nn.functional.cross_entropy(h @ w_out.T + b_out, y)
+    loss.backward()
+    net.train_step(x, net.one_hot(y))
+    for name, param in net.cells[0].named_parameters():
+        torch.testing.assert_close(w[name].detach() - param.detach(), w[name].grad)
+    torch.testing.assert_close(w_out.detach() - out.weight.detach(), w_out.grad)
+
+
+@pytest.mark.parametrize("rule", ["tpsgd_l1", "drtp", "tpsgd_l2"])
+def test_local_memory_flat_in_sequence_length_bptt_grows(rule):
+    held = {}
+    for name in (rule, "bp"):
+        for t in (10, 1000):
+            x, y = _data(0, t)
+            net = RecurrentNetwork(D, H, C, rule=name)
+            net.train_step(x, net.one_hot(y))
+            held[name, t] = net.held_bytes
+    assert held[rule, 10] == held[rule, 1000] > 0
+    assert held["bp", 1000] > 50 * held["bp", 10]
+
+
+def test_padded_sequences_follow_their_own_length():
+    x, _ = _data(3, t=6)
+    net = RecurrentNetwork(D, H, C, bidirectional=True, num_layers=2, seed=0)
+    lengths = torch.tensor([6, 4, 2, 1])
+    padded = x.clone()
+    for i, n in enumerate(lengths):
+        padded[i, n:] = 99.0  # garbage that must be ignored
+    batched = net.encode(padded, lengths)
+    for i, n in enumerate(lengths):
+        alone = net.encode(x[i : i + 1, :n])
+        torch.testing.assert_close(batched[i : i + 1], alone)
+
+
+def test_readout_only_control_leaves_cells_unchanged():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, train_recurrent=False)
+    before = _copy_cell(net)
+    readout_before = net.readout.layers[0].weight.detach().clone()
+    net.train_step(x, net.one_hot(y))
+    for name, param in net.cells[0].named_parameters():
+        assert torch.equal(param, before[name])
+    assert not torch.equal(net.readout.layers[0].weight, readout_before)
+
+
+@pytest.mark.parametrize(
+    "x, lengths, match",
+    [
+        (torch.randn(4, 3), None, r"shape \(n, T, 2\)"),
+        (torch.randn(4, 3, 7), None, r"shape \(n, T, 2\)"),
+        (torch.randn(4, 0, 2), None, "0 time steps"),
+        (torch.randn(4, 3, 2), torch.tensor([1, 2, 3, 4]), "lengths"),
+    ],
+)
+def test_bad_input_is_named(x, lengths, match):
+    net = RecurrentNetwork(D, H, C)
+    before = _copy_cell(net)
+    with pytest.raises(ValueError, match=match):
+        net.train_step(x, torch.zeros(4, C), lengths)
+    for name, param in net.cells[0].named_parameters():
+        assert torch.equal(param, before[name])
+
+
+def test_local_rules_learn_row_wise_digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16.0, dtype=torch.float32).reshape(-1, 8, 8)
+    y = torch.tensor(y)
+    accuracy = {}
+    # measured (hidden 32, 4 epochs, batch 50, lr 2e-2), seeds 0/1:
+    # bp 0.617/0.559, tpsgd_l1 0.418/0.380, readout only (control) 0.254/0.242
+    for rule, kwargs in (("bp", {}), ("tpsgd_l1", {}), ("tpsgd_l1", {"train_recurrent": False})):
+        net = RecurrentNetwork(8, 32, 10, rule=rule, lr=2e-2, seed=0, **kwargs)
+        for _ in range(4):
+            for i in range(0, 1400, 50):
+                net.train_step(X[i : i + 50], net.one_hot(y[i : i + 50]))
+        accuracy[rule, bool(kwargs)] = (net.predict(X[1400:]) == y[1400:]).float().mean().item()
+    assert accuracy["bp", False] > 0.45
+    assert accuracy["tpsgd_l1", False] > 0.3
+    assert accuracy["tpsgd_l1", False] > accuracy["tpsgd_l1", True] + 0.08

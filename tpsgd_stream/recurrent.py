@@ -1,0 +1,368 @@
+r"""Elman recurrent layers trained with local rules over time, or with BPTT.
+
+The paper's cell (its eq. 5) is ``H_{t+1} = sigma(H_t W_H + b_H + X_t W_X + b_X)``. A local rule
+gives every time step its own ``delta_t`` from the label through a fixed matrix ``B_t``
+(regenerated from the seed at each step, never stored), e.g. for tpSGD-l1
+``delta_t = sign(H_{t+1} - y* B_t) * H_{t+1} (1 - H_{t+1})``. The pseudo-gradients
+``H_t^T delta_t`` (for ``W_H``) and ``X_t^T delta_t`` (for ``W_X``) are summed over the steps as
+they come, so the memory a local rule holds does not grow with the sequence length. Only the
+``bp`` rule (back-propagation through time) keeps the unrolled sequence.
+
+A readout (linear, or with one hidden layer) on the last state is trained with the true loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .activations import Activation, get_activation
+from .layers import Dense
+from .losses import LOSSES, output_error, output_loss
+from .network import Network, resolve_device
+from .optim import make_optimizer
+from .projection import step_matrix
+from .rules import Rule, get_rule
+from .seeding import derive_seed
+
+__all__ = ["ElmanCell", "RecurrentNetwork"]
+
+
+class ElmanCell(nn.Module):
+    """``H_{t+1} = sigma(H_t W_H + b_H + X_t W_X + b_X)`` with ``W_H`` and ``W_X`` kept apart.
+
+    Examples
+    --------
+    >>> cell = ElmanCell(3, 4)
+    >>> cell.linear(torch.ones(2, 3), torch.zeros(2, 4)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, activation: str = "sigmoid"):
+        super().__init__()
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.activation = get_activation(activation).name
+        self.weight_x = nn.Parameter(torch.zeros(self.input_size, self.hidden_size))
+        self.bias_x = nn.Parameter(torch.zeros(self.hidden_size))
+        self.weight_h = nn.Parameter(torch.zeros(self.hidden_size, self.hidden_size))
+        self.bias_h = nn.Parameter(torch.zeros(self.hidden_size))
+        self.reset_parameters(torch.Generator().manual_seed(0))
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size} -> {self.hidden_size}, {self.activation}"
+
+    @property
+    def act(self) -> Activation:
+        return get_activation(self.activation)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """U(-1/sqrt(hidden), 1/sqrt(hidden)) for every parameter, as ``torch.nn.RNN``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for param in self.parameters():
+                param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
+
+    def linear(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The pre-activation ``z_t`` of the next state."""
+        return torch.addmm(self.bias_x, x_t, self.weight_x) + torch.addmm(
+            self.bias_h, h, self.weight_h
+        )
+
+    def accumulate(self, x_t: torch.Tensor, h: torch.Tensor, delta: torch.Tensor) -> None:
+        """Add this step's pseudo-gradients: ``X_t^T delta`` to W_X, ``H_t^T delta`` to W_H."""
+        for param, grad in (
+            (self.weight_x, x_t.T @ delta),
+            (self.weight_h, h.T @ delta),
+            (self.bias_x, delta.sum(0)),
+            (self.bias_h, delta.sum(0)),
+        ):
+            if param.grad is None:
+                param.grad = grad
+            else:
+                param.grad.add_(grad)
+
+
+def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence in time within its own length (padding stays at the end)."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device)
+    index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+    return x.gather(1, index[:, :, None].expand_as(x))
+
+
+class RecurrentNetwork(nn.Module):
+    """Stacked (and optionally bidirectional) Elman layers with a readout on the last state.
+
+    Parameters
+    ----------
+    input_size, hidden_size, n_outputs
+        Features per time step, units per recurrent layer, classes (or regression outputs).
+    num_layers
+        Stacked recurrent layers; the upper ones read the lower one's states.
+    bidirectional
+        Add a layer reading each sequence backwards; the readout sees both last states.
+    rule
+        ``"tpsgd_l1"`` (the paper's eq. 5, binary ``B_t``), ``"drtp"`` (orthogonal ``B_t``),
+        ``"tpsgd_l2"``, ``"tpsgd_ce"``, ``"dfa"``, ``"sdfa"`` or ``"bp"`` (BPTT).
+    readout_hidden
+        ``()`` for a linear readout, ``(n,)`` for one hidden layer of ``n`` (trained by backprop
+        within the readout, from the true loss).
+    activation
+        Of the recurrent cells (``"sigmoid"`` as the paper; ``"tanh"`` as an option).
+    train_recurrent
+        ``False`` keeps the recurrent layers at their random initialisation and trains only the
+        readout (the paper's control).
+
+    Examples
+    --------
+    >>> net = RecurrentNetwork(2, 8, 3, rule="tpsgd_l1", seed=0)
+    >>> x, y = torch.randn(4, 5, 2), torch.tensor([0, 1, 2, 0])
+    >>> net.train_step(x, net.one_hot(y)).shape
+    torch.Size([4, 3])
+    >>> net.predict(x).shape
+    torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        n_outputs: int,
+        *,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        rule: str | Rule = "tpsgd_l1",
+        readout_hidden: Iterable[int] = (),
+        activation: str = "sigmoid",
+        loss: str = "cross_entropy",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        train_recurrent: bool = True,
+    ):
+        super().__init__()
+        if int(num_layers) < 1 or int(hidden_size) < 1 or int(input_size) < 1:
+            raise ValueError(
+                "input_size, hidden_size and num_layers must be positive, got "
+                f"{input_size}, {hidden_size}, {num_layers}."
+            )
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+        self.rule = get_rule(rule)
+        self.loss, self.seed = loss, int(seed)
+        self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
+        self.train_recurrent = bool(train_recurrent)
+        self.device = resolve_device(device)
+        directions = 2 if self.bidirectional else 1
+        self.cells = nn.ModuleList()
+        for layer in range(self.num_layers):
+            n_in = int(input_size) if layer == 0 else int(hidden_size) * directions
+            for _ in range(directions):
+                cell = ElmanCell(n_in, hidden_size, activation=activation)
+                cell.reset_parameters(
+                    torch.Generator().manual_seed(derive_seed(self.seed, len(self.cells)))
+                )
+                self.cells.append(cell)
+        readout_layers = _readout_layers(int(hidden_size) * directions, readout_hidden, n_outputs)
+        self.readout = Network(
+            readout_layers,
+            rule="bp",
+            loss=loss,
+            optimizer=optimizer,
+            lr=lr,
+            seed=derive_seed(self.seed, 1_000_003),
+            device=self.device,
+        )
+        self.cells.to(self.device)
+        self.optimizers = [
+            make_optimizer(optimizer, cell.parameters(), lr=lr) for cell in self.cells
+        ]
+        self.held_bytes = 0  # peak bytes of activations held by the last train_step
+
+    @property
+    def n_outputs(self) -> int:
+        return self.readout.n_outputs
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """Integer labels -> float one-hot targets."""
+        return self.readout.one_hot(y)
+
+    # ------------------------------------------------------------------------------- forward
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The readout's input: the last state of the top layer (both directions)."""
+        x, lengths = self._check(x, lengths)
+        with torch.no_grad():
+            return self._run(x, lengths, target=None, error=None)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of padded sequences ``x`` of shape ``(n, T, input_size)``."""
+        return self.readout.forward(self.encode(x, lengths))
+
+    def predict(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class indices (classification) or outputs (regression)."""
+        with torch.inference_mode():
+            out = self.forward(x, lengths)
+        return out.argmax(1) if self.loss == "cross_entropy" else out
+
+    # ------------------------------------------------------------------------------ training
+    def train_step(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One minibatch of sequences ``(n, T, d)`` (padded; ``lengths`` gives each length).
+
+        Returns the logits from the pre-update weights.
+        """
+        x, lengths = self._check(x, lengths)
+        target = target.to(self.device)
+        if target.shape != (x.shape[0], self.n_outputs):
+            raise ValueError(
+                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
+                f"got {tuple(target.shape)}."
+            )
+        if not self.rule.is_local and self.train_recurrent:
+            return self._bptt_step(x, target, lengths)
+        with torch.no_grad():
+            error = None
+            if self.rule.uses_error and self.train_recurrent:
+                error = output_error(self.forward(x, lengths), target, self.loss)
+            train = target if self.train_recurrent else None
+            features = self._run(x, lengths, target=train, error=error)
+            if self.train_recurrent:
+                for optimizer in self.optimizers:
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            return self.readout.train_step(features, target)
+
+    def _check(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        if x.dim() != 3 or x.shape[2] != self.cells[0].input_size:
+            raise ValueError(
+                f"x must have shape (n, T, {self.cells[0].input_size}), got {tuple(x.shape)}."
+            )
+        if x.shape[1] == 0:
+            raise ValueError("Empty sequences: x has 0 time steps.")
+        x = x.to(self.device, torch.float32)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=self.device).long()
+            if (
+                lengths.shape != (x.shape[0],)
+                or (lengths < 1).any()
+                or (lengths > x.shape[1]).any()
+            ):
+                raise ValueError(
+                    f"lengths must hold {x.shape[0]} values in [1, {x.shape[1]}], got {lengths}."
+                )
+        return x, lengths
+
+    def _run(self, x, lengths, *, target, error) -> torch.Tensor:
+        """Run every layer; with a ``target``, accumulate the local pseudo-gradients."""
+        mask = None
+        if lengths is not None:
+            mask = torch.arange(x.shape[1], device=self.device)[None, :] < lengths[:, None]
+        if not self.bidirectional:
+            cells = list(range(len(self.cells)))
+            last, _, self.held_bytes = self._scan(cells, x, mask, target, error, False)
+            return last
+        # A bidirectional stack holds each lower layer's output sequence for the layer above.
+        sequence, held = x, 0
+        for layer in range(self.num_layers):
+            keep = layer < self.num_layers - 1
+            stored = 0 if layer == 0 else _nbytes(sequence)
+            last_f, out_f, peak_f = self._scan([2 * layer], sequence, mask, target, error, keep)
+            reversed_in = _reverse(sequence, lengths)
+            last_b, out_b, peak_b = self._scan(
+                [2 * layer + 1], reversed_in, mask, target, error, keep
+            )
+            held = max(held, stored + _nbytes(reversed_in) + max(peak_f, peak_b))
+            if keep:
+                sequence = torch.cat([out_f, _reverse(out_b, lengths)], dim=2)
+        self.held_bytes = held
+        return torch.cat([last_f, last_b], dim=1)
+
+    def _scan(self, cell_ids, x, mask, target, error, keep_outputs):
+        """Time-major pass of a stack of cells.
+
+        Returns the top cell's last state, its output sequence (``keep_outputs``) and the peak
+        bytes of activations held at one step (plus the kept outputs).
+        """
+        n = x.shape[0]
+        states = [torch.zeros(n, self.cells[c].hidden_size, device=self.device) for c in cell_ids]
+        outputs = []
+        peak = 0
+        for t in range(x.shape[1]):
+            inp = x[:, t]
+            valid = None if mask is None else mask[:, t : t + 1]
+            for k, c in enumerate(cell_ids):
+                cell = self.cells[c]
+                z = cell.linear(inp, states[k])
+                a = cell.act.forward(z)
+                if valid is not None:
+                    a = torch.where(valid, a, states[k])
+                if target is not None:
+                    delta = self._delta(c, t, cell, z, a, target, error)
+                    if valid is not None:
+                        delta = delta * valid
+                    cell.accumulate(inp, states[k], delta)
+                    peak = max(peak, _nbytes(inp, states[k], z, a, delta))
+                states[k] = a
+                inp = a
+            if keep_outputs:
+                outputs.append(inp)
+        kept = torch.stack(outputs, 1) if keep_outputs else None
+        return states[-1], kept, peak + (0 if kept is None else _nbytes(kept))
+
+    def _delta(self, c, t, cell, z, a, target, error):
+        rule_ = self.rule
+        matrix = None
+        if rule_.projection is not None:
+            scale = rule_.scale if rule_.scale is not None else rule_.default_scale(z.shape[1])
+            matrix = step_matrix(
+                rule_.projection,
+                self.n_outputs,
+                z.shape[1],
+                seed=self.seed,
+                stream=c,
+                step=t,
+                scale=scale,
+                device=self.device,
+            )
+        slope = cell.act.derivative(z, a)
+        return rule_.delta(z=z, a=a, slope=slope, target=target, error=error, matrix=matrix)
+
+    def _bptt_step(self, x, target, lengths) -> torch.Tensor:
+        """Back-propagation through time: the unrolled graph is kept (memory grows with T)."""
+        saved = [0]
+
+        def pack(tensor):
+            saved[0] += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            features = self._run(x, lengths, target=None, error=None)
+            h = features
+            for layer in self.readout.layers:
+                h = layer(h)
+            loss = output_loss(h, target, self.loss)
+            loss.backward()
+        self.held_bytes = saved[0]
+        for optimizer in [*self.optimizers, *self.readout.optimizers.values()]:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return h.detach()
+
+
+def _readout_layers(n_in: int, hidden: Iterable[int], n_outputs: int) -> list[Dense]:
+    sizes = [n_in, *(int(h) for h in hidden)]
+    layers = [Dense(a, b, activation="leaky_relu") for a, b in zip(sizes[:-1], sizes[1:])]
+    return [*layers, Dense(sizes[-1], int(n_outputs), activation="identity")]
+
+
+def _nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
