@@ -20,15 +20,27 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tpsgd-stream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser(
-        "demo", help="prequential tpSGD vs backprop on scikit-learn's digits"
+        "demo", help="prequential tpSGD vs backprop on a shifting stream of digits"
     )
-    demo.add_argument("--passes", type=int, default=3, help="passes over the 1,797 digits")
-    demo.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    demo.add_argument(
+        "--samples", type=_positive, default=5400, help="stream length (default 5400)"
+    )
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--plot", default="tpsgd_demo.png", help="PNG to write (default tpsgd_demo.png)"
+    )
+    demo.add_argument("--no-plot", action="store_true", help="write no PNG")
     demo.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     bench = commands.add_parser("bench", help="run benchmarks/NAME.py (from a source checkout)")
     bench.add_argument("name", help="e.g. paper_tables, stream_throughput")
@@ -56,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        run_demo(passes=args.passes, limit=args.limit, quiet=args.quiet, seed=args.seed)
+        plot = None if args.no_plot else args.plot
+        run_demo(n_samples=args.samples, seed=args.seed, quiet=args.quiet, plot=plot)
         return 0
     return _bench(args.name, args.args)
 

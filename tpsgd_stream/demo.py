@@ -1,74 +1,108 @@
-"""The README's main job: tpSGD and backprop side by side on a stream of digits.
+"""The README's main job: tpSGD and backprop side by side on a shifting stream of digits.
 
 A prequential run (predict each sample, then learn from it) over scikit-learn's digits, which
-ship with scikit-learn, so it needs no download. Each model sees the same shuffled stream.
+ship with scikit-learn, so nothing is downloaded. The stream is rotated by 90 degrees a third
+of the way in and its labels are swapped two thirds of the way in; both models see the same
+samples. The summary gives each model's accuracy per segment and its speed; the PNG shows
+accuracy over the stream with the shifts marked.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from river import metrics, preprocessing
-from sklearn.datasets import load_digits
+from river import preprocessing
 from tqdm.auto import tqdm
 
+from .drift.streams import digits_shift_stream
 from .models import TPSGDClassifier
+from .plotting import plot_stream_accuracy
 
-__all__ = ["DemoResult", "digits_stream", "prequential", "run_demo"]
+__all__ = ["DemoResult", "prequential", "run_demo"]
 
 
 @dataclass
 class DemoResult:
-    """Accuracy and speed of one model over the stream."""
+    """One model's prequential record over the stream."""
 
     name: str
-    accuracy: float
-    samples_per_second: float
-    n_samples: int
+    correct: np.ndarray
+    seconds: float
+    segments: list[float] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    @property
+    def samples_per_second(self) -> float:
+        return len(self.correct) / self.seconds
 
 
-def digits_stream(passes: int = 3, seed: int = 0, limit: int | None = None):
-    """``(x, y)`` pairs of scikit-learn's digits, reshuffled on each of ``passes`` passes."""
-    X, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    names = [f"px{i}" for i in range(X.shape[1])]
-    rows = [(dict(zip(names, row.tolist())), int(label)) for row, label in zip(X, y)]
-    stream = [rows[i] for _ in range(passes) for i in rng.permutation(len(rows))]
-    return stream[:limit] if limit else stream
-
-
-def prequential(name: str, model, stream, *, progress: bool) -> DemoResult:
-    """Predict then learn on each sample; running accuracy on a progress bar."""
-    metric = metrics.Accuracy()
-    bar = tqdm(stream, desc=f"{name:>14}", disable=not progress, unit=" samples", leave=True)
+def prequential(name: str, model, stream, *, progress: bool = False) -> DemoResult:
+    """Predict then learn on each ``(x, y)``; a progress bar shows the running accuracy."""
+    correct = np.zeros(len(stream), dtype=bool)
+    bar = tqdm(stream, total=len(stream), desc=f"{name:>16}", disable=not progress, unit=" x")
     start = time.perf_counter()
     for i, (x, y) in enumerate(bar):
-        metric.update(y, model.predict_one(x))
+        correct[i] = model.predict_one(x) == y
         model.learn_one(x, y)
-        if progress and i % 200 == 0:
-            bar.set_postfix(accuracy=f"{metric.get():.3f}")
-    elapsed = time.perf_counter() - start
-    return DemoResult(name, metric.get(), len(stream) / elapsed, len(stream))
+        if progress and i % 250 == 0:
+            bar.set_postfix(accuracy=f"{correct[: i + 1].mean():.3f}")
+    return DemoResult(name, correct, time.perf_counter() - start)
 
 
-def run_demo(*, passes: int = 3, limit: int | None = None, quiet: bool = False, seed: int = 0):
-    """Run the side-by-side comparison and print a summary table; return the results."""
+def run_demo(
+    *,
+    n_samples: int = 5400,
+    seed: int = 0,
+    quiet: bool = False,
+    plot: str | Path | None = "tpsgd_demo.png",
+) -> list[DemoResult]:
+    """Run the comparison, print a summary table, write the plot; return the results."""
     progress = not quiet and sys.stderr.isatty()
-    stream = digits_stream(passes, seed, limit)
+    stream = digits_shift_stream(n_samples=n_samples, seed=seed)
+    bounds = [0, *(s.position for s in stream.shifts), n_samples]
     contenders = {
-        "tpSGD (tpsgd_ce)": TPSGDClassifier(seed=seed),
-        "backprop (bp)": TPSGDClassifier(rule="bp", seed=seed),
+        "tpSGD (tpsgd_ce)": TPSGDClassifier(hidden_layer_sizes=(128,), seed=seed),
+        "backprop (bp)": TPSGDClassifier(hidden_layer_sizes=(128,), rule="bp", seed=seed),
     }
-    results = [
-        prequential(name, preprocessing.StandardScaler() | model, stream, progress=progress)
-        for name, model in contenders.items()
-    ]
+    results = []
+    for name, model in contenders.items():
+        result = prequential(
+            name, preprocessing.StandardScaler() | model, stream, progress=progress
+        )
+        result.segments = [float(result.correct[a:b].mean()) for a, b in zip(bounds, bounds[1:])]
+        results.append(result)
+    if plot:
+        plot_stream_accuracy(
+            {r.name: r.correct for r in results},
+            plot,
+            shifts=bounds[1:-1],
+            title=f"Prequential accuracy on scikit-learn digits ({n_samples} samples)",
+        )
     if not quiet:
-        print(f"Prequential run over {len(stream)} samples of scikit-learn's digits")
-        print(f"{'model':<18} {'accuracy':>9} {'samples/s':>10}")
-        for r in results:
-            print(f"{r.name:<18} {r.accuracy:>9.4f} {r.samples_per_second:>10.0f}")
+        _print_table(results, stream, plot)
     return results
+
+
+def _print_table(results: list[DemoResult], stream, plot) -> None:
+    shifts = ", ".join(f"{s.kind} at {s.position}" for s in stream.shifts)
+    print(f"Prequential run over {len(stream)} digits ({shifts})")
+    header = ["model", "accuracy", *(f"seg {i + 1}" for i in range(len(results[0].segments)))]
+    print(f"{header[0]:<18}" + "".join(f"{h:>10}" for h in header[1:]) + f"{'samples/s':>11}")
+    for r in results:
+        cells = "".join(f"{v:>10.3f}" for v in (r.accuracy, *r.segments))
+        print(f"{r.name:<18}{cells}{r.samples_per_second:>11.0f}")
+    if len(results) == 2:
+        a, b = results
+        print(
+            f"ratio {a.name} / {b.name}: accuracy {a.accuracy / b.accuracy:.3f}x, "
+            f"speed {a.samples_per_second / b.samples_per_second:.2f}x"
+        )
+    if plot:
+        print(f"plot: {plot}")
