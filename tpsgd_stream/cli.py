@@ -1,4 +1,4 @@
-"""The ``tpsgd-stream`` command: ``demo`` (the README's main job) and ``bench NAME``."""
+"""The ``tpsgd-stream`` command: ``demo`` (the README's main job), ``run FILE``, ``bench NAME``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import runpy
 import sys
 from pathlib import Path
+
+from .rules import RULES
 
 __all__ = ["main"]
 
@@ -27,6 +29,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 128,64, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 128,64, got {text!r}")
+    return sizes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tpsgd-stream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -42,6 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-plot", action="store_true", help="write no PNG")
     demo.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    run = commands.add_parser(
+        "run", help="prequential run of an estimator on a CSV or NPZ stream file"
+    )
+    run.add_argument("path", help="CSV (header row) or NPZ (X, y) file, read in order")
+    run.add_argument("--target", help="CSV column to predict (default: the last one)")
+    run.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="auto: regression when the target is float, else classification",
+    )
+    run.add_argument(
+        "--rule", choices=sorted(RULES), help="default: the estimator's (tpsgd_ce to classify)"
+    )
+    run.add_argument(
+        "--layers", type=_sizes, default=(128,), help="hidden layer sizes, e.g. 128,64"
+    )
+    run.add_argument("--batch-size", type=_positive, default=32)
+    run.add_argument("--lr", type=float, default=None, help="learning rate (estimator default)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", default="tpsgd_run", help="folder for metrics.json and the plot")
     bench = commands.add_parser("bench", help="run benchmarks/NAME.py (from a source checkout)")
     bench.add_argument("name", help="e.g. paper_tables, stream_throughput")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
@@ -71,7 +104,35 @@ def main(argv: list[str] | None = None) -> int:
         plot = None if args.no_plot else args.plot
         run_demo(n_samples=args.samples, seed=args.seed, quiet=args.quiet, plot=plot)
         return 0
+    if args.command == "run":
+        return _run(args)
     return _bench(args.name, args.args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import StreamFileError, run_file
+
+    try:
+        result = run_file(
+            args.path,
+            target=args.target,
+            task=args.task,
+            rule=args.rule,
+            hidden_layer_sizes=args.layers,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            out=args.out,
+        )
+    except (StreamFileError, ValueError, TypeError) as err:
+        sys.stderr.write(f"tpsgd-stream: error: {err}\n")
+        return 2
+    print(
+        f"{result['n_samples']} samples, {result['task']}: {result['metric']} "
+        f"{result['value']:.4f}, {result['samples_per_second']:.0f} samples/s; "
+        f"wrote {args.out}/metrics.json"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""``tpsgd-stream run``: train and evaluate an estimator prequentially on a user's file.
+
+A CSV file (one row a sample, a header naming the columns) or an NPZ archive (``X``/``y``, or
+``X_train``/``y_train`` followed by ``X_test``/``y_test``) is read in order as a stream. Each
+sample is predicted, then learned. The metrics go to a JSON file, the windowed accuracy (or
+absolute error) over the stream to a PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from river import metrics, preprocessing
+
+from .models import TPSGDClassifier, TPSGDRegressor
+from .plotting import plot_stream_accuracy
+
+__all__ = ["load_table", "run_file", "StreamFileError"]
+
+
+class StreamFileError(ValueError):
+    """The stream file cannot be read or used (missing, malformed, no such column)."""
+
+
+def load_table(
+    path: str | os.PathLike, target: str | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Features and target of a CSV or NPZ file, in file order.
+
+    ``target`` names the CSV column to predict (default: the last column); NPZ archives hold
+    their target in ``y`` (or ``y_train``/``y_test``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StreamFileError(f"no such file: {path}")
+    try:
+        if path.suffix == ".npz":
+            return _load_npz(path)
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise StreamFileError(f"cannot read {path}: {err}") from None
+    if frame.empty or frame.shape[1] < 2:
+        raise StreamFileError(f"{path} needs a header and at least one feature and a target")
+    target = frame.columns[-1] if target is None else target
+    if target not in frame.columns:
+        raise StreamFileError(f"no column {target!r} in {path}; columns: {list(frame.columns)}")
+    features = frame.drop(columns=[target])
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        raise StreamFileError(f"non-numeric feature columns in {path}: {non_numeric}")
+    return features, frame[target]
+
+
+def _load_npz(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    with np.load(path, allow_pickle=False) as archive:
+        if "X" in archive and "y" in archive:
+            X, y = archive["X"], archive["y"]
+        elif "X_train" in archive and "y_train" in archive:
+            parts = [("X_train", "y_train"), ("X_test", "y_test")]
+            X = np.concatenate([archive[a] for a, b in parts if a in archive and b in archive])
+            y = np.concatenate([archive[b] for a, b in parts if a in archive and b in archive])
+        else:
+            raise StreamFileError(f"{path} holds {list(archive)}; expected X and y arrays")
+    X = X.reshape(len(X), -1)
+    if len(X) != len(y):
+        raise StreamFileError(f"{path}: X has {len(X)} rows but y has {len(y)}")
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), pd.Series(y)
+
+
+def run_file(
+    path: str | os.PathLike,
+    *,
+    target: str | None = None,
+    task: str = "auto",
+    rule: str | None = None,
+    hidden_layer_sizes: tuple[int, ...] = (128,),
+    batch_size: int = 32,
+    lr: float | None = None,
+    seed: int = 0,
+    out: str | os.PathLike = "tpsgd_run",
+    window: int = 500,
+) -> dict:
+    """Prequential run over a file; writes ``metrics.json`` and ``accuracy.png`` into ``out``."""
+    X, y = load_table(path, target)
+    if task == "auto":
+        task = "regression" if pd.api.types.is_float_dtype(y) else "classification"
+    kwargs = dict(hidden_layer_sizes=hidden_layer_sizes, batch_size=batch_size, seed=seed)
+    kwargs.update({k: v for k, v in (("rule", rule), ("lr", lr)) if v is not None})
+    estimator = TPSGDClassifier(**kwargs) if task == "classification" else TPSGDRegressor(**kwargs)
+    model = preprocessing.StandardScaler() | estimator
+    metric = metrics.Accuracy() if task == "classification" else metrics.MAE()
+    scores = np.zeros(len(X))
+    start = time.perf_counter()
+    for i, (x, label) in enumerate(zip(X.to_dict(orient="records"), y.tolist())):
+        prediction = model.predict_one(x)
+        if task == "classification":
+            scores[i] = prediction == label
+        else:
+            prediction = 0.0 if prediction is None else prediction
+            scores[i] = abs(label - prediction)
+        metric.update(label, prediction)
+        model.learn_one(x, label)
+    seconds = time.perf_counter() - start
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "file": str(path),
+        "task": task,
+        "rule": estimator.rule,
+        "hidden_layer_sizes": list(hidden_layer_sizes),
+        "batch_size": batch_size,
+        "n_samples": len(X),
+        "metric": type(metric).__name__,
+        "value": metric.get(),
+        "samples_per_second": len(X) / seconds,
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if task == "classification":
+        plot_stream_accuracy(
+            {estimator.rule: scores}, out / "accuracy.png", window=min(window, len(X))
+        )
+    return result
