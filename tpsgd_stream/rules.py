@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from .projection import Projection
+from .projection import PROJECTION_KINDS, Projection
 
 __all__ = [
     "Rule",
@@ -146,6 +146,14 @@ class Rule:
     ):
         if target_on not in TARGET_ON:
             raise ValueError(f"target_on must be one of {TARGET_ON}, got {target_on!r}.")
+        if projection is not None and projection not in PROJECTION_KINDS:
+            raise ValueError(
+                f"Unknown projection kind {projection!r}; expected one of {PROJECTION_KINDS}."
+            )
+        if scale is not None and not (
+            isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0
+        ):
+            raise ValueError(f"scale must be a positive finite number or None, got {scale!r}.")
         self.projection = projection or self.default_projection
         self.scale = scale
         self.target_on = target_on
@@ -333,3 +341,72 @@ def get_rule(rule: str | Rule, **kwargs) -> Rule:
     if rule not in RULES:
         raise ValueError(f"Unknown rule {rule!r}; expected one of {sorted(RULES)} or a Rule.")
     return RULES[rule](**kwargs)
+
+
+
+def smoothed_cross_entropy_delta(
+    *,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    projection: torch.Tensor,
+    slope: torch.Tensor | None,
+    smoothing: float,
+    confident: float,
+) -> torch.Tensor:
+    """Local cross-entropy through the fixed projection, label-smoothed and confidence-gated.
+
+    ``logits = h @ P^T``, ``p = softmax(logits)``, ``t = (1 - eps) y* + eps / K`` (``K``
+    classes); a sample whose ``p`` gives its own class at least ``confident`` is left out:
+    ``delta = m * ((p - t) @ P) * sigma'(z) / n`` with ``m = [p . y* < confident]``.
+    """
+    n = output.shape[0]
+    flat_p = _flat(projection)
+    probs = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1)
+    error = probs - (target * (1.0 - smoothing) + smoothing / target.shape[1])
+    error = error * ((probs * target).sum(1, keepdim=True) < confident)
+    grad = (error @ flat_p).reshape(output.shape)
+    if slope is not None:
+        grad = grad * slope
+    return grad / n
+
+
+class TPSGDSmoothedCE(TPSGDCrossEntropy):
+    r"""Local cross-entropy through a fixed projection, label-smoothed and gated (beyond the paper).
+
+    ``delta = m * ((softmax(h @ P^T) - t) @ P) * sigma'(z) / n`` with the smoothed target
+    ``t = (1 - eps) y* + eps / K`` and the gate ``m = [softmax(h @ P^T) . y* < c]``. Against a
+    one-hot target the local loss keeps pushing a layer's margin long after a sample is learned
+    (the "signal never vanishes" pitfall); the smoothed target asks for a finite margin and the
+    gate stops a sample's update once the layer's own fixed readout gives its class ``c``.
+    Late in an MNIST epoch only ~30 % of the samples still update a layer.
+
+    Defaults from the MNIST sweeps in BENCHMARKS.md: ``eps = 0.1``, ``c = 0.9``, ``P``
+    orthogonal with entries of standard deviation 0.08 whatever the width (with smoothing the
+    256-unit MLP was flat for 0.05-0.15, and the conv layers' best, 0.067-0.08 on 9,216 and
+    6,400 units, sits in the same place, where ``temperature / sqrt(n_units)`` would need 1.6
+    for one and 6.4 for the other).
+    """
+
+    name = "tpsgd_ce_ls"
+    default_projection = "orthogonal"
+    entry_std = 0.08
+    smoothing = 0.1
+    confident = 0.9
+
+    def default_scale(self, n_units: int) -> float:
+        return self.entry_std
+
+    def delta(self, *, z, a, slope, target, error, matrix):
+        output, slope = self._output_and_slope(z, a, slope)
+        return smoothed_cross_entropy_delta(
+            output=output,
+            target=target,
+            projection=matrix,
+            slope=slope,
+            smoothing=self.smoothing,
+            confident=self.confident,
+        )
+
+
+RULES[TPSGDSmoothedCE.name] = TPSGDSmoothedCE
+__all__ += ["TPSGDSmoothedCE", "smoothed_cross_entropy_delta"]
