@@ -11,6 +11,8 @@ while a local-rule network holds one layer at a time.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -84,8 +86,10 @@ class Network(nn.Module):
         _check_layers(layers)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}.")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
+        if isinstance(seed, bool) or not (isinstance(seed, numbers.Integral) and seed >= 0):
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
         self.layers = nn.ModuleList(layers)
         self.default_rule = get_rule(rule)
         self.loss, self.optimizer_name, self.lr = loss, optimizer, float(lr)
@@ -246,6 +250,8 @@ class Network(nn.Module):
 
     def _last_needed(self, train: set[int]) -> int:
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
+        if not train:
+            raise ValueError("layers is empty: name at least one trainable layer to update.")
         unknown = train - set(self.trainable_indices)
         if unknown:
             raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
