@@ -1,5 +1,16 @@
-"""Drift: domain-shift streams, and (next) detectors that re-train a shallow adaptor."""
+"""Drift: domain-shift streams, shift metrics, and (next) adaptor re-training on drift."""
 
+from .metrics import DetectionReport, accuracy_after, detection_report, recovery_time
 from .streams import SHIFT_KINDS, Shift, ShiftStream, digits_shift_stream, elec2_stream
 
-__all__ = ["SHIFT_KINDS", "Shift", "ShiftStream", "digits_shift_stream", "elec2_stream"]
+__all__ = [
+    "SHIFT_KINDS",
+    "DetectionReport",
+    "Shift",
+    "ShiftStream",
+    "accuracy_after",
+    "detection_report",
+    "digits_shift_stream",
+    "elec2_stream",
+    "recovery_time",
+]
