@@ -197,10 +197,14 @@ class Network(nn.Module):
         return nn.functional.one_hot(y.to(self.device).long(), self.n_outputs).float()
 
     # ------------------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The logits (no gradient tracking: this network never back-propagates through it)."""
+    def forward(self, x: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The logits (no gradient tracking: this network never back-propagates through it).
+
+        ``start``/``stop`` run only ``layers[start:stop]``: ``forward(x, stop=k)`` gives the
+        input of layer ``k`` (an encoder's features), ``forward(h, start=k)`` continues from it.
+        """
         with torch.no_grad():
-            for layer in self.layers:
+            for layer in self.layers[start:stop]:
                 x = layer(x)
         return x
 
@@ -217,6 +221,7 @@ class Network(nn.Module):
         target: torch.Tensor,
         *,
         layers: Iterable[int] | None = None,
+        start: int = 0,
     ) -> torch.Tensor | None:
         """Update the network on one minibatch, layer by layer, in one forward pass.
 
@@ -229,6 +234,9 @@ class Network(nn.Module):
         layers
             Indices of the layers to update (the sequential schedule trains one at a time);
             ``None`` updates all. The forward pass stops at the last layer it needs.
+        start
+            ``x`` is the input of layer ``start`` (e.g. cached features of a frozen encoder,
+            from ``forward(x, stop=start)``); the layers below it are neither run nor trained.
 
         Returns
         -------
@@ -242,11 +250,13 @@ class Network(nn.Module):
             )
         train = set(self.trainable_indices if layers is None else layers)
         stop = self._last_needed(train)
+        if not 0 <= start <= min(train):
+            raise ValueError(f"start={start} must lie in [0, {min(train)}] (the lowest trained).")
         with torch.no_grad():
             error = None
             if any(self.rules[i] is not None and self.rules[i].uses_error for i in train):
-                error = output_error(self.forward(x), target, self.loss)
-            return self._local_pass(x, target, error, train, stop)
+                error = output_error(self.forward(x, start=start), target, self.loss)
+            return self._local_pass(x, target, error, train, stop, start)
 
     def _last_needed(self, train: set[int]) -> int:
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
@@ -260,10 +270,11 @@ class Network(nn.Module):
             stop = min(i for i in self.trainable_indices if i > stop)
         return stop
 
-    def _local_pass(self, h, target, error, train, stop):
+    def _local_pass(self, h, target, error, train, stop, start):
         pending: list[tuple[nn.Module, torch.Tensor, torch.Tensor | None]] = []
         peak = 0
-        for i, layer in enumerate(self.layers[: stop + 1]):
+        for i in range(start, stop + 1):
+            layer = self.layers[i]
             if isinstance(layer, Transform):
                 out = layer(h)
                 if pending:
