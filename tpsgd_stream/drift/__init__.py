@@ -1,11 +1,14 @@
-"""Drift: domain-shift streams, shift metrics, and (next) adaptor re-training on drift."""
+"""Drift: adaptor re-training on detected drift, domain-shift streams, shift metrics."""
 
+from .adaptive import DriftAdaptiveClassifier, DriftEvent
 from .metrics import DetectionReport, accuracy_after, detection_report, recovery_time
 from .streams import SHIFT_KINDS, Shift, ShiftStream, digits_shift_stream, elec2_stream
 
 __all__ = [
     "SHIFT_KINDS",
     "DetectionReport",
+    "DriftAdaptiveClassifier",
+    "DriftEvent",
     "Shift",
     "ShiftStream",
     "accuracy_after",

@@ -1,0 +1,109 @@
+"""DriftAdaptiveClassifier: adaptor-only re-training on a detected drift, and nothing else."""
+
+import numpy as np
+import pytest
+import torch
+from river import checks, preprocessing
+from river.drift.binary import DDM
+
+from tpsgd_stream.drift import Shift, digits_shift_stream
+from tpsgd_stream.drift.adaptive import DriftAdaptiveClassifier
+from tpsgd_stream.models import TPSGDClassifier
+
+N, SHIFT = 2400, 1200
+
+
+def _run(model, shifts, n=N):
+    pipeline = preprocessing.StandardScaler() | model
+    correct = []
+    for x, y in digits_shift_stream(shifts, n_samples=n, seed=0):
+        correct.append(pipeline.predict_one(x) == y)
+        pipeline.learn_one(x, y)
+    return np.array(correct)
+
+
+@pytest.mark.parametrize("detector", [None, DDM()], ids=["ADWIN", "DDM"])
+def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), detector=detector, seed=0
+    )
+    snapshots = []
+    original = DriftAdaptiveClassifier._adapt
+
+    def watched(self, event):
+        net = self.model._net
+        before = [p.detach().clone() for p in net.parameters()]
+        original(self, event)
+        snapshots.append((before, [p.detach().clone() for p in net.parameters()]))
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_adapt", watched)
+    correct = _run(model, [Shift("label_swap", SHIFT)])
+    adapted = [e for e in model.drift_events if e.action == "adapt"]
+    assert adapted and all(e.index >= SHIFT for e in adapted)
+    assert adapted[0].index - SHIFT < 300  # detection delay
+    assert adapted[0].cut >= SHIFT - 100 and adapted[0].n_samples >= model.min_samples
+    encoder_before, adaptor_before = snapshots[0][0][:2], snapshots[0][0][2:]
+    encoder_after, adaptor_after = snapshots[0][1][:2], snapshots[0][1][2:]
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, encoder_after))
+    assert not any(torch.equal(a, b) for a, b in zip(adaptor_before, adaptor_after))
+    # it pays off: better than learning on without adapting over the 500 samples after
+    plain = _run(TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), [Shift("label_swap", SHIFT)])
+    assert correct[SHIFT : SHIFT + 500].mean() > plain[SHIFT : SHIFT + 500].mean() + 0.15
+
+
+def test_no_adaptation_on_a_stationary_stream_of_the_same_length():
+    model = DriftAdaptiveClassifier(TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), seed=0)
+    _run(model, [])
+    assert not [e for e in model.drift_events if e.action == "adapt"]
+
+
+def test_replay_window_never_exceeds_its_bound():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(8,), seed=0), window=60, min_samples=20
+    )
+    pipeline = preprocessing.StandardScaler() | model
+    for x, y in digits_shift_stream([Shift("label_swap", 300)], n_samples=600, seed=1):
+        pipeline.learn_one(x, y)
+        assert len(model._replay) <= 60
+
+
+def test_costs_are_reported_and_below_a_full_retraining():
+    model = DriftAdaptiveClassifier(TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), seed=0)
+    _run(model, [Shift("label_swap", SHIFT)])
+    event = next(e for e in model.drift_events if e.action == "adapt")
+    assert event.seconds > 0 and event.parameters == 32 * 10 + 10
+    assert 0 < event.multiply_adds < 0.5 * event.full_multiply_adds
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"model": "not a model"}, TypeError, "TPSGDClassifier"),
+        ({"adaptor_layers": 0}, ValueError, "adaptor_layers"),
+        ({"adaptor_layers": 5}, ValueError, "trainable layers"),
+        ({"window": 10, "min_samples": 20}, ValueError, "cannot exceed"),
+        ({"passes": 1.5}, ValueError, "passes"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, error, match):
+    kwargs = {"model": TPSGDClassifier(), **kwargs}
+    with pytest.raises(error, match=match):
+        DriftAdaptiveClassifier(**kwargs)
+
+
+def test_bad_input_leaves_the_wrapper_unchanged():
+    model = DriftAdaptiveClassifier(TPSGDClassifier(hidden_layer_sizes=(8,), seed=0))
+    model.learn_one({"a": 1.0}, 0)
+    with pytest.raises(ValueError):
+        model.learn_one({"a": float("nan")}, 1)
+    assert model._n == 1 and len(model._replay) == 1
+
+
+@pytest.mark.parametrize(
+    "check",
+    list(checks.yield_checks(DriftAdaptiveClassifier(TPSGDClassifier(seed=0)))),
+    ids=lambda check: check.__name__,
+)
+def test_river_checks(check):
+    for params in DriftAdaptiveClassifier._unit_test_params():
+        check(DriftAdaptiveClassifier(**params).clone())
