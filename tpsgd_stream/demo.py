@@ -1,10 +1,12 @@
-"""The README's main job: tpSGD and backprop side by side on a shifting stream of digits.
+"""The README's main job: tpSGD, backprop and tpSGD with a drift adaptor on shifting digits.
 
 A prequential run (predict each sample, then learn from it) over scikit-learn's digits, which
 ship with scikit-learn, so nothing is downloaded. The stream is rotated by 90 degrees a third
-of the way in and its labels are swapped two thirds of the way in; both models see the same
-samples. The summary gives each model's accuracy per segment and its speed; the PNG shows
-accuracy over the stream with the shifts marked.
+of the way in and its labels are swapped two thirds of the way in; every model sees the same
+samples. The third model wraps tpSGD in a :class:`~tpsgd_stream.drift.DriftAdaptiveClassifier`,
+which re-trains only its output layer when ADWIN sees the error rise. The summary gives each
+model's accuracy per segment and its speed; the PNG shows accuracy over the stream with the
+shifts and the adaptations marked.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from river import preprocessing
 from tqdm.auto import tqdm
 
-from .drift.streams import digits_shift_stream
+from .drift import DriftAdaptiveClassifier, digits_shift_stream
 from .models import TPSGDClassifier
 from .plotting import plot_stream_accuracy
 
@@ -33,6 +35,7 @@ class DemoResult:
     correct: np.ndarray
     seconds: float
     segments: list[float] = field(default_factory=list)
+    adaptations: list[int] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -56,6 +59,17 @@ def prequential(name: str, model, stream, *, progress: bool = False) -> DemoResu
     return DemoResult(name, correct, time.perf_counter() - start)
 
 
+def _contenders(seed: int) -> dict:
+    def mlp(rule: str = "tpsgd_ce") -> TPSGDClassifier:
+        return TPSGDClassifier(hidden_layer_sizes=(128,), rule=rule, seed=seed)
+
+    return {
+        "tpSGD (tpsgd_ce)": mlp(),
+        "backprop (bp)": mlp("bp"),
+        "tpSGD + adaptor": DriftAdaptiveClassifier(mlp(), seed=seed),
+    }
+
+
 def run_demo(
     *,
     n_samples: int = 5400,
@@ -67,22 +81,20 @@ def run_demo(
     progress = not quiet and sys.stderr.isatty()
     stream = digits_shift_stream(n_samples=n_samples, seed=seed)
     bounds = [0, *(s.position for s in stream.shifts), n_samples]
-    contenders = {
-        "tpSGD (tpsgd_ce)": TPSGDClassifier(hidden_layer_sizes=(128,), seed=seed),
-        "backprop (bp)": TPSGDClassifier(hidden_layer_sizes=(128,), rule="bp", seed=seed),
-    }
     results = []
-    for name, model in contenders.items():
-        result = prequential(
-            name, preprocessing.StandardScaler() | model, stream, progress=progress
-        )
+    for name, model in _contenders(seed).items():
+        pipeline = preprocessing.StandardScaler() | model
+        result = prequential(name, pipeline, stream, progress=progress)
         result.segments = [float(result.correct[a:b].mean()) for a, b in zip(bounds, bounds[1:])]
+        events = getattr(model, "drift_events", [])
+        result.adaptations = [e.index for e in events if e.action == "adapt"]
         results.append(result)
     if plot:
         plot_stream_accuracy(
             {r.name: r.correct for r in results},
             plot,
             shifts=bounds[1:-1],
+            detections={r.name: r.adaptations for r in results},
             title=f"Prequential accuracy on scikit-learn digits ({n_samples} samples)",
         )
     if not quiet:
@@ -93,16 +105,17 @@ def run_demo(
 def _print_table(results: list[DemoResult], stream, plot) -> None:
     shifts = ", ".join(f"{s.kind} at {s.position}" for s in stream.shifts)
     print(f"Prequential run over {len(stream)} digits ({shifts})")
-    header = ["model", "accuracy", *(f"seg {i + 1}" for i in range(len(results[0].segments)))]
-    print(f"{header[0]:<18}" + "".join(f"{h:>10}" for h in header[1:]) + f"{'samples/s':>11}")
+    segments = [f"seg {i + 1}" for i in range(len(results[0].segments))]
+    print(f"{'model':<18}{'accuracy':>10}" + "".join(f"{h:>8}" for h in segments) + "  samples/s")
     for r in results:
-        cells = "".join(f"{v:>10.3f}" for v in (r.accuracy, *r.segments))
-        print(f"{r.name:<18}{cells}{r.samples_per_second:>11.0f}")
-    if len(results) == 2:
-        a, b = results
+        cells = "".join(f"{v:>8.3f}" for v in r.segments)
+        print(f"{r.name:<18}{r.accuracy:>10.3f}{cells}{r.samples_per_second:>11.0f}")
+    tpsgd, bp, adaptive = results
+    for r in (tpsgd, adaptive):
         print(
-            f"ratio {a.name} / {b.name}: accuracy {a.accuracy / b.accuracy:.3f}x, "
-            f"speed {a.samples_per_second / b.samples_per_second:.2f}x"
+            f"{r.name} vs {bp.name}: accuracy {r.accuracy / bp.accuracy:.3f}x, "
+            f"speed {r.samples_per_second / bp.samples_per_second:.2f}x"
         )
+    print(f"adaptor re-trained at samples {adaptive.adaptations} (triangles on the plot)")
     if plot:
         print(f"plot: {plot}")
