@@ -111,6 +111,7 @@ class Network(nn.Module):
         }
         self._projections: dict[int, Projection] = {}
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
+        self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
 
     # ----------------------------------------------------------------- construction helpers
     @classmethod
@@ -252,11 +253,23 @@ class Network(nn.Module):
         stop = self._last_needed(train)
         if not 0 <= start <= min(train):
             raise ValueError(f"start={start} must lie in [0, {min(train)}] (the lowest trained).")
+        self._check_input(x, start)
         with torch.no_grad():
             error = None
             if any(self.rules[i] is not None and self.rules[i].uses_error for i in train):
                 error = output_error(self.forward(x, start=start), target, self.loss)
             return self._local_pass(x, target, error, train, stop, start)
+
+    def _check_input(self, x: torch.Tensor, start: int) -> None:
+        """A clear error for an input of the wrong width, before torch's matmul complains."""
+        layer = self.layers[start]
+        if isinstance(layer, Dense) and (x.dim() != 2 or x.shape[1] != layer.in_features):
+            expected = f"(n, {layer.in_features})"
+        elif isinstance(layer, Conv2d) and (x.dim() != 4 or x.shape[1] != layer.in_channels):
+            expected = f"(n, {layer.in_channels}, height, width)"
+        else:
+            return
+        raise ValueError(f"Layer {start} expects inputs of shape {expected}, got {tuple(x.shape)}.")
 
     def _last_needed(self, train: set[int]) -> int:
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""

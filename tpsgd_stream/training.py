@@ -66,7 +66,7 @@ def fit(
     show = sys.stderr.isatty() if progress is None else progress
     n = len(X)
     total = len(stages) * epochs * -(-n // batch_size)
-    step = 0
+    step = network.epochs_seen  # a later fit() call continues with fresh shuffles
     with tqdm(total=total, disable=not show, desc=f"fit ({schedule})", unit="batch") as bar:
         for stage in stages:
             for _ in range(epochs):
@@ -79,6 +79,7 @@ def fit(
                     network.train_step(X[index], _targets(network, y[index]), layers=stage)
                     bar.update()
                 step += 1
+                network.epochs_seen = step
     return network
 
 

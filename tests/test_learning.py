@@ -1,0 +1,71 @@
+"""Every rule learns scikit-learn's digits (8x8, 10 classes) with a 64-128-128-10 MLP.
+
+Setting: X / 16, a seeded permutation, the first 1,400 samples to train and the other 397 to
+test; leaky ReLU, batch 32, Adam lr 1e-3, 5 epochs (``training.fit``). Each threshold sits a
+few points below the mean test accuracy measured over seeds 0 and 1 (one intra-op thread,
+torch 2.13 CPU, 2026-11-23); the values of seeds 0-4 are in ``MEASURED``.
+
+sDFA barely beats chance here: with a softmax output ``e = softmax(o) - y*`` is negative for
+the target class and positive for every other class, so ``sign(e) @ B = sum_k B_k - 2 B_y``:
+DRTP with a large class-independent term. Its hidden layers (and DRTP's) remain linearly
+decodable (about 89 % and 94 % with a logistic regression on the last hidden layer), but their
+activations keep growing (mean |a| ~ 30 after 5 epochs) and the output layer, trained at the
+same time, does not keep up.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from tpsgd_stream import Network
+from tpsgd_stream.training import accuracy, fit
+
+EPOCHS = 5
+SEEDS = (0, 1)
+
+# test accuracy of seeds 0, 1, 2, 3, 4 as measured
+MEASURED = {
+    "bp": (0.9471, 0.9471, 0.9496, 0.9471, 0.9370),
+    "dfa": (0.9169, 0.9295, 0.9446, 0.9320, 0.9295),
+    "sdfa": (0.1738, 0.1033, 0.2116, 0.1411, 0.2217),
+    "drtp": (0.6373, 0.5970, 0.6196, 0.5390, 0.7254),
+    "tpsgd_l1": (0.8791, 0.9068, 0.8741, 0.8615, 0.8690),
+    "tpsgd_l2": (0.9144, 0.8992, 0.9043, 0.8866, 0.9068),
+    "tpsgd_ce": (0.9244, 0.9421, 0.9446, 0.9043, 0.9320),
+}
+# mean over SEEDS must reach this (measured means: .947 .923 .139 .617 .893 .907 .933)
+THRESHOLD = {
+    "bp": 0.92,
+    "dfa": 0.89,
+    "sdfa": 0.12,  # chance is 0.10
+    "drtp": 0.55,
+    "tpsgd_l1": 0.86,
+    "tpsgd_l2": 0.87,
+    "tpsgd_ce": 0.90,
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16.0, dtype=torch.float32)
+    y = torch.tensor(y)
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+    X, y = X[order], y[order]
+    return X[:1400], y[:1400], X[1400:], y[1400:]
+
+
+@pytest.mark.parametrize("rule", sorted(THRESHOLD))
+def test_rule_learns_digits(rule, digits):
+    X_train, y_train, X_test, y_test = digits
+    scores = []
+    for seed in SEEDS:
+        net = Network.mlp(64, (128, 128), 10, rule=rule, optimizer="adam", lr=1e-3, seed=seed)
+        untrained = accuracy(net, X_test, y_test)
+        fit(net, X_train, y_train, epochs=EPOCHS, batch_size=32, progress=False)
+        scores.append(accuracy(net, X_test, y_test))
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+    mean = sum(scores) / len(scores)
+    assert mean >= THRESHOLD[rule], f"{rule}: {scores} (untrained {untrained:.3f})"

@@ -1,0 +1,277 @@
+"""Each rule's update on a tiny dense layer equals its line in the paper's Table 1, by hand.
+
+The expected ``delta`` is written out here with plain torch ops from the layer's input, the
+pre-update weights and the layer's fixed matrix (read from ``Network.projection``); the
+library's own delta helpers are never called. ``weight grad = delta^T x``,
+``bias grad = delta.sum(0)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import (
+    act_by_hand,
+    capture_grads,
+    one_hot,
+    params_of,
+    seeded,
+    slope_by_hand,
+    softmax_by_hand,
+)
+from torch.nn import functional as F
+
+from tpsgd_stream import RULES, Dense, LocalLoss, Network, get_rule
+
+N_IN, N_HIDDEN, N_CLASSES, BATCH = 3, 4, 3, 5
+LABELS = [0, 2, 1, 1, 0]
+
+# rule name -> (default projection kind, default scale for N_HIDDEN units)
+DEFAULT_MATRIX = {
+    "dfa": ("uniform", 1.0),
+    "sdfa": ("uniform", 1.0),
+    "drtp": ("orthogonal", 1.0),
+    "tpsgd_l1": ("binary", 1.0),
+    "tpsgd_l2": ("normal", 1.0),
+    # entry std = temperature / sqrt(units): the softmax temperature of the local readout
+    "tpsgd_ce": ("normal", RULES["tpsgd_ce"].temperature / math.sqrt(N_HIDDEN)),
+}
+TARGET_RULES = ("tpsgd_l1", "tpsgd_l2", "tpsgd_ce")
+
+
+def tiny_net(rule, activation="tanh", *, lr=1.0, loss="cross_entropy", seed=3):
+    layers = [
+        Dense(N_IN, N_HIDDEN, activation=activation, rule=rule),
+        Dense(N_HIDDEN, N_CLASSES, activation="identity"),
+    ]
+    return Network(layers, loss=loss, optimizer="sgd", lr=lr, seed=seed)
+
+
+def run_step(net, *, x_seed=1):
+    """One train_step; returns the inputs, one-hot target, pre-update params and grads."""
+    x = seeded(BATCH, N_IN, seed=x_seed)
+    target = one_hot(LABELS, N_CLASSES)
+    before = params_of(net)
+    grads = capture_grads(net)
+    net.train_step(x, target)
+    return x, target, before, grads
+
+
+def hand_delta(name, *, x, target, w0, b0, w1, b1, matrix, activation, target_on):
+    """Table 1, written out: ``delta = dL/dz`` of the hidden layer."""
+    n = x.shape[0]
+    z = x @ w0.T + b0
+    a = act_by_hand(activation, z)
+    slope = slope_by_hand(activation, z)
+    o = a @ w1.T + b1  # logits from the pre-update weights
+    e = softmax_by_hand(o) - target
+    if target_on == "activation":
+        h, s = a, slope
+    else:
+        h, s = z, torch.ones_like(z)
+    if name == "drtp":
+        return (target @ matrix) * slope / n
+    if name == "dfa":
+        return (e @ matrix) * slope / n
+    if name == "sdfa":
+        return (torch.sign(e) @ matrix) * slope / n
+    if name == "tpsgd_l1":
+        return torch.sign(h - target @ matrix) * s / n
+    if name == "tpsgd_l2":
+        return 2.0 * (h - target @ matrix) * s / n
+    if name == "tpsgd_ce":
+        return ((softmax_by_hand(h @ matrix.T) - target) @ matrix) * s / n
+    raise AssertionError(name)
+
+
+CASES = [
+    (name, activation, "activation")
+    for name in DEFAULT_MATRIX
+    for activation in ("tanh", "leaky_relu", "sigmoid")
+] + [(name, "tanh", "preactivation") for name in TARGET_RULES]
+
+
+@pytest.mark.parametrize("name, activation, target_on", CASES)
+def test_hidden_update_matches_table_1(name, activation, target_on):
+    net = tiny_net(get_rule(name, target_on=target_on), activation)
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    delta = hand_delta(
+        name,
+        x=x,
+        target=target,
+        w0=before[0]["weight"],
+        b0=before[0]["bias"],
+        w1=before[1]["weight"],
+        b1=before[1]["bias"],
+        matrix=matrix,
+        activation=activation,
+        target_on=target_on,
+    )
+    assert delta.abs().sum() > 0
+    torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grads[0]["bias"], delta.sum(0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT_MATRIX))
+def test_default_matrix_kind_and_scale(name):
+    net = tiny_net(name)
+    assert net.projection(0) is None or net.projection(0).kind == DEFAULT_MATRIX[name][0]
+    run_step(net)
+    kind, scale = DEFAULT_MATRIX[name]
+    projection = net.projection(0)
+    assert projection.kind == kind
+    assert projection.scale == pytest.approx(scale)
+    matrix = projection.matrix(N_CLASSES, (N_HIDDEN,))
+    assert matrix.shape == (N_CLASSES, N_HIDDEN)
+
+
+def test_explicit_projection_and_scale_are_used():
+    rule = get_rule("tpsgd_l2", projection="binary", scale=0.5)
+    net = tiny_net(rule)
+    x, target, before, grads = run_step(net)
+    projection = net.projection(0)
+    assert (projection.kind, projection.scale) == ("binary", 0.5)
+    matrix = projection.matrix(N_CLASSES, (N_HIDDEN,))
+    assert set(matrix.unique().tolist()) == {-0.5, 0.5}
+    z = x @ before[0]["weight"].T + before[0]["bias"]
+    delta = 2.0 * (torch.tanh(z) - target @ matrix) * (1 - torch.tanh(z) ** 2) / BATCH
+    torch.testing.assert_close(grads[0]["weight"], delta.T @ x)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_output_layer_learns_from_true_cross_entropy(name):
+    net = tiny_net(name)
+    x, target, before, grads = run_step(net)
+    a = act_by_hand("tanh", x @ before[0]["weight"].T + before[0]["bias"])
+    o = a @ before[1]["weight"].T + before[1]["bias"]
+    delta = (softmax_by_hand(o) - target) / BATCH
+    torch.testing.assert_close(grads[1]["weight"], delta.T @ a)
+    torch.testing.assert_close(grads[1]["bias"], delta.sum(0))
+
+
+@pytest.mark.parametrize(
+    "loss, reference",
+    [
+        ("mse", lambda o, t: ((o - t) ** 2).sum(1).mean()),
+        ("huber", lambda o, t: F.huber_loss(o, t, reduction="sum", delta=1.0) / o.shape[0]),
+    ],
+)
+def test_output_layer_regression_losses_match_autograd(loss, reference):
+    net = tiny_net("tpsgd_l2", loss=loss)
+    x = seeded(BATCH, N_IN, seed=1)
+    target = 3.0 * seeded(BATCH, N_CLASSES, seed=2)  # large enough to hit Huber's linear part
+    before = params_of(net)
+    grads = capture_grads(net)
+    net.train_step(x, target)
+    a = torch.tanh(x @ before[0]["weight"].T + before[0]["bias"])
+    w = before[1]["weight"].clone().requires_grad_(True)
+    b = before[1]["bias"].clone().requires_grad_(True)
+    gw, gb = torch.autograd.grad(reference(a @ w.T + b, target), (w, b))
+    torch.testing.assert_close(grads[1]["weight"], gw)
+    torch.testing.assert_close(grads[1]["bias"], gb)
+
+
+@pytest.mark.parametrize("lr", [1.0, 0.25])
+def test_sgd_weight_change_is_minus_lr_times_grad(lr):
+    net = tiny_net("tpsgd_l2", lr=lr)
+    _, _, before, grads = run_step(net)
+    for i in (0, 1):
+        for key in ("weight", "bias"):
+            change = getattr(net.layers[i], key).detach() - before[i][key]
+            torch.testing.assert_close(change, -lr * grads[i][key])
+            assert change.abs().sum() > 0
+
+
+def smooth_l1(h, t):
+    return F.smooth_l1_loss(h, t, reduction="sum")
+
+
+@pytest.mark.parametrize("target_on", ["activation", "preactivation"])
+@pytest.mark.parametrize("loss", [smooth_l1, lambda h, t: ((h - t) ** 4).sum()])
+def test_local_loss_equals_autograd_of_the_loss(loss, target_on):
+    net = tiny_net(LocalLoss(loss, target_on=target_on), activation="tanh")
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    w = before[0]["weight"].clone().requires_grad_(True)
+    b = before[0]["bias"].clone().requires_grad_(True)
+    z = x @ w.T + b
+    h = torch.tanh(z) if target_on == "activation" else z
+    gw, gb = torch.autograd.grad(loss(h, target @ matrix) / BATCH, (w, b))
+    assert gw.abs().sum() > 0
+    torch.testing.assert_close(grads[0]["weight"], gw)
+    torch.testing.assert_close(grads[0]["bias"], gb)
+
+
+@pytest.mark.parametrize(
+    "name, local_loss",
+    [
+        ("tpsgd_l1", lambda h, t: (h - t).abs().sum()),
+        ("tpsgd_l2", lambda h, t: ((h - t) ** 2).sum()),
+        ("tpsgd_ce", lambda h, t: -(t * torch.log_softmax(h, 1)).sum()),
+    ],
+)
+def test_target_projection_rules_are_gradients_of_their_local_loss(name, local_loss):
+    """A second, independent check: autograd of the stated local loss, through the layer."""
+    net = tiny_net(name, activation="leaky_relu")
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    w = before[0]["weight"].clone().requires_grad_(True)
+    b = before[0]["bias"].clone().requires_grad_(True)
+    a = F.leaky_relu(x @ w.T + b, 0.1)
+    if name == "tpsgd_ce":
+        loss = local_loss(a @ matrix.T, target)  # logits = a P^T
+    else:
+        loss = local_loss(a, target @ matrix)
+    gw, gb = torch.autograd.grad(loss / BATCH, (w, b))
+    torch.testing.assert_close(grads[0]["weight"], gw)
+    torch.testing.assert_close(grads[0]["bias"], gb)
+
+
+def test_rule_names_are_the_public_contract():
+    assert {"bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce"} <= set(RULES)
+    for name in RULES:
+        assert get_rule(name).name == name
+
+
+@pytest.mark.parametrize(
+    "make, error, fragment",
+    [
+        (lambda: get_rule("nope"), ValueError, "Unknown rule 'nope'"),
+        (lambda: get_rule("tpsgd_l2", target_on="output"), ValueError, "target_on"),
+        (lambda: LocalLoss("not callable"), TypeError, "callable"),
+    ],
+)
+def test_bad_rule_arguments(make, error, fragment):
+    with pytest.raises(error, match=fragment):
+        make()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"projection": "bogus"}, {"scale": -1.0}, {"scale": float("nan")}]
+)
+def test_bad_projection_arguments_fail_at_construction(kwargs):
+    """Hyperparameters are checked when the rule is built (style habit 10), not at step 1."""
+    with pytest.raises(ValueError):
+        get_rule("tpsgd_l2", **kwargs)
+
+
+@pytest.mark.skipif("tpsgd_ce_ls" not in RULES, reason="no label-smoothed CE rule here")
+@pytest.mark.parametrize("scale", [None, 3.0])
+def test_label_smoothed_ce_update_by_hand(scale):
+    """``delta = m ((softmax(a P^T) - t) P) sigma'(z) / n``, ``t = (1 - eps) y* + eps / K``,
+    ``m = [p . y* < c]``, with the rule's own ``eps`` and ``c``."""
+    rule = get_rule("tpsgd_ce_ls", scale=scale)
+    eps, confident = rule.smoothing, getattr(rule, "confident", math.inf)
+    net = tiny_net(rule)
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    a = torch.tanh(x @ before[0]["weight"].T + before[0]["bias"])
+    probs = softmax_by_hand(a @ matrix.T)
+    gate = ((probs * target).sum(1, keepdim=True) < confident).float()
+    smoothed = (1 - eps) * target + eps / N_CLASSES
+    delta = gate * ((probs - smoothed) @ matrix) * (1 - a**2) / BATCH
+    torch.testing.assert_close(grads[0]["weight"], delta.T @ x)
+    torch.testing.assert_close(grads[0]["bias"], delta.sum(0))
