@@ -7,15 +7,98 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "pad_optimizer_state"]
+__all__ = ["OPTIMIZERS", "LayerAdam", "make_optimizer", "pad_optimizer_state"]
 
 OPTIMIZERS = ("adam", "sgd")
+
+
+class LayerAdam(torch.optim.Adam):
+    """``torch.optim.Adam(fused=True)`` with a lean ``step`` for the few tensors of one layer.
+
+    A network steps one small optimizer per layer per minibatch, where ``Optimizer.step``'s
+    per-call machinery (hooks, grouping by device) costs several times the fused kernel itself
+    on CPU (about 110 against 18 microseconds for a two-layer head). This ``step`` calls the same
+    fused kernel on the same state, so results, ``state_dict`` and pickles are those of
+    ``torch.optim.Adam(fused=True)``; it falls back to the parent's ``step`` where the kernel is
+    missing or a feature it does not handle (AMSGrad, weight decay, a closure) is asked for.
+
+    Examples
+    --------
+    >>> p = torch.nn.Parameter(torch.ones(3)); q = torch.nn.Parameter(torch.ones(3))
+    >>> ours, theirs = LayerAdam([p], lr=0.1), torch.optim.Adam([q], lr=0.1, fused=True)
+    >>> for _ in range(3):
+    ...     p.grad, q.grad = torch.arange(3.0), torch.arange(3.0)
+    ...     ours.step(); theirs.step()
+    >>> torch.equal(p, q)
+    True
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-3):
+        super().__init__(params, lr=lr, fused=True)
+
+    def step(self, closure=None):
+        if closure is not None or not self.fast_step():
+            return super().step(closure)
+        return None
+
+    def fast_step(self) -> bool:
+        """One fused Adam step; ``False`` (and nothing done) where only ``step`` can do it.
+
+        Networks call this directly: it also skips the profiling and hook wrapper that
+        ``torch.optim.Optimizer`` puts around ``step`` (tens of microseconds per call).
+        """
+        fused = getattr(torch, "_fused_adam_", None)
+        groups = self.param_groups
+        if fused is None or any(
+            g["amsgrad"] or g["weight_decay"] or g["maximize"] or g["differentiable"]
+            for g in groups
+        ):
+            return False
+        with torch.no_grad():
+            for group in groups:
+                self._fused_group(group, fused)
+        return True
+
+    def _fused_group(self, group: dict, fused) -> None:
+        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        if not params:
+            return
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        fused(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+        )
 
 
 def make_optimizer(
     name: str, params: Iterable[nn.Parameter], *, lr: float
 ) -> torch.optim.Optimizer:
-    """``"adam"`` (default betas) or ``"sgd"`` (plain) over ``params``.
+    """``"adam"`` (default betas, fused kernel) or ``"sgd"`` (plain) over ``params``.
 
     Examples
     --------
@@ -23,8 +106,7 @@ def make_optimizer(
     0.1
     """
     if name == "adam":
-        # the fused kernel (CPU and CUDA) is about 2x the default for-loop Adam on CPU
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return LayerAdam(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
