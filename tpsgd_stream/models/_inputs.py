@@ -7,6 +7,7 @@ value types, one ``np.fromiter`` and one ``np.isfinite``.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -26,8 +27,10 @@ _FAST_TYPES = frozenset(
 def _is_number(value) -> bool:
     if isinstance(value, (numbers.Real, np.bool_)):
         return True
-    return isinstance(value, np.generic) and np.issubdtype(type(value), np.number) and not (
-        np.issubdtype(type(value), np.complexfloating)
+    return (
+        isinstance(value, np.generic)
+        and np.issubdtype(type(value), np.number)
+        and not (np.issubdtype(type(value), np.complexfloating))
     )
 
 
@@ -58,12 +61,12 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
             if not _is_number(value):
                 raise _type_error(owner, name, value)
     array = np.fromiter(values, dtype=np.float64, count=len(x))
-    finite = np.isfinite(array)
-    if not finite.all():
-        if non_finite != "zero":
-            names = [name for name, ok in zip(x, finite) if not ok]
-            raise _non_finite_error(owner, names)
-        array[~finite] = 0.0
+    if not math.isfinite(sum(values)):  # one Python sum: NaN and inf propagate
+        finite = np.isfinite(array)
+        if not finite.all():  # (a finite sum can overflow: then all may still be finite)
+            if non_finite != "zero":
+                raise _non_finite_error(owner, [k for k, ok in zip(x, finite) if not ok])
+            array[~finite] = 0.0
     return array
 
 
@@ -71,20 +74,12 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
     """The values of a frame as a float64 ``(n, n_columns)`` array, after the same checks."""
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"{owner}: expected a pandas DataFrame, got {type(X).__name__}.")
-    columns = []
-    for name in X.columns:
-        column = X[name]
-        if pd.api.types.is_bool_dtype(column.dtype) or (
-            pd.api.types.is_numeric_dtype(column.dtype)
-            and not pd.api.types.is_complex_dtype(column.dtype)
-        ):
-            columns.append(column.to_numpy(dtype=np.float64, na_value=np.nan))
-            continue
-        for value in column:  # object columns: accept them only if every value is a number
-            if not _is_number(value):
-                raise _type_error(owner, name, value)
-        columns.append(column.to_numpy(dtype=np.float64))
-    array = np.stack(columns, axis=1) if columns else np.zeros((len(X), 0))
+    array = X.to_numpy()  # one block for an all-numeric frame; object dtype if any is not
+    if array.dtype.kind in "biuf":
+        array = array.astype(np.float64)  # a copy: the user's frame is never written to
+    else:
+        columns = [_column(X[name], name, owner) for name in X.columns]
+        array = np.stack(columns, axis=1) if columns else np.zeros((len(X), 0))
     finite = np.isfinite(array)
     if not finite.all():
         if non_finite != "zero":
@@ -92,6 +87,16 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
             raise _non_finite_error(owner, names)
         array[~finite] = 0.0
     return array
+
+
+def _column(column: pd.Series, name, owner: str) -> np.ndarray:
+    """One column as float64; an object column is accepted only if every value is a number."""
+    if column.dtype.kind in "biuf":
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    for value in column:
+        if not _is_number(value):
+            raise _type_error(owner, name, value)
+    return column.to_numpy(dtype=np.float64)
 
 
 def check_label(y, owner: str) -> None:

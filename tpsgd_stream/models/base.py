@@ -4,9 +4,10 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
 :class:`~tpsgd_stream.network.Network`:
 
 - **Feature map.** Each feature name gets a column the first time a sample with it is learned
-  from; the network's first layer grows a zero-weight input column for it, so its outputs do
-  not change. Missing features count as 0, unknown features at prediction time are ignored,
-  and the order of the keys never matters.
+  from. The network is built on the first sample (or frame) learned from, whose features get
+  the usual random initialisation; a later feature grows a zero-weight input column, so the
+  outputs do not change. Missing features count as 0, unknown features at prediction time are
+  ignored, and the order of the keys never matters (new names get columns in sorted order).
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
@@ -38,6 +39,14 @@ def _leaky_relu(z: np.ndarray) -> np.ndarray:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
+
+
+_CACHE_SIZE = 1024  # entries of each key-tuple -> columns cache
+
+
+def _name_key(name) -> tuple[str, str]:
+    """A sort key for feature names of any (mixed) types."""
+    return type(name).__name__, repr(name)
 
 
 NUMPY_ACTIVATIONS = {
@@ -83,8 +92,11 @@ class TPSGDEstimator(base.Estimator):
         batch = self.batch_size
         if isinstance(batch, bool) or not (isinstance(batch, (int, np.integer)) and batch >= 1):
             raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch!r}.")
-        if self.seed is not None and not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"{name}: seed must be an int or None, got {self.seed!r}.")
+        seed = self.seed
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
         if self.non_finite not in NON_FINITE:
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
@@ -101,6 +113,8 @@ class TPSGDEstimator(base.Estimator):
         self._n_buffered = 0
         self._n_updates = 0
         self._weights = None  # numpy copy of the weights for prediction, None when stale
+        self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
+        self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
 
     # --------------------------------------------------------------------- task hooks
     _target_dtype = np.int64
@@ -138,9 +152,11 @@ class TPSGDEstimator(base.Estimator):
     def _add_features(self, names) -> None:
         """Give new feature names a column; grow the network's input when needed."""
         features = self._features
-        for name in names:
-            if name not in features:
-                features[name] = len(features)
+        # sorted, so that columns (and the first features' initial weights) never depend on
+        # the order of the keys
+        for name in sorted({n for n in names if n not in features}, key=_name_key):
+            features[name] = len(features)
+        self._predict_columns.clear()  # keys unknown so far may be known now
         if self._net is None:
             self._build(len(features))
         grow = len(features) - self._width
@@ -150,11 +166,37 @@ class TPSGDEstimator(base.Estimator):
             self._buffer = np.concatenate([self._buffer, pad], axis=1)
             self._weights = None
 
-    def _columns(self, names) -> list[int]:
-        """Columns of ``names``, all known (call :meth:`_add_features` first)."""
-        return list(map(self._features.__getitem__, names))
+    def _learn_columns_of(self, keys: tuple) -> np.ndarray:
+        """Columns of ``keys`` (a dict's keys or a frame's columns); unknown keys become new
+        features.
 
-    def _push(self, columns: list[int], values: np.ndarray, y) -> None:
+        Cached per tuple of keys (streams repeat the same keys in the same order), at most
+        ``_CACHE_SIZE`` entries.
+        """
+        columns = self._learn_columns.get(keys)
+        if columns is None:
+            if self._net is None or not all(k in self._features for k in keys):
+                self._add_features(keys)
+            columns = np.fromiter(map(self._features.__getitem__, keys), np.intp, len(keys))
+            if len(self._learn_columns) >= _CACHE_SIZE:
+                self._learn_columns.clear()
+            self._learn_columns[keys] = columns
+        return columns
+
+    def _predict_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+        """Columns of the known ``keys``, and a mask of the known keys (``None``: all known)."""
+        entry = self._predict_columns.get(keys)
+        if entry is None:
+            features = self._features
+            known = np.fromiter((k in features for k in keys), bool, len(keys))
+            columns = np.fromiter((features[k] for k in keys if k in features), np.intp)
+            entry = (columns, None if known.all() else known)
+            if len(self._predict_columns) >= _CACHE_SIZE:
+                self._predict_columns.clear()
+            self._predict_columns[keys] = entry
+        return entry
+
+    def _push(self, columns: np.ndarray, values: np.ndarray, y) -> None:
         """Buffer one sample (already validated and mapped); update when the buffer is full."""
         row = self._buffer[self._n_buffered]
         row[:] = 0.0
@@ -176,13 +218,7 @@ class TPSGDEstimator(base.Estimator):
     def _learn_row(self, x: dict, y, register) -> None:
         """Check ``x``, then map its features and ``register(y)`` its label, then buffer it."""
         values = parse_values(x, type(self).__name__, self.non_finite)
-        try:
-            columns = self._columns(x)
-        except KeyError:
-            columns = None
-        if columns is None or self._net is None:
-            self._add_features(x)
-            columns = self._columns(x)
+        columns = self._learn_columns_of(tuple(x))
         self._push(columns, values, register(y))
 
     def _learn_frame(self, X, y: np.ndarray, register) -> None:
@@ -198,9 +234,9 @@ class TPSGDEstimator(base.Estimator):
             )
         if len(X) == 0:
             return
-        self._add_features(X.columns)
+        columns = self._learn_columns_of(tuple(X.columns.tolist()))
         rows = np.zeros((len(X), self._width), dtype=np.float32)
-        rows[:, self._columns(X.columns)] = values
+        rows[:, columns] = values
         start = 0
         while start < len(rows):
             take = min(self.batch_size - self._n_buffered, len(rows) - start)
@@ -239,23 +275,16 @@ class TPSGDEstimator(base.Estimator):
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""
         values = parse_values(x, type(self).__name__, self.non_finite)
-        row = np.zeros(self._width)
-        features = self._features
-        try:
-            row[list(map(features.__getitem__, x))] = values
-        except KeyError:
-            keep = [(features[k], v) for k, v in zip(x, values) if k in features]
-            if keep:
-                columns, kept = zip(*keep)
-                row[list(columns)] = kept
+        columns, known = self._predict_columns_of(tuple(x))
+        row = np.zeros(self._buffer.shape[1])
+        row[columns] = values if known is None else values[known]
         return row
 
     def _rows(self, X) -> np.ndarray:
         values = check_frame(X, type(self).__name__, self.non_finite)
+        columns, known = self._predict_columns_of(tuple(X.columns.tolist()))
         rows = np.zeros((len(X), self._width))
-        known = [i for i, name in enumerate(X.columns) if name in self._features]
-        if known:
-            rows[:, self._columns(X.columns[known])] = values[:, known]
+        rows[:, columns] = values if known is None else values[:, known]
         return rows
 
     # --------------------------------------------------------------- memory, pickling
@@ -278,7 +307,8 @@ class TPSGDEstimator(base.Estimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_weights"] = None  # a cache, rebuilt from the network on demand
+        state["_weights"] = None  # caches, rebuilt on demand
+        state["_learn_columns"], state["_predict_columns"] = {}, {}
         return state
 
     # ---------------------------------------------------------------------- persistence

@@ -1,0 +1,254 @@
+"""Prequential (predict, then learn) accuracy and samples/s of the streaming estimators.
+
+Streams: river's ``ImageSegments`` and ``Phishing``, and scikit-learn's ``digits`` read as a
+stream. Contenders, each behind an online standardisation:
+
+- ``TPSGDClassifier`` with its default rule, and the same with ``rule="bp"``, on two paths:
+  ``learn_one`` (``predict_one`` then ``learn_one`` per sample, behind river's
+  ``StandardScaler`` in a pipeline) and ``learn_many`` (``predict_many`` then ``learn_many``
+  on 32-row DataFrames). The ``learn_many`` path is timed twice: through the river pipeline
+  (``StandardScaler.learn_many``/``transform_many`` included) and as the model alone on frames
+  the same online scaler produced beforehand ("model only").
+- river's ``LogisticRegression`` (binary stream) or ``SoftmaxRegression`` (multiclass), on the
+  ``learn_one`` path behind ``StandardScaler``.
+- A plain PyTorch loop: the same MLP trained by backprop with Adam on minibatches of 32, on
+  tensors prepared beforehand, with a hand-written online standardisation (the ceiling: no
+  dicts, no DataFrames, the classes known in advance).
+
+All contenders run with ``torch.set_num_threads(1)``: the tensors are tiny, and on a shared
+machine intra-op threads made single small ops up to 100x slower. Every configuration runs
+``--repeats`` times, interleaved, with seeds 0, 1, ...: accuracy is the mean over seeds,
+samples/s the best run (other processes share the machine).
+
+Run: ``python benchmarks/stream_throughput.py [--repeats 5]``; writes
+``benchmarks/results/stream_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from river import datasets, linear_model, preprocessing
+from sklearn.datasets import load_digits
+
+from tpsgd_stream.models import TPSGDClassifier
+
+BATCH = 32
+HIDDEN = (128,)  # TPSGDClassifier's default; the torch loop uses the same net
+LR = 1e-2  # TPSGDClassifier's default
+
+
+def load_streams() -> dict[str, list[tuple[dict, object]]]:
+    digits = load_digits()
+    return {
+        "ImageSegments": list(datasets.ImageSegments()),
+        "Phishing": list(datasets.Phishing()),
+        "digits": [
+            ({f"p{j}": float(v) for j, v in enumerate(row)}, int(t))
+            for row, t in zip(digits.data, digits.target)
+        ],
+    }
+
+
+# ------------------------------------------------------------------------------ contenders
+def run_learn_one(model, data) -> tuple[int, float]:
+    correct = 0
+    start = time.perf_counter()
+    for x, y in data:
+        correct += model.predict_one(x) == y
+        model.learn_one(x, y)
+    return correct, time.perf_counter() - start
+
+
+def run_learn_many(model, frames) -> tuple[int, float]:
+    correct = 0
+    start = time.perf_counter()
+    for X, y in frames:
+        correct += int((model.predict_many(X).to_numpy() == y.to_numpy()).sum())
+        model.learn_many(X, y)
+    return correct, time.perf_counter() - start
+
+
+def make_frames(data) -> list[tuple[pd.DataFrame, pd.Series]]:
+    return [
+        (
+            pd.DataFrame([x for x, _ in data[i : i + BATCH]]),
+            pd.Series([y for _, y in data[i : i + BATCH]]),
+        )
+        for i in range(0, len(data), BATCH)
+    ]
+
+
+def prescale(frames):
+    """Frames as the pipeline's StandardScaler sees them: predict with the old statistics,
+    learn with the updated ones (two frames per minibatch)."""
+    scaler = preprocessing.StandardScaler()
+    out = []
+    for X, y in frames:
+        before = scaler.transform_many(X)
+        scaler.learn_many(X)
+        out.append((before, scaler.transform_many(X), y))
+    return out
+
+
+def run_model_only(model, scaled) -> tuple[int, float]:
+    correct = 0
+    start = time.perf_counter()
+    for X_pred, X_learn, y in scaled:
+        correct += int((model.predict_many(X_pred).to_numpy() == y.to_numpy()).sum())
+        model.learn_many(X_learn, y)
+    return correct, time.perf_counter() - start
+
+
+def run_torch_loop(data, seed: int) -> tuple[int, float]:
+    """The ceiling: backprop on minibatches of 32 over ready-made tensors."""
+    names = sorted({k for x, _ in data for k in x})
+    labels = sorted({y for _, y in data}, key=repr)
+    index = {c: i for i, c in enumerate(labels)}
+    X = torch.tensor([[x.get(k, 0.0) for k in names] for x, _ in data], dtype=torch.float32)
+    y = torch.tensor([index[t] for _, t in data])
+    torch.manual_seed(seed)
+    layers, width = [], X.shape[1]
+    for h in HIDDEN:
+        layers += [torch.nn.Linear(width, h), torch.nn.LeakyReLU(0.1)]
+        width = h
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(width, len(labels)))
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    count, mean, m2 = 0, torch.zeros(X.shape[1]), torch.zeros(X.shape[1])
+    correct = 0
+    start = time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        xb, yb = X[i : i + BATCH], y[i : i + BATCH]
+        std = (m2 / max(count, 1)).sqrt().clamp_min(1e-12) if count else torch.ones_like(mean)
+        with torch.no_grad():
+            correct += int((net((xb - mean) / std).argmax(1) == yb).sum())
+        # online standardisation: merge the batch's moments (Chan et al.)
+        n_b = len(xb)
+        mean_b, m2_b = xb.mean(0), ((xb - xb.mean(0)) ** 2).sum(0)
+        delta = mean_b - mean
+        total = count + n_b
+        mean = mean + delta * n_b / total
+        m2 = m2 + m2_b + delta**2 * count * n_b / total
+        count = total
+        std = (m2 / count).sqrt().clamp_min(1e-12)
+        loss = torch.nn.functional.cross_entropy(net((xb - mean) / std), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return correct, time.perf_counter() - start
+
+
+def contenders(name: str, data):
+    """(label, path, run(seed) -> (correct, seconds)) for one stream."""
+    frames = make_frames(data)
+    scaled = prescale(frames)
+    binary = len({y for _, y in data}) == 2
+    river_name = "river LogisticRegression" if binary else "river SoftmaxRegression"
+    river_cls = linear_model.LogisticRegression if binary else linear_model.SoftmaxRegression
+
+    def tpsgd(rule, seed):
+        return TPSGDClassifier(rule=rule, seed=seed)
+
+    def piped(model):
+        return preprocessing.StandardScaler() | model
+
+    yield (
+        "TPSGDClassifier (tpsgd_ce)",
+        "learn_one",
+        lambda s: run_learn_one(piped(tpsgd("tpsgd_ce", s)), data),
+    )
+    yield "TPSGDClassifier (bp)", "learn_one", lambda s: run_learn_one(piped(tpsgd("bp", s)), data)
+    yield river_name, "learn_one", lambda s: run_learn_one(piped(river_cls()), data)
+    yield (
+        "TPSGDClassifier (tpsgd_ce)",
+        "learn_many",
+        lambda s: run_learn_many(piped(tpsgd("tpsgd_ce", s)), frames),
+    )
+    yield (
+        "TPSGDClassifier (bp)",
+        "learn_many",
+        lambda s: run_learn_many(piped(tpsgd("bp", s)), frames),
+    )
+    yield (
+        "TPSGDClassifier (tpsgd_ce)",
+        "learn_many, model only",
+        lambda s: run_model_only(tpsgd("tpsgd_ce", s), scaled),
+    )
+    yield (
+        "TPSGDClassifier (bp)",
+        "learn_many, model only",
+        lambda s: run_model_only(tpsgd("bp", s), scaled),
+    )
+    yield "PyTorch loop (backprop, minibatch 32)", "tensors", lambda s: run_torch_loop(data, s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "stream_throughput.json")
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    TPSGDClassifier(seed=0).learn_one({"warm": 1.0}, 0)  # one-time imports out of the timings
+
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()}",
+        "torch": torch.__version__,
+        "torch_threads": 1,
+        "batch": BATCH,
+        "hidden_layer_sizes": HIDDEN,
+        "lr": LR,
+        "repeats": args.repeats,
+        "streams": {},
+    }
+    for name, data in load_streams().items():
+        runs = list(contenders(name, data))
+        records = {(label, path): [] for label, path, _ in runs}
+        for seed in range(args.repeats):  # interleaved, so load spikes hit every contender
+            for label, path, run in runs:
+                correct, seconds = run(seed)
+                records[label, path].append((correct / len(data), len(data) / seconds))
+        rows = []
+        for (label, path), values in records.items():
+            accs, speeds = zip(*values)
+            rows.append(
+                {
+                    "model": label,
+                    "path": path,
+                    "accuracy": round(float(np.mean(accs)), 4),
+                    "accuracy_per_seed": [round(a, 4) for a in accs],
+                    "samples_per_s": round(max(speeds)),
+                    "samples_per_s_median": round(float(np.median(speeds))),
+                }
+            )
+            print(
+                f"{name:14s} {label:40s} {path:24s} acc {np.mean(accs):.4f} "
+                f"{max(speeds):9.0f} samples/s (median {np.median(speeds):.0f})",
+                flush=True,
+            )
+        results["streams"][name] = {
+            "n_samples": len(data),
+            "n_features": len({k for x, _ in data for k in x}),
+            "n_classes": len({y for _, y in data}),
+            "results": rows,
+        }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

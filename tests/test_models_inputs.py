@@ -1,0 +1,117 @@
+"""Bad input: clear errors, and a rejected sample leaves the model exactly as it was."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tpsgd_stream.models import TPSGDClassifier, TPSGDRegressor
+
+torch.set_num_threads(1)  # see tests/test_estimators.py
+
+
+def _trained(cls, n=10):
+    model = cls(seed=0, batch_size=4)
+    for i in range(n):  # leaves 2 samples in the buffer
+        model.learn_one({"a": float(i), "b": 1.0 - i}, i % 2)
+    return model
+
+
+def _state(model):
+    return (
+        [p.detach().clone() for p in model._net.parameters()],
+        model._buffer.copy(),
+        model._buffer_y.copy(),
+        model._n_buffered,
+        dict(model._features),
+        pickle.dumps(model),
+    )
+
+
+def _assert_unchanged(before, model):
+    after = _state(model)
+    assert all(torch.equal(a, b) for a, b in zip(before[0], after[0]))
+    assert np.array_equal(before[1], after[1]) and np.array_equal(before[2], after[2])
+    assert before[3:] == after[3:]
+
+
+BAD_ROWS = [
+    ({"a": 1.0, "b": math.nan}, ValueError, "'b'"),
+    ({"a": math.inf, "new": 1.0}, ValueError, "'a'"),
+    ({"a": 1.0, "color": "red"}, TypeError, "'color'.*str"),
+    ({"a": None}, TypeError, "'a'.*NoneType"),
+    ({"a": 1 + 2j}, TypeError, "'a'.*complex"),
+]
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+@pytest.mark.parametrize("x, error, message", BAD_ROWS)
+def test_bad_row_is_rejected_and_model_unchanged(cls, x, error, message):
+    model = _trained(cls)
+    before = _state(model)
+    with pytest.raises(error, match=message):
+        model.learn_one(x, 1)
+    with pytest.raises(error, match=message):
+        model.predict_one(x)
+    _assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_none_label_is_rejected_and_model_unchanged(cls):
+    model = _trained(cls)
+    before = _state(model)
+    with pytest.raises(ValueError, match="None"):
+        model.learn_one({"a": 1.0, "brand_new": 2.0}, None)
+    with pytest.raises(ValueError, match="None"):
+        model.learn_many(pd.DataFrame({"a": [1.0, 2.0]}), pd.Series([1, None], dtype=object))
+    _assert_unchanged(before, model)
+
+
+def test_regressor_rejects_non_numeric_and_non_finite_targets():
+    model = _trained(TPSGDRegressor)
+    before = _state(model)
+    with pytest.raises(TypeError, match="real number"):
+        model.learn_one({"a": 1.0}, "3.5")
+    with pytest.raises(ValueError, match="finite"):
+        model.learn_one({"a": 1.0}, math.nan)
+    _assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_bad_frame_is_rejected_and_model_unchanged(cls):
+    model = _trained(cls)
+    before = _state(model)
+    nan_frame = pd.DataFrame({"a": [1.0, np.nan], "new": [0.0, 1.0]})
+    with pytest.raises(ValueError, match="'a'"):
+        model.learn_many(nan_frame, pd.Series([0, 1]))
+    text_frame = pd.DataFrame({"a": [1.0, 2.0], "word": ["x", "y"]})
+    with pytest.raises(TypeError, match="'word'.*str"):
+        model.learn_many(text_frame, pd.Series([0, 1]))
+    with pytest.raises(TypeError, match="'word'.*str"):
+        model.predict_many(text_frame)
+    _assert_unchanged(before, model)
+
+
+def test_non_finite_zero_imputes():
+    model = _trained(TPSGDClassifier)
+    imputing = model.clone({"non_finite": "zero"})
+    for i in range(10):
+        imputing.learn_one({"a": float(i), "b": 1.0 - i}, i % 2)
+    imputing.learn_one({"a": math.nan, "b": math.inf}, 0)
+    assert imputing.predict_proba_one({"a": math.nan, "b": 1.0}) == imputing.predict_proba_one(
+        {"b": 1.0}
+    )
+    frame = pd.DataFrame({"a": [np.nan], "b": [1.0]})
+    assert imputing.predict_many(frame).iloc[0] == imputing.predict_one({"b": 1.0})
+
+
+def test_numpy_and_bool_values_are_numbers():
+    model = TPSGDClassifier(seed=0, batch_size=2)
+    model.learn_one({"i": np.int32(3), "f": np.float32(0.5), "b": True, "nb": np.bool_(False)}, 1)
+    model.learn_one({"i": 2, "f": 1.5, "b": False, "nb": np.bool_(True)}, 0)
+    assert model._n_updates == 1

@@ -1,0 +1,62 @@
+"""TPSGDRegressor: online target standardisation, losses, rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tpsgd_stream.models import TPSGDRegressor
+
+torch.set_num_threads(1)  # see tests/test_estimators.py
+
+
+def _stream(n, scale=1.0, offset=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = offset + scale * (X[:, 0] - 0.5 * X[:, 1] + 0.1 * rng.normal(size=n))
+    return [({f"x{j}": float(v) for j, v in enumerate(row)}, float(t)) for row, t in zip(X, y)]
+
+
+@pytest.mark.parametrize("rule", ["tpsgd_l2", "drtp", "bp"])
+def test_learns_a_target_of_large_scale_with_the_default_lr(rule):
+    data = _stream(1200, scale=500.0, offset=10_000.0)
+    model = TPSGDRegressor(seed=0, rule=rule, hidden_layer_sizes=(32,), batch_size=8)
+    errors = []
+    for x, y in data:
+        errors.append(abs(model.predict_one(x) - y))
+        model.learn_one(x, y)
+    # the target's own spread is ~560: the model must be far better than predicting the mean
+    assert np.mean(errors[-200:]) < 150.0
+    assert model._y_mean == pytest.approx(np.mean([y for _, y in data]))
+
+
+def test_standardised_targets_are_what_the_network_sees():
+    model = TPSGDRegressor(seed=0, batch_size=4)
+    for x, y in _stream(4, scale=100.0, offset=50.0):
+        model.learn_one(x, y)
+    assert model._y_count == 4
+    targets = model._targets(np.array([model._y_mean, model._y_mean + model._y_std]))
+    assert torch.allclose(targets[:, 0], torch.tensor([0.0, 1.0]))
+
+
+def test_huber_and_learn_many():
+    data = _stream(64)
+    one = TPSGDRegressor(seed=1, loss="huber", batch_size=8)
+    many = TPSGDRegressor(seed=1, loss="huber", batch_size=8)
+    for x, y in data:
+        one.learn_one(x, y)
+    many.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]))
+    frame = pd.DataFrame([x for x, _ in data[:5]])
+    assert np.allclose(one.predict_many(frame), many.predict_many(frame), rtol=1e-9)
+    assert [one.predict_one(x) for x, _ in data[:5]] == pytest.approx(
+        list(one.predict_many(frame)), rel=1e-12
+    )
+
+
+def test_classification_rule_and_unknown_loss_are_rejected():
+    with pytest.raises(ValueError, match="tpsgd_ce"):
+        TPSGDRegressor(rule="tpsgd_ce")
+    with pytest.raises(ValueError, match="loss"):
+        TPSGDRegressor(loss="cross_entropy")

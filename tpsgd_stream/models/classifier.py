@@ -1,0 +1,205 @@
+"""``TPSGDClassifier``: a multi-layer perceptron trained by a local rule, one sample at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from river import base
+
+from ._inputs import check_label
+from ._persistence import decode, encode
+from .base import TPSGDEstimator
+
+__all__ = ["TPSGDClassifier"]
+
+
+class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
+    """Streaming classifier trained without backprop (tpSGD and relatives).
+
+    A multi-layer perceptron whose hidden layers each learn from their own local loss (see
+    :mod:`tpsgd_stream.rules`) and whose output layer learns from the cross-entropy. Classes
+    and features may appear at any time.
+
+    Parameters
+    ----------
+    hidden_layer_sizes
+        Units of each hidden layer.
+    activation
+        Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
+        ``"identity"``.
+    rule
+        Rule of the hidden layers: ``"tpsgd_ce"`` (local cross-entropy through a fixed random
+        projection), ``"tpsgd_l1"``, ``"tpsgd_l2"``, ``"drtp"``, ``"dfa"``, ``"sdfa"`` or
+        ``"bp"`` (plain backprop, the reference).
+    optimizer
+        ``"adam"`` or ``"sgd"``, one per layer.
+    lr
+        Learning rate.
+    batch_size
+        Samples per update. ``learn_one`` buffers samples and updates once ``batch_size`` of
+        them are in; predictions in between use the current weights.
+    seed
+        Seeds the initial weights and the projections. ``None`` draws one.
+    device
+        Torch device of the network (``"cpu"``, ``"cuda"``); prediction of single rows always
+        runs on a numpy copy of the weights.
+    non_finite
+        ``"raise"``: a NaN or infinite feature value raises ``ValueError``. ``"zero"``: it is
+        treated as missing (0).
+
+    Notes
+    -----
+    **Minibatch trade-off.** ``batch_size=1`` reacts to every sample, but each update is a
+    full optimizer step per layer, whose fixed cost (Python and torch dispatch) dwarfs the
+    arithmetic of one row. On ``ImageSegments`` behind a ``StandardScaler`` (one CPU core),
+    ``batch_size=1`` reached 86.0 % prequential accuracy at about 0.1x the samples/s of
+    ``batch_size=32`` (83.4 %); ``batch_size=8`` gave 85.9 % at 0.5x. Larger batches are faster
+    per sample, but a sample affects the weights only once its batch is complete (up to
+    ``batch_size - 1`` samples later), so the model learns from fewer steps on a short stream
+    and reacts later to drift. Pending samples sit in the buffer; they are part of the state
+    (pickled and saved), not lost.
+
+    **Classes.** Labels may be any hashable value (int, str, bool, numpy scalars). A new
+    label adds an output unit with zero weights and a projection row; the logits of the
+    classes seen before are unchanged. Before any label has been seen, ``predict_proba_one``
+    returns ``{}`` and ``predict_one`` returns ``None``.
+
+    **Features.** A new feature name adds an input column with zero weights (the outputs do not
+    change); missing features count as 0; features never seen in training are ignored.
+
+    Examples
+    --------
+    >>> from river import datasets, evaluate, metrics, preprocessing
+    >>> from tpsgd_stream.models import TPSGDClassifier
+    >>> model = preprocessing.StandardScaler() | TPSGDClassifier(seed=1)
+    >>> evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
+    Accuracy: 87.4%
+
+    Labels of any hashable type; a new one adds an output unit:
+
+    >>> model = TPSGDClassifier(seed=0, batch_size=2)
+    >>> model.predict_one({"x": 1.0}) is None
+    True
+    >>> model.learn_one({"x": 1.0}, "cat")
+    >>> model.learn_one({"x": -1.0, "y": 2.0}, "dog")
+    >>> proba = model.predict_proba_one({"x": 1.0})
+    >>> sorted(proba), round(sum(proba.values()), 12)
+    (['cat', 'dog'], 1.0)
+
+    Saving and loading (a versioned ``torch.save`` archive):
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.pt"
+    >>> model.save(path)
+    >>> TPSGDClassifier.load(path).predict_proba_one({"x": 1.0}) == proba
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (128,),
+        activation: str = "leaky_relu",
+        rule: str = "tpsgd_ce",
+        optimizer: str = "adam",
+        lr: float = 1e-2,
+        batch_size: int = 32,
+        seed: int | None = None,
+        device: str = "cpu",
+        non_finite: str = "raise",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.rule = rule
+        self.optimizer = optimizer
+        self.lr = lr
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.non_finite = non_finite
+        self._check_params()
+        self._reset()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._classes: list = []  # output unit -> label
+        self._class_index: dict = {}  # label -> output unit
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"hidden_layer_sizes": (8, 8), "rule": "dfa", "activation": "tanh", "batch_size": 3}
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------------ task hooks
+    @property
+    def _n_outputs(self) -> int:
+        return len(self._classes)
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        return self._net.one_hot(torch.from_numpy(y))
+
+    def _register(self, y) -> int:
+        """The output unit of label ``y``; a new label grows the output layer by one unit."""
+        index = self._class_index.get(y)
+        if index is None:
+            index = self._class_index[y] = len(self._classes)
+            self._classes.append(y)
+            if len(self._classes) > self._net.n_outputs:
+                self._net.grow_outputs(1)
+                self._weights = None
+        return index
+
+    def _register_many(self, labels: np.ndarray) -> np.ndarray:
+        return np.fromiter((self._register(y) for y in labels), dtype=np.int64, count=len(labels))
+
+    def _task_state(self) -> dict:
+        return {"classes": [encode(c) for c in self._classes]}
+
+    def _set_task_state(self, state: dict) -> None:
+        self._classes = [decode(tag) for tag in state["classes"]]
+        self._class_index = {c: i for i, c in enumerate(self._classes)}
+
+    # ----------------------------------------------------------------------- learning
+    def learn_one(self, x: dict, y) -> None:
+        check_label(y, type(self).__name__)
+        self._learn_row(x, y, self._register)
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
+        labels = np.asarray(y, dtype=object)
+        for label in labels:
+            check_label(label, type(self).__name__)
+        self._learn_frame(X, labels, self._register_many)
+
+    # --------------------------------------------------------------------- prediction
+    def predict_proba_one(self, x: dict) -> dict:
+        if not self._classes:
+            return {}
+        proba = _softmax(self._forward(self._row(x)))
+        return dict(zip(self._classes, proba.tolist()))
+
+    def predict_one(self, x: dict):
+        if not self._classes:
+            return None
+        return self._classes[int(np.argmax(self._forward(self._row(x))))]
+
+    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not self._classes:
+            return pd.DataFrame(index=X.index)
+        proba = _softmax(self._forward(self._rows(X)))
+        return pd.DataFrame(proba, index=X.index, columns=list(self._classes))
+
+    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+        if not self._classes:
+            return pd.Series([None] * len(X), index=X.index, dtype=object)
+        best = np.argmax(self._forward(self._rows(X)), axis=-1)
+        return pd.Series([self._classes[i] for i in best], index=X.index, dtype=object)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax in float64, normalised so that each row sums to 1 within 1e-15."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,174 @@
+"""``TPSGDRegressor``: a multi-layer perceptron regressor trained by a local rule."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+import torch
+from river import base
+
+from .base import TPSGDEstimator
+
+__all__ = ["TPSGDRegressor"]
+
+LOSSES = ("mse", "huber")
+
+
+class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
+    """Streaming regressor trained without backprop (tpSGD and relatives).
+
+    The target is standardised online (running mean and standard deviation), so the default
+    learning rate suits targets of any scale; the network learns the standardised target and
+    predictions are mapped back. With a target-projection rule each hidden layer learns
+    towards the standardised target projected through its fixed matrix ``P``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes
+        Units of each hidden layer.
+    activation
+        Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
+        ``"identity"``.
+    rule
+        Rule of the hidden layers: ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``, ``"dfa"``,
+        ``"sdfa"`` or ``"bp"`` (``"tpsgd_ce"`` is for classification only).
+    optimizer
+        ``"adam"`` or ``"sgd"``.
+    lr
+        Learning rate.
+    batch_size
+        Samples per update; see :class:`~tpsgd_stream.models.TPSGDClassifier` for the
+        trade-off.
+    seed
+        Seeds the initial weights and the projections. ``None`` draws one.
+    device
+        Torch device of the network.
+    non_finite
+        ``"raise"`` (NaN or infinite feature values raise ``ValueError``) or ``"zero"``.
+    loss
+        ``"mse"`` or ``"huber"`` (delta 1 on the standardised target: robust to outliers).
+
+    Examples
+    --------
+    >>> from river import datasets, evaluate, metrics, preprocessing
+    >>> from tpsgd_stream.models import TPSGDRegressor
+    >>> model = preprocessing.StandardScaler() | TPSGDRegressor(seed=1)
+    >>> evaluate.progressive_val_score(datasets.TrumpApproval(), model, metrics.MAE())
+    MAE: 0.74
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (128,),
+        activation: str = "leaky_relu",
+        rule: str = "tpsgd_l2",
+        optimizer: str = "adam",
+        lr: float = 1e-2,
+        batch_size: int = 32,
+        seed: int | None = None,
+        device: str = "cpu",
+        non_finite: str = "raise",
+        loss: str = "mse",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.rule = rule
+        self.optimizer = optimizer
+        self.lr = lr
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.non_finite = non_finite
+        self.loss = loss
+        self._check_params()
+        if loss not in LOSSES:
+            raise ValueError(f"TPSGDRegressor: loss must be one of {LOSSES}, got {loss!r}.")
+        if rule == "tpsgd_ce":
+            raise ValueError(
+                "TPSGDRegressor: rule 'tpsgd_ce' is a classification rule (a softmax over "
+                "classes); use 'tpsgd_l2', 'tpsgd_l1', 'drtp', 'dfa', 'sdfa' or 'bp'."
+            )
+        self._loss = loss
+        self._reset()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._y_count, self._y_mean, self._y_m2 = 0, 0.0, 0.0
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"hidden_layer_sizes": (8, 8), "rule": "bp", "batch_size": 1, "loss": "huber"}
+
+    # ------------------------------------------------------------------ task hooks
+    _target_dtype = np.float64
+
+    @property
+    def _n_outputs(self) -> int:
+        return 1
+
+    @property
+    def _y_std(self) -> float:
+        if self._y_count < 2 or self._y_m2 <= 0.0:
+            return 1.0
+        return math.sqrt(self._y_m2 / self._y_count)
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        z = (y - self._y_mean) / self._y_std
+        return torch.from_numpy(z.astype(np.float32)[:, None])
+
+    def _register(self, y) -> float:
+        """Update the running mean and variance of the target (Welford)."""
+        y = float(y)
+        self._y_count += 1
+        shift = y - self._y_mean
+        self._y_mean += shift / self._y_count
+        self._y_m2 += shift * (y - self._y_mean)
+        return y
+
+    def _register_many(self, targets: np.ndarray) -> np.ndarray:
+        for y in targets:
+            self._register(y)
+        return targets
+
+    def _task_state(self) -> dict:
+        return {"count": self._y_count, "mean": self._y_mean, "m2": self._y_m2}
+
+    def _set_task_state(self, state: dict) -> None:
+        self._y_count, self._y_mean, self._y_m2 = state["count"], state["mean"], state["m2"]
+
+    def _check_target(self, y) -> None:
+        if y is None:
+            raise ValueError("TPSGDRegressor: the target is None; every sample needs a target.")
+        if not isinstance(y, (numbers.Real, np.bool_)):
+            raise TypeError(
+                f"TPSGDRegressor: the target must be a real number, got {type(y).__name__}."
+            )
+        if not math.isfinite(y):
+            raise ValueError(f"TPSGDRegressor: the target is {y!r}; it must be finite.")
+
+    # ----------------------------------------------------------------------- learning
+    def learn_one(self, x: dict, y) -> None:
+        self._check_target(y)
+        self._learn_row(x, y, self._register)
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
+        targets = np.asarray(y, dtype=object)
+        for target in targets:
+            self._check_target(target)
+        self._learn_frame(X, targets.astype(np.float64), self._register_many)
+
+    # --------------------------------------------------------------------- prediction
+    def predict_one(self, x: dict) -> float:
+        if self._net is None:
+            return 0.0
+        return float(self._forward(self._row(x))[0]) * self._y_std + self._y_mean
+
+    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+        if self._net is None:
+            return pd.Series(np.zeros(len(X)), index=X.index)
+        out = self._forward(self._rows(X))[:, 0] * self._y_std + self._y_mean
+        return pd.Series(out, index=X.index)
