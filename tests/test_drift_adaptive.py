@@ -107,3 +107,20 @@ def test_bad_input_leaves_the_wrapper_unchanged():
 def test_river_checks(check):
     for params in DriftAdaptiveClassifier._unit_test_params():
         check(DriftAdaptiveClassifier(**params).clone())
+
+
+def test_freeze_encoder_keeps_the_encoder_fixed_after_the_first_adaptation():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(16,), seed=0), freeze_encoder=True, seed=0
+    )
+    pipeline = preprocessing.StandardScaler() | model
+    stream = list(digits_shift_stream([Shift("label_swap", 800)], n_samples=1600, seed=0))
+    encoder = None
+    for x, y in stream:
+        pipeline.learn_one(x, y)
+        if encoder is None and any(e.action == "adapt" for e in model.drift_events):
+            encoder = model.model._net.layers[0].weight.detach().clone()
+            adaptor = model.model._net.layers[1].weight.detach().clone()
+    assert encoder is not None
+    assert torch.equal(model.model._net.layers[0].weight, encoder)
+    assert not torch.equal(model.model._net.layers[1].weight, adaptor)

@@ -70,6 +70,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         Passes over the new-regime samples when re-training the adaptor.
     reinitialise
         Start the adaptor from fresh random weights (``True``) or fine-tune it.
+    freeze_encoder
+        After the first adaptation, go on learning online with the adaptor only (``True``), or
+        with the whole network (``False``, the default: an encoder frozen for good fell
+        behind later in calibration).
     seed
         Seeds the re-initialisation and the order of the re-training samples.
 
@@ -97,6 +101,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         min_samples: int = 100,
         passes: int = 3,
         reinitialise: bool = True,
+        freeze_encoder: bool = False,
         seed: int = 0,
     ):
         from ..models import TPSGDClassifier
@@ -125,6 +130,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         self.min_samples = min_samples
         self.passes = passes
         self.reinitialise = reinitialise
+        self.freeze_encoder = freeze_encoder
         self.seed = seed
         self._reset()
 
@@ -212,6 +218,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
                 chosen = order[begin : begin + batch]
                 net.train_step(features[chosen], targets[chosen], layers=adaptor, start=first)
         model._weights = None  # the numpy copy used for prediction is stale
+        if self.freeze_encoder:
+            model._train_layers = adaptor
         event.action = "adapt"
         event.n_samples = len(samples)
         event.seconds = time.perf_counter() - start_time

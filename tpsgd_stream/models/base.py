@@ -112,6 +112,7 @@ class TPSGDEstimator(base.Estimator):
         self._buffer_y = np.zeros(self.batch_size, dtype=self._target_dtype)
         self._n_buffered = 0
         self._n_updates = 0
+        self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
         self._weights = None  # numpy copy of the weights for prediction, None when stale
         self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
         self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
@@ -209,7 +210,7 @@ class TPSGDEstimator(base.Estimator):
     def _update(self) -> None:
         n = self._n_buffered
         x = torch.from_numpy(self._buffer[:n]).to(self._net.device)
-        self._net.train_step(x, self._targets(self._buffer_y[:n]))
+        self._net.train_step(x, self._targets(self._buffer_y[:n]), layers=self._train_layers)
         self._n_buffered = 0
         self._n_updates += 1
         self._weights = None
