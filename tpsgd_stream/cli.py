@@ -98,6 +98,11 @@ def _bench(name: str, args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tpsgd-stream`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command in ("demo", "run"):
+        import torch
+
+        # small per-sample models: one thread avoids the spin-up cost of a pool per tiny op
+        torch.set_num_threads(1)
     if args.command == "demo":
         from .demo import run_demo
 
