@@ -179,28 +179,31 @@ class Transform(nn.Module):
         return grad
 
 
-class MaxPool2d(Transform):
+class _Pool2d(Transform):
+    """Pooling with a square window (stride = window unless given)."""
+
+    pool = staticmethod(F.max_pool2d)
+
+    def __init__(self, kernel_size: int, stride: int | None = None):
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride or kernel_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel_size}, stride={self.stride}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x, self.kernel_size, self.stride)
+
+
+class MaxPool2d(_Pool2d):
     """Max pooling with a square window (stride = window unless given)."""
 
-    def __init__(self, kernel_size: int, stride: int | None = None):
-        super().__init__()
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride or kernel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride)
-
-
-class AvgPool2d(Transform):
+class AvgPool2d(_Pool2d):
     """Average pooling with a square window (stride = window unless given)."""
 
-    def __init__(self, kernel_size: int, stride: int | None = None):
-        super().__init__()
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride or kernel_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
+    pool = staticmethod(F.avg_pool2d)
 
 
 class Flatten(Transform):
