@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float, default=None, help="learning rate (estimator default)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default="tpsgd_run", help="folder for metrics.json and the plot")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     bench = commands.add_parser("bench", help="run benchmarks/NAME.py (from a source checkout)")
     bench.add_argument("name", help="e.g. paper_tables, stream_throughput")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
@@ -128,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             out=args.out,
+            progress=not args.quiet and sys.stderr.isatty(),
         )
     except (StreamFileError, ValueError, TypeError) as err:
         sys.stderr.write(f"tpsgd-stream: error: {err}\n")

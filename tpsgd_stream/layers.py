@@ -30,6 +30,12 @@ class Trainable(nn.Module):
 
     ``rule=None`` lets the network's default rule apply. The network's last trainable layer
     is its output layer: it always learns from the true loss, whatever its rule.
+
+    Examples
+    --------
+    >>> layer = Dense(2, 3, activation="tanh", rule="drtp")
+    >>> layer.rule.name, layer.act.name, layer.fan_in
+    ('drtp', 'tanh', 2)
     """
 
     def __init__(self, activation: str, rule: str | Rule | None):
@@ -128,7 +134,19 @@ def _grow(param: nn.Parameter, *, dim: int, n_new: int) -> None:
 
 
 class Conv2d(Trainable):
-    """2-D convolution ``z = conv2d(x, W) + b``; gradients by ``torch.nn.grad.conv2d_weight``."""
+    """2-D convolution ``z = conv2d(x, W) + b``; gradients by ``torch.nn.grad.conv2d_weight``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv = Conv2d(1, 4, 3, padding=1)
+    >>> x = torch.ones(2, 1, 5, 5)
+    >>> conv.linear(x).shape
+    torch.Size([2, 4, 5, 5])
+    >>> conv.set_grads(x, torch.ones(2, 4, 5, 5))
+    >>> conv.weight.grad.shape, conv.bias.grad.tolist()
+    (torch.Size([4, 1, 3, 3]), [50.0, 50.0, 50.0, 50.0])
+    """
 
     def __init__(
         self,
@@ -169,7 +187,15 @@ class Conv2d(Trainable):
 
 
 class Transform(nn.Module):
-    """A parameter-free layer (pooling, flatten); never trained, only passed through."""
+    """A parameter-free layer (pooling, flatten); never trained, only passed through.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.arange(4.0).reshape(1, 1, 2, 2)
+    >>> MaxPool2d(2).input_grad(torch.ones(1, 1, 1, 1), x).flatten().tolist()
+    [0.0, 0.0, 0.0, 1.0]
+    """
 
     def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Vector-Jacobian product through this layer alone (used only under ``bp`` layers)."""
@@ -197,17 +223,38 @@ class _Pool2d(Transform):
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling with a square window (stride = window unless given)."""
+    """Max pooling with a square window (stride = window unless given).
+
+    Examples
+    --------
+    >>> import torch
+    >>> MaxPool2d(2)(torch.arange(16.0).reshape(1, 1, 4, 4)).flatten().tolist()
+    [5.0, 7.0, 13.0, 15.0]
+    """
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling with a square window (stride = window unless given)."""
+    """Average pooling with a square window (stride = window unless given).
+
+    Examples
+    --------
+    >>> import torch
+    >>> AvgPool2d(2)(torch.arange(16.0).reshape(1, 1, 4, 4)).flatten().tolist()
+    [2.5, 4.5, 10.5, 12.5]
+    """
 
     pool = staticmethod(F.avg_pool2d)
 
 
 class Flatten(Transform):
-    """``(n, c, h, w) -> (n, c * h * w)``."""
+    """``(n, c, h, w) -> (n, c * h * w)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Flatten()(torch.zeros(2, 3, 4, 4)).shape
+    torch.Size([2, 48])
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1)

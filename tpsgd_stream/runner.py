@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from river import metrics, preprocessing
+from tqdm.auto import tqdm
 
 from .models import TPSGDClassifier, TPSGDRegressor
 from .plotting import plot_stream_accuracy
@@ -84,8 +85,12 @@ def run_file(
     seed: int = 0,
     out: str | os.PathLike = "tpsgd_run",
     window: int = 500,
+    progress: bool = False,
 ) -> dict:
-    """Prequential run over a file; writes ``metrics.json`` and ``accuracy.png`` into ``out``."""
+    """Prequential run over a file; writes ``metrics.json`` and ``accuracy.png`` into ``out``.
+
+    ``progress`` shows a tqdm bar with the running metric.
+    """
     X, y = load_table(path, target)
     if task == "auto":
         task = "regression" if pd.api.types.is_float_dtype(y) else "classification"
@@ -96,7 +101,9 @@ def run_file(
     metric = metrics.Accuracy() if task == "classification" else metrics.MAE()
     scores = np.zeros(len(X))
     start = time.perf_counter()
-    for i, (x, label) in enumerate(zip(X.to_dict(orient="records"), y.tolist())):
+    records = zip(X.to_dict(orient="records"), y.tolist())
+    bar = tqdm(records, total=len(X), disable=not progress, unit=" samples", desc="run")
+    for i, (x, label) in enumerate(bar):
         prediction = model.predict_one(x)
         if task == "classification":
             scores[i] = prediction == label
@@ -104,6 +111,8 @@ def run_file(
             prediction = 0.0 if prediction is None else prediction
             scores[i] = abs(label - prediction)
         metric.update(label, prediction)
+        if progress and i % 500 == 0:
+            bar.set_postfix_str(str(metric))
         model.learn_one(x, label)
     seconds = time.perf_counter() - start
     out = Path(out)
