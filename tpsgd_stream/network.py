@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from .bitflip import discretise, flip_update
+from .forward_gradient import derive_step_seed, network_loss, perturbation_gradients, quantise
 from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
@@ -103,6 +105,10 @@ class Network(nn.Module):
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Trainable):
                 layer.reset_parameters(torch.Generator().manual_seed(derive_seed(self.seed, i)))
+                if self.rules[i] is not None and self.rules[i].discrete:
+                    with torch.no_grad():
+                        layer.weight.copy_(discretise(layer.weight, self.rules[i].levels))
+                        layer.bias.zero_()
         self.to(self.device)
         self.optimizers = {
             i: make_optimizer(optimizer, layer.parameters(), lr=self.lr)
@@ -112,6 +118,7 @@ class Network(nn.Module):
         self._projections: dict[int, Projection] = {}
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
         self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
+        self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
 
     # ----------------------------------------------------------------- construction helpers
     @classmethod
@@ -160,10 +167,18 @@ class Network(nn.Module):
         return cls(layers, **kwargs)
 
     def _rule_of(self, index: int) -> Rule | None:
+        """The layer's rule (its own, else the default); ``None`` for the output layer.
+
+        The output layer learns from the true loss, but a ``forward_grad`` or ``bitflip`` rule
+        (its own, or the default) also decides how it turns that loss into an update.
+        """
         layer = self.layers[index]
-        if not isinstance(layer, Trainable) or index == self.output_index:
+        if not isinstance(layer, Trainable):
             return None
-        return layer.rule if layer.rule is not None else self.default_rule
+        rule_ = layer.rule if layer.rule is not None else self.default_rule
+        if index == self.output_index and not (rule_.perturbative or rule_.discrete):
+            return None
+        return rule_
 
     # --------------------------------------------------------------------------- properties
     @property
@@ -258,7 +273,38 @@ class Network(nn.Module):
             error = None
             if any(self.rules[i] is not None and self.rules[i].uses_error for i in train):
                 error = output_error(self.forward(x, start=start), target, self.loss)
-            return self._local_pass(x, target, error, train, stop, start)
+            logits = self._local_pass(x, target, error, train, stop, start)
+            perturbed = sorted(i for i in train if self._perturbative(i))
+            if perturbed:
+                self._perturbation_step(x, target, perturbed, start)
+            return logits
+
+    def _perturbative(self, index: int) -> bool:
+        return self.rules[index] is not None and self.rules[index].perturbative
+
+    def _perturbation_step(self, x, target, layers: list[int], start: int) -> None:
+        """Forward-gradient update of ``layers``, perturbed jointly (settings of the lowest)."""
+        lowest = layers[0]
+        rule_ = self.rules[lowest]
+        h = self.forward(x, start=start, stop=lowest)
+        params = [p for i in layers for p in self.layers[i].parameters()]
+        grads = perturbation_gradients(
+            params,
+            lambda: network_loss(self, h, target, lowest),
+            rule_,
+            seed=derive_step_seed(self, self.perturbation_steps),
+        )
+        for p, g in zip(params, grads):
+            p.grad = g
+        for i in layers:
+            self._optimize(i)
+            if rule_.bits is not None:
+                generator = torch.Generator().manual_seed(
+                    derive_step_seed(self, self.perturbation_steps) + i
+                )
+                for p in self.layers[i].parameters():
+                    p.copy_(quantise(p, rule_.bits, generator=generator))
+        self.perturbation_steps += 1
 
     def _check_input(self, x: torch.Tensor, start: int) -> None:
         """A clear error for an input of the wrong width, before torch's matmul complains."""
@@ -297,6 +343,9 @@ class Network(nn.Module):
             z = layer.linear(h)
             a = layer.act.forward(z)
             rule_ = self.rules[i]
+            if rule_ is not None and rule_.perturbative:
+                h = a  # updated after this pass, from forward passes only
+                continue
             if rule_ is not None and not rule_.is_local:
                 pending.append((layer, h, z))
                 h = a
@@ -304,7 +353,7 @@ class Network(nn.Module):
             if i not in train and not pending:
                 h = a
                 continue
-            if rule_ is None:
+            if i == self.output_index:
                 delta = output_delta(z, target, self.loss)
             else:
                 delta = rule_.delta(
@@ -342,6 +391,16 @@ class Network(nn.Module):
     def _step(self, index: int, x: torch.Tensor, delta: torch.Tensor) -> None:
         layer = self.layers[index]
         layer.set_grads(x, delta)
+        rule_ = self.rules[index]
+        if rule_ is not None and rule_.discrete:
+            flip_update(layer.weight.data, layer.weight.grad, rule_)
+            layer.weight.grad = layer.bias.grad = None
+            return
+        self._optimize(index)
+
+    def _optimize(self, index: int) -> None:
+        """Step the layer's optimizer on the gradients in ``.grad``, then drop them."""
+        layer = self.layers[index]
         optimizer = self.optimizers[index]
         if not getattr(optimizer, "fast_step", bool)():
             optimizer.step()

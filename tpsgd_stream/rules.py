@@ -133,8 +133,10 @@ class Rule:
     """
 
     name = "rule"
-    is_local = True
-    uses_error = False
+    is_local = True  # False: needs the delta of the layer above (bp)
+    uses_error = False  # True: needs the output error first (dfa, sdfa)
+    perturbative = False  # True: trained by weight perturbation, not by a delta (forward_grad)
+    discrete = False  # True: binary/ternary weights changed by flips, no optimizer (bitflip)
     default_projection: str | None = "normal"
 
     def __init__(
@@ -343,7 +345,6 @@ def get_rule(rule: str | Rule, **kwargs) -> Rule:
     return RULES[rule](**kwargs)
 
 
-
 def smoothed_cross_entropy_delta(
     *,
     output: torch.Tensor,
@@ -363,11 +364,11 @@ def smoothed_cross_entropy_delta(
     flat_p = _flat(projection)
     probs = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1)
     error = probs - (target * (1.0 - smoothing) + smoothing / target.shape[1])
-    error = error * ((probs * target).sum(1, keepdim=True) < confident)
-    grad = (error @ flat_p).reshape(output.shape)
-    if slope is not None:
-        grad = grad * slope
-    return grad / n
+    keep = (probs * target).sum(1, keepdim=True) < confident
+    # the gate and 1/n scale the (n, K) error, not the (n, units) delta: one pass fewer over
+    # a conv layer's map
+    grad = ((error * keep / n) @ flat_p).reshape(output.shape)
+    return grad if slope is None else grad.mul_(slope)
 
 
 class TPSGDSmoothedCE(TPSGDCrossEntropy):
