@@ -9,6 +9,8 @@ stream. Contenders, each behind an online standardisation:
   on 32-row DataFrames). The ``learn_many`` path is timed twice: through the river pipeline
   (``StandardScaler.learn_many``/``transform_many`` included) and as the model alone on frames
   the same online scaler produced beforehand ("model only").
+- ``TPSGDClassifier`` with ``rule="forward_grad"`` (SPSA weight perturbation) and
+  ``rule="bitflip"`` (binary weights), the other on-device training families, ``learn_one``.
 - river's ``LogisticRegression`` (binary stream) or ``SoftmaxRegression`` (multiclass), on the
   ``learn_one`` path behind ``StandardScaler``.
 - A plain PyTorch loop: the same MLP trained by backprop with Adam on minibatches of 32, on
@@ -188,6 +190,12 @@ def contenders(name: str, data):
         "learn_many, model only",
         lambda s: run_model_only(tpsgd("bp", s), scaled),
     )
+    for edge_rule in ("forward_grad", "bitflip"):  # the other on-device families (issue 8)
+        yield (
+            f"TPSGDClassifier ({edge_rule})",
+            "learn_one",
+            lambda s, r=edge_rule: run_learn_one(piped(tpsgd(r, s)), data),
+        )
     yield "PyTorch loop (backprop, minibatch 32)", "tensors", lambda s: run_torch_loop(data, s)
 
 
