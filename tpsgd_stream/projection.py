@@ -60,9 +60,7 @@ class Projection:
     True
     """
 
-    def __init__(
-        self, kind: str = "normal", *, scale: float = 1.0, seed: int = 0, stream: int = 0
-    ):
+    def __init__(self, kind: str = "normal", *, scale: float = 1.0, seed: int = 0, stream: int = 0):
         if kind not in PROJECTION_KINDS:
             raise ValueError(
                 f"Unknown projection kind {kind!r}; expected one of {PROJECTION_KINDS}."
@@ -104,8 +102,10 @@ class Projection:
                 row = _orthogonalise(row, unit_rows)
                 unit = row / np.linalg.norm(row)
                 unit_rows.append(unit)
-                row = np.where(row >= 0, 1.0, -1.0) if self.kind == "binary" else unit * math.sqrt(
-                    n_units
+                row = (
+                    np.where(row >= 0, 1.0, -1.0)
+                    if self.kind == "binary"
+                    else unit * math.sqrt(n_units)
                 )
             rows.append(row)
         return np.stack(rows).reshape(n_rows, *unit_shape) * self.scale

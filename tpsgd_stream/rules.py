@@ -378,14 +378,24 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
     ``t = (1 - eps) y* + eps / K`` and the gate ``m = [softmax(h @ P^T) . y* < c]``. Against a
     one-hot target the local loss keeps pushing a layer's margin long after a sample is learned
     (the "signal never vanishes" pitfall); the smoothed target asks for a finite margin and the
-    gate stops a sample's update once the layer's own fixed readout gives its class ``c``.
-    Late in an MNIST epoch only ~30 % of the samples still update a layer.
+    gate stops a sample's update once the layer's own fixed readout gives its class ``c``
+    (late in an epoch of the MNIST MLP only ~30 % of the samples still update a layer).
 
     Defaults from the MNIST sweeps in BENCHMARKS.md: ``eps = 0.1``, ``c = 0.9``, ``P``
     orthogonal with entries of standard deviation 0.08 whatever the width (with smoothing the
     256-unit MLP was flat for 0.05-0.15, and the conv layers' best, 0.067-0.08 on 9,216 and
     6,400 units, sits in the same place, where ``temperature / sqrt(n_units)`` would need 1.6
     for one and 6.4 for the other).
+
+    Examples
+    --------
+    >>> import torch
+    >>> rule = TPSGDSmoothedCE()
+    >>> P = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> h = torch.tensor([[5.0, 0.0], [0.0, 0.0]])  # sample 0 is read out confidently as class 0
+    >>> rule.delta(z=h, a=h, slope=torch.ones_like(h), target=torch.eye(2), error=None, matrix=P)
+    tensor([[ 0.0000,  0.0000],
+            [ 0.2250, -0.2250]])
     """
 
     name = "tpsgd_ce_ls"

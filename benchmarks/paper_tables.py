@@ -1,0 +1,277 @@
+"""Reproduce the tpSGD paper's Table 2 (MNIST MLP) and Table 3 (MNIST CNN), plus memory and speed.
+
+Table 2: MLP 784-256-256-10, leaky ReLU, batch 128, Adam, 1 epoch. Table 3: two Conv2d 16@5x5
+and a linear readout (``Network.cnn((1, 28, 28), 10)``). For each rule: test accuracy (mean and
+std over seeds), training seconds per epoch and per step. Then, for MLPs with 2, 4 and 8 hidden
+layers of 256: the activation bytes a training step holds (``Network.activation_bytes``) and the
+process's peak RSS, each configuration in a fresh subprocess; and the step-time ratio of every
+rule to backprop on the same net, timed interleaved on one fixed batch.
+
+Usage::
+
+    python benchmarks/paper_tables.py --data ../shared/data --seeds 3
+    python benchmarks/paper_tables.py --quick          # a few seconds: smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from tpsgd_stream import Network, get_rule
+from tpsgd_stream.datasets import load_mnist
+from tpsgd_stream.training import accuracy, fit
+
+BATCH = 128
+MLP_RULES = ("bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
+CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
+DEPTHS = (2, 4, 8)
+MEMORY_RULES = ("bp", "tpsgd_ce_ls")
+PARTS = ("mlp", "cnn", "memory", "speed")
+# Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.
+SETTINGS: dict[str, dict] = {}
+PAPER = {
+    "mlp": {"tpsgd": 88.3, "zorb": 89.4, "lm_karnet": 89.9},
+    "cnn": {"tpsgd": 96.6, "bp": 97.1},
+}
+
+
+def build(arch: str, rule: str, *, seed: int, depth: int = 2) -> Network:
+    kwargs = {"lr": 1e-3, **SETTINGS.get(rule, {}), "rule": rule, "seed": seed}
+    if arch == "mlp":
+        return Network.mlp(784, (256,) * depth, 10, **kwargs)
+    return Network.cnn((1, 28, 28), 10, **kwargs)
+
+
+def shaped(arch: str, X: torch.Tensor) -> torch.Tensor:
+    return X.reshape(len(X), -1) if arch == "mlp" else X[:, None]
+
+
+def accuracy_table(arch, rules, seeds, epochs, data, bar) -> dict:
+    X_train, y_train, X_test, y_test = data
+    X_train, X_test = shaped(arch, X_train), shaped(arch, X_test)
+    steps = epochs * -(-len(X_train) // BATCH)
+    rows = {}
+    for rule in rules:
+        accs, seconds = [], []
+        for seed in seeds:
+            bar.set_postfix_str(f"{arch} {rule} seed {seed}")
+            net = build(arch, rule, seed=seed)
+            start = time.perf_counter()
+            fit(net, X_train, y_train, epochs=epochs, batch_size=BATCH, progress=False)
+            seconds.append(time.perf_counter() - start)
+            accs.append(100.0 * accuracy(net, X_test, y_test))
+            bar.update()
+        rows[rule] = {
+            "accuracy_mean": statistics.mean(accs),
+            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "accuracies": accs,
+            "seconds_per_epoch": statistics.mean(seconds) / epochs,
+            "ms_per_step": 1e3 * statistics.mean(seconds) / steps,
+        }
+    return rows
+
+
+def step_times(arch: str, rules, *, depth: int = 2, reps: int = 200) -> dict:
+    """Median ms per ``train_step`` on one fixed batch, the rules timed in turn (interleaved)."""
+    shape = (BATCH, 784) if arch == "mlp" else (BATCH, 1, 28, 28)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=generator)
+    y = torch.nn.functional.one_hot(torch.arange(BATCH) % 10, 10).float()
+    nets = {rule: build(arch, rule, seed=0, depth=depth) for rule in rules}
+    times: dict[str, list[float]] = {rule: [] for rule in rules}
+    for _ in range(10):
+        for net in nets.values():
+            net.train_step(x, y)
+    for _ in range(reps):
+        for rule, net in nets.items():
+            start = time.perf_counter()
+            net.train_step(x, y)
+            times[rule].append(time.perf_counter() - start)
+    median = {rule: 1e3 * statistics.median(t) for rule, t in times.items()}
+    fastest = {rule: 1e3 * min(t) for rule, t in times.items()}
+    return {
+        rule: {
+            "ms_median": median[rule],
+            "ratio_to_bp": median[rule] / median["bp"],
+            "ms_min": fastest[rule],
+            "ratio_to_bp_min": fastest[rule] / fastest["bp"],
+        }
+        for rule in rules
+    }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size.
+
+    On Linux, ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` of a child started by
+    ``subprocess`` keeps the parent's high-water mark from before ``exec`` (here the ~0.7 GB of
+    the benchmark process with MNIST loaded), which would hide the figure being measured.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    # ru_maxrss is in KiB on Linux, bytes on macOS
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def memory_worker(rule: str, depth: int, steps: int, threads: int) -> dict:
+    """Run in a fresh process: peak RSS and held activation bytes of ``steps`` MLP steps."""
+    torch.set_num_threads(threads)
+    net = build("mlp", rule, seed=0, depth=depth)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, 784, generator=generator)
+    y = torch.nn.functional.one_hot(torch.arange(BATCH) % 10, 10).float()
+    before = peak_rss_bytes()
+    peak = 0
+    for _ in range(steps):
+        net.train_step(x, y)
+        peak = max(peak, net.activation_bytes)
+    after = peak_rss_bytes()
+    return {
+        "activation_bytes": peak,
+        "rss_peak_bytes": after,
+        "rss_growth_during_training_bytes": after - before,
+    }
+
+
+def memory_table(rules, steps: int, threads: int, bar) -> dict:
+    rows: dict[str, dict] = {}
+    for rule in rules:
+        for depth in DEPTHS:
+            bar.set_postfix_str(f"memory {rule} depth {depth}")
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--memory-worker",
+                f"{rule},{depth},{steps},{threads}",
+            ]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rows.setdefault(rule, {})[str(depth)] = json.loads(out.strip().splitlines()[-1])
+            bar.update()
+    return rows
+
+
+def print_report(result: dict) -> None:
+    for arch, title in (("mlp", "Table 2: MLP 784-256-256-10"), ("cnn", "Table 3: CNN 2x16@5x5")):
+        if arch not in result:
+            continue
+        print(f"\n{title}, {result['epochs']} epoch(s), {len(result['seeds'])} seeds")
+        print(f"{'rule':12s} {'test acc %':>16s} {'s/epoch':>8s} {'ms/step':>8s} {'step/bp':>8s}")
+        speed = result.get("step_time", {}).get(arch, {})
+        for rule, row in result[arch].items():
+            ratio = speed.get(rule, {}).get("ratio_to_bp", float("nan"))
+            acc = f"{row['accuracy_mean']:.2f} +- {row['accuracy_std']:.2f}"
+            print(
+                f"{rule:12s} {acc:>16s} {row['seconds_per_epoch']:8.1f} "
+                f"{row['ms_per_step']:8.2f} {ratio:8.2f}"
+            )
+    if "memory" not in result:
+        return
+    print("\nMemory of one MLP training step (hidden layers of 256, batch 128)")
+    print(
+        f"{'rule':12s} {'depth':>5s} {'activations KiB':>16s} {'peak RSS MiB':>13s} "
+        f"{'RSS growth KiB':>15s}"
+    )
+    for rule, by_depth in result["memory"].items():
+        for depth, row in by_depth.items():
+            print(
+                f"{rule:12s} {depth:>5s} {row['activation_bytes'] / 1024:16.0f} "
+                f"{row['rss_peak_bytes'] / 2**20:13.1f} "
+                f"{row['rss_growth_during_training_bytes'] / 1024:15.0f}"
+            )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="folder holding mnist.npz (or TPSGD_DATA)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--quick", action="store_true", help="2,000 samples, 1 seed: smoke test")
+    parser.add_argument("--out", default="benchmarks/results/paper_tables.json")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="comma-separated subset of mlp,cnn,memory,speed; the others are kept from --out",
+    )
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker:
+        rule, depth, steps, threads = args.memory_worker.split(",")
+        print(json.dumps(memory_worker(rule, int(depth), int(steps), int(threads))))
+        return {}
+    torch.set_num_threads(args.threads)
+
+    X_train, y_train, X_test, y_test = load_mnist(args.data, standardize=True)
+    seeds = list(range(1 if args.quick else args.seeds))
+    if args.quick:
+        X_train, y_train = X_train[:2000], y_train[:2000]
+        X_test, y_test = X_test[:1000], y_test[:1000]
+    data = tuple(torch.as_tensor(a) for a in (X_train, y_train, X_test, y_test))
+    parts = [part for part in args.parts.split(",") if part]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; expected some of {PARTS}")
+    total = len(seeds) * (
+        len(MLP_RULES) * ("mlp" in parts) + len(CNN_RULES) * ("cnn" in parts)
+    ) + len(MEMORY_RULES) * len(DEPTHS) * ("memory" in parts)
+    stamp = {
+        "command": " ".join(
+            ["python benchmarks/paper_tables.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"torch threads, torch {torch.__version__}",
+        "epochs": args.epochs,
+        "seeds": seeds,
+        "batch_size": BATCH,
+        "rules": {rule: repr(get_rule(rule)) for rule in MLP_RULES},
+        "settings": {rule: {"lr": 1e-3, **SETTINGS.get(rule, {})} for rule in MLP_RULES},
+    }
+    produced: dict = {}
+    with tqdm(total=total, desc="paper tables", unit="run") as bar:
+        if "mlp" in parts:
+            produced["mlp"] = accuracy_table("mlp", MLP_RULES, seeds, args.epochs, data, bar)
+        if "cnn" in parts:
+            produced["cnn"] = accuracy_table("cnn", CNN_RULES, seeds, args.epochs, data, bar)
+        if "memory" in parts:
+            steps = 5 if args.quick else 50
+            produced["memory"] = memory_table(MEMORY_RULES, steps, args.threads, bar)
+    if "speed" in parts:
+        reps = 20 if args.quick else 200
+        produced["step_time"] = {
+            "mlp": step_times("mlp", MLP_RULES, reps=reps),
+            "cnn": step_times("cnn", CNN_RULES, reps=max(reps // 2, 5)),
+        }
+    # a run of some parts keeps the other parts already in --out (read now, not at the start,
+    # so that runs of different parts side by side all land in the file)
+    out = Path(args.out)
+    partial = len(parts) < len(PARTS) and out.is_file()
+    result = json.loads(out.read_text()) if partial else {}
+    result.update(produced)
+    result.update({"epochs": args.epochs, "seeds": seeds, "paper": PAPER})
+    result["runs"] = {**result.get("runs", {}), **{part: stamp for part in parts}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print_report(result)
+    print(f"\nwritten to {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
