@@ -7,7 +7,7 @@ weights_only=True)`` reads it without unpickling arbitrary objects::
      "params": {...}, "seed": int, "features": [...], "network": state_dict | None,
      "n_inputs": int, "n_outputs": int, "optimizers": {layer: state_dict},
      "buffer": tensor, "buffer_y": tensor, "n_buffered": int, "n_updates": int,
-     "task": {...}}
+     "task": {...}, "perturbation_steps": int, "train_layers": [int] | None}
 
 Feature names and labels are stored tagged (``("py", value)``, ``("np", dtype, value)``,
 ``("tuple", [...])``) so that numpy scalars and tuples come back with their own types.
@@ -74,6 +74,8 @@ def save(model, path) -> None:
         "n_buffered": int(model._n_buffered),
         "n_updates": int(model._n_updates),
         "task": model._task_state(),
+        "perturbation_steps": 0 if net is None else int(net.perturbation_steps),
+        "train_layers": model._train_layers,
     }
     torch.save(payload, path)
 
@@ -127,6 +129,9 @@ def load(cls, path, *, device: str | None = None):
         model._buffer_y = payload["buffer_y"].numpy().copy()
         model._n_buffered = payload["n_buffered"]
         model._n_updates = payload["n_updates"]
+        model._train_layers = payload.get("train_layers")
+        if model._net is not None:
+            model._net.perturbation_steps = payload.get("perturbation_steps", 0)
     except (KeyError, TypeError, RuntimeError, IndexError) as err:
         raise ValueError(
             f"{path} is a damaged tpsgd-stream model file ({type(err).__name__}: {err})."

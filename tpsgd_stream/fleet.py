@@ -1,0 +1,385 @@
+"""Many streams, one model each: routed in-process, or sharded over Ray actors.
+
+A :class:`StreamFleet` owns one model per stream key (a device, a machine, a patient), cloned
+from a template on the key's first sample. Keys map to shards by consistent hashing
+(:class:`HashRing`), so adding shards moves few keys. The ``"local"`` backend keeps every shard
+in this process; the ``"ray"`` backend runs each shard in a Ray actor (``pip install
+tpsgd-stream[ray]``).
+
+Fault tolerance (Ray): every shard checkpoints its models with the versioned save format
+(:meth:`~tpsgd_stream.models.TPSGDClassifier.save`) to a directory or fsspec URL every
+``checkpoint_every`` samples. The fleet keeps, per shard, a log of the calls sent since that
+checkpoint (bounded: reaching the bound triggers a checkpoint). When an actor dies, Ray restarts
+it, it reloads its checkpoint, and the fleet replays the log, so no acknowledged sample is lost
+and the models end exactly as without the failure.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import socket
+import tempfile
+import time
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+import fsspec
+import torch
+
+from .models._persistence import decode, encode
+
+__all__ = ["HashRing", "Shard", "StreamFleet"]
+
+FLEET_FORMAT, FLEET_VERSION = "tpsgd-stream-shard", 1
+
+
+def stable_hash(value: Hashable) -> int:
+    """A 64-bit hash of ``repr(value)`` that is the same in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "big")
+
+
+class HashRing:
+    """Consistent hashing of keys onto ``n_shards`` shards, ``replicas`` points per shard.
+
+    Examples
+    --------
+    >>> ring, bigger = HashRing(4), HashRing(5)
+    >>> keys = range(1000)
+    >>> moved = sum(ring.shard_of(k) != bigger.shard_of(k) for k in keys)
+    >>> moved < 350  # about 1/5 of the keys move to the new shard, none between old ones
+    True
+    """
+
+    def __init__(self, n_shards: int, replicas: int = 64):
+        if n_shards < 1:
+            raise ValueError(f"n_shards must be >= 1, got {n_shards}.")
+        self.n_shards = n_shards
+        points = sorted(
+            (stable_hash(f"shard-{s}-{r}"), s) for s in range(n_shards) for r in range(replicas)
+        )
+        self._hashes = [h for h, _ in points]
+        self._shards = [s for _, s in points]
+
+    def shard_of(self, key: Hashable) -> int:
+        i = bisect.bisect(self._hashes, stable_hash(key)) % len(self._hashes)
+        return self._shards[i]
+
+
+class Shard:
+    """The models of one shard, with checkpointing to a directory or fsspec URL.
+
+    Examples
+    --------
+    >>> from tpsgd_stream.models import TPSGDClassifier
+    >>> shard = Shard(TPSGDClassifier(seed=0, batch_size=1))
+    >>> shard.learn_one("sensor-7", {"t": 1.0}, "hot")
+    >>> shard.predict_one("sensor-7", {"t": 1.0}), shard.predict_one("other", {"t": 1.0})
+    ('hot', None)
+    """
+
+    def __init__(self, template, *, shard_id: int = 0, checkpoint_url: str | None = None):
+        self.template = template
+        self.shard_id = shard_id
+        self.checkpoint_url = checkpoint_url
+        self.models: dict = {}
+        self.n_learned = 0
+        if checkpoint_url is not None:
+            self.restore()
+
+    def _model(self, key: Hashable):
+        model = self.models.get(key)
+        if model is None:
+            model = self.models[key] = self.template.clone()
+        return model
+
+    def learn_one(self, key: Hashable, x: dict, y) -> None:
+        self._model(key).learn_one(x, y)
+        self.n_learned += 1
+
+    def learn_many(self, records: Iterable[tuple]) -> None:
+        for key, x, y in records:
+            self.learn_one(key, x, y)
+
+    def predict_one(self, key: Hashable, x: dict):
+        model = self.models.get(key)
+        return None if model is None else model.predict_one(x)
+
+    def predict_proba_one(self, key: Hashable, x: dict) -> dict:
+        model = self.models.get(key)
+        return {} if model is None else model.predict_proba_one(x)
+
+    def predict_many(self, records: Iterable[tuple]) -> list:
+        return [self.predict_one(key, x) for key, x in records]
+
+    def ping(self) -> int:
+        return self.n_learned
+
+    # ------------------------------------------------------------------------ checkpoints
+    @property
+    def _path(self) -> str:
+        return f"{self.checkpoint_url.rstrip('/')}/shard-{self.shard_id}.pt"
+
+    def checkpoint(self) -> int:
+        """Write every model of this shard (the versioned save format) in one archive."""
+        models = {}
+        for key, model in self.models.items():
+            buffer = io.BytesIO()
+            model.save(buffer)
+            models[len(models)] = (encode(key), buffer.getvalue())
+        payload = {
+            "format": FLEET_FORMAT,
+            "version": FLEET_VERSION,
+            "n_learned": self.n_learned,
+            "models": models,
+        }
+        with fsspec.open(self._path, "wb", auto_mkdir=True) as f:
+            torch.save(payload, f)
+        return len(models)
+
+    def restore(self) -> None:
+        """Reload the last checkpoint, if there is one."""
+        fs, path = fsspec.core.url_to_fs(self._path)
+        if not fs.exists(path):
+            return
+        with fs.open(path, "rb") as f:
+            payload = torch.load(f, weights_only=True)
+        if payload.get("format") != FLEET_FORMAT or payload.get("version") != FLEET_VERSION:
+            raise ValueError(f"{self._path} is not a shard checkpoint of format {FLEET_VERSION}.")
+        cls = type(self.template)
+        self.models = {
+            decode(tag): cls.load(io.BytesIO(blob)) for tag, blob in payload["models"].values()
+        }
+        self.n_learned = payload["n_learned"]
+
+
+class StreamFleet:
+    """One model per stream key, on one machine (``"local"``) or sharded over Ray actors.
+
+    Parameters
+    ----------
+    model
+        The template every new key's model is cloned from (e.g. a ``TPSGDClassifier``).
+    backend
+        ``"local"`` (default, in this process) or ``"ray"``.
+    n_shards
+        Shards (Ray actors) the keys are spread over.
+    checkpoint_url
+        Directory or fsspec URL of the shards' checkpoints (Ray default: a temporary folder).
+    checkpoint_every
+        Samples per shard between checkpoints; also the bound of each shard's replay log.
+    max_in_flight
+        Calls sent to one actor and not yet answered before ``learn_one`` waits (backpressure).
+    timeout
+        Seconds to wait for a cluster to connect or an actor to answer before a clear error.
+    ray_address
+        Address of an existing Ray cluster; ``None`` starts a local one (``num_cpus`` = shards).
+
+    Examples
+    --------
+    >>> from tpsgd_stream.models import TPSGDClassifier
+    >>> fleet = StreamFleet(TPSGDClassifier(seed=0, batch_size=1), n_shards=2)
+    >>> for i in range(20):
+    ...     fleet.learn_one(f"device-{i % 4}", {"v": float(i % 2)}, i % 2 == 0)
+    >>> fleet.predict_one("device-1", {"v": 0.0}), len(fleet.keys())
+    (False, 4)
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        backend: str = "local",
+        n_shards: int = 1,
+        checkpoint_url: str | None = None,
+        checkpoint_every: int = 10_000,
+        max_in_flight: int = 64,
+        timeout: float = 60.0,
+        ray_address: str | None = None,
+    ):
+        if backend not in ("local", "ray"):
+            raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
+        if checkpoint_every < 1 or max_in_flight < 1:
+            raise ValueError("checkpoint_every and max_in_flight must be >= 1.")
+        self.backend, self.ring = backend, HashRing(n_shards)
+        self.checkpoint_every, self.max_in_flight, self.timeout = (
+            checkpoint_every,
+            max_in_flight,
+            timeout,
+        )
+        if backend == "local":
+            self._shards = [
+                Shard(model, shard_id=s, checkpoint_url=checkpoint_url) for s in range(n_shards)
+            ]
+            return
+        self._ray = _connect(ray_address, n_shards, timeout)
+        url = checkpoint_url or tempfile.mkdtemp(prefix="tpsgd-fleet-")
+        remote = self._ray.remote(max_restarts=-1, max_task_retries=0)(Shard)
+        self._shards = [
+            remote.remote(model, shard_id=s, checkpoint_url=url) for s in range(n_shards)
+        ]
+        self._logs = [deque() for _ in range(n_shards)]  # calls since the last checkpoint
+        self._in_flight = [deque() for _ in range(n_shards)]
+        self._pending = [0] * n_shards  # samples logged since the shard's last checkpoint
+        self.recoveries = 0
+
+    # -------------------------------------------------------------------------- routing
+    def learn_one(self, key: Hashable, x: dict, y) -> None:
+        """Learn ``(x, y)`` on ``key``'s model (asynchronous on Ray; ordered per shard)."""
+        self._call(self.ring.shard_of(key), 1, "learn_one", key, x, y)
+
+    def learn_many(self, records: Iterable[tuple]) -> None:
+        """Learn ``(key, x, y)`` records, one call per shard."""
+        for shard, chunk in self._by_shard(records, lambda r: r[0]).items():
+            self._call(shard, len(chunk), "learn_many", chunk)
+
+    def predict_one(self, key: Hashable, x: dict):
+        """``key``'s model's prediction (``None`` for a key never learned from)."""
+        return self._ask(self.ring.shard_of(key), "predict_one", key, x)
+
+    def predict_proba_one(self, key: Hashable, x: dict) -> dict:
+        return self._ask(self.ring.shard_of(key), "predict_proba_one", key, x)
+
+    def predict_many(self, records: Iterable[tuple]) -> list:
+        """Predictions for ``(key, x)`` records, in their order."""
+        records = list(records)
+        numbered = ((i, key, x) for i, (key, x) in enumerate(records))
+        groups = self._by_shard(numbered, lambda r: r[1])
+        out = [None] * len(records)
+        for shard, chunk in groups.items():
+            answers = self._ask(shard, "predict_many", [(key, x) for _, key, x in chunk])
+            for (i, _, _), answer in zip(chunk, answers):
+                out[i] = answer
+        return out
+
+    def keys(self) -> list:
+        """Every key with a model (local backend only)."""
+        if self.backend != "local":
+            raise NotImplementedError("keys() needs the local backend.")
+        return [key for shard in self._shards for key in shard.models]
+
+    def _by_shard(self, records, key_of) -> dict[int, list]:
+        groups: dict[int, list] = {}
+        for record in records:
+            groups.setdefault(self.ring.shard_of(key_of(record)), []).append(record)
+        return groups
+
+    # ----------------------------------------------------------------- the ray machinery
+    def _call(self, shard: int, n_samples: int, method: str, *args) -> None:
+        if self.backend == "local":
+            getattr(self._shards[shard], method)(*args)
+            return
+        self._logs[shard].append((method, args))
+        self._pending[shard] += n_samples
+        in_flight = self._in_flight[shard]
+        in_flight.append(getattr(self._shards[shard], method).remote(*args))
+        if len(in_flight) >= self.max_in_flight:
+            self._drain(shard, keep=self.max_in_flight // 2)
+        if self._pending[shard] >= self.checkpoint_every:
+            self._checkpoint(shard)
+
+    def _ask(self, shard: int, method: str, *args):
+        if self.backend == "local":
+            return getattr(self._shards[shard], method)(*args)
+        self._drain(shard, keep=0)  # every learn sent before is applied (or replayed)
+        while True:
+            try:
+                return self._get(getattr(self._shards[shard], method).remote(*args))
+            except self._ray.exceptions.RayActorError:
+                self._recover(shard)
+
+    def _get(self, ref):
+        try:
+            return self._ray.get(ref, timeout=self.timeout)
+        except self._ray.exceptions.GetTimeoutError:
+            raise TimeoutError(f"A fleet shard did not answer within {self.timeout} s.") from None
+
+    def _drain(self, shard: int, keep: int) -> None:
+        """Wait until at most ``keep`` calls to ``shard`` are unanswered (recover on death)."""
+        in_flight = self._in_flight[shard]
+        while len(in_flight) > keep:
+            ref = in_flight.popleft()
+            try:
+                self._get(ref)
+            except self._ray.exceptions.RayActorError:
+                self._recover(shard)
+                return
+
+    def _recover(self, shard: int) -> None:
+        """The actor died: wait for Ray's restart (it reloads its checkpoint), then replay."""
+        self.recoveries += 1
+        self._in_flight[shard].clear()
+        actor = self._shards[shard]
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._get(actor.ping.remote())
+                break
+            except self._ray.exceptions.RayActorError:
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"Shard {shard} did not come back.") from None
+                time.sleep(0.1)
+        refs = [getattr(actor, method).remote(*args) for method, args in self._logs[shard]]
+        for ref in refs:
+            self._get(ref)
+
+    def _checkpoint(self, shard: int) -> None:
+        self._drain(shard, keep=0)
+        self._get(self._shards[shard].checkpoint.remote())
+        self._logs[shard].clear()
+        self._pending[shard] = 0
+
+    def flush(self) -> None:
+        """Wait until every shard has applied every call sent so far."""
+        if self.backend == "ray":
+            for shard in range(len(self._shards)):
+                self._drain(shard, keep=0)
+
+    def checkpoint(self) -> None:
+        """Checkpoint every shard now."""
+        for shard in range(len(self._shards)):
+            if self.backend == "ray":
+                self._checkpoint(shard)
+            elif self._shards[shard].checkpoint_url is not None:
+                self._shards[shard].checkpoint()
+
+    def close(self) -> None:
+        """Stop the shard actors (Ray backend)."""
+        if self.backend == "ray":
+            for actor in self._shards:
+                self._ray.kill(actor)
+            self._shards = []
+
+
+def _connect(address: str | None, n_shards: int, timeout: float):
+    """Import Ray and join (or start) a cluster; a clear error instead of a hang."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("backend='ray' needs Ray: pip install 'tpsgd-stream[ray]'.") from None
+    if address is not None:
+        _probe(address, timeout)
+    if ray.is_initialized():
+        return ray
+    kwargs = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:  # a local cluster on the loopback interface only
+        kwargs.update(num_cpus=n_shards, _node_ip_address="127.0.0.1")
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except Exception as err:  # Ray raises several kinds for an unreachable address
+        raise ConnectionError(f"Could not reach a Ray cluster at {address!r}: {err}") from None
+    return ray
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast when nothing listens at ``host:port`` (Ray itself would retry for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=min(timeout, 10.0)).close()
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"Could not reach a Ray cluster at {address!r}: {err}") from None
