@@ -37,11 +37,20 @@ class Activation:
     tensor([-0.1000,  2.0000])
     >>> act.derivative(torch.tensor([-1.0, 2.0]), None)
     tensor([0.1000, 1.0000])
+    >>> act.backward(torch.tensor([3.0, 3.0]), torch.tensor([-1.0, 2.0]))
+    tensor([0.3000, 3.0000])
     """
 
     name: str
     forward: Callable[[torch.Tensor], torch.Tensor]
     derivative: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    fused_backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+    def backward(
+        self, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``grad * sigma'(z)`` in one kernel (``a = sigma(z)``, if known, saves a pass)."""
+        return self.fused_backward(grad, z, a)
 
 
 LEAKY_SLOPE = 0.1
@@ -66,14 +75,32 @@ def _sigmoid_derivative(z: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor
     return a * (1.0 - a)
 
 
+def _tanh_backward(grad, z, a):
+    return torch.ops.aten.tanh_backward(grad, torch.tanh(z) if a is None else a)
+
+
+def _sigmoid_backward(grad, z, a):
+    return torch.ops.aten.sigmoid_backward(grad, torch.sigmoid(z) if a is None else a)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "leaky_relu": Activation(
-        "leaky_relu", lambda z: F.leaky_relu(z, LEAKY_SLOPE), _leaky_relu_derivative
+        "leaky_relu",
+        lambda z: F.leaky_relu(z, LEAKY_SLOPE),
+        _leaky_relu_derivative,
+        lambda grad, z, a: torch.ops.aten.leaky_relu_backward(grad, z, LEAKY_SLOPE, False),
     ),
-    "relu": Activation("relu", F.relu, _relu_derivative),
-    "tanh": Activation("tanh", torch.tanh, _tanh_derivative),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative),
-    "identity": Activation("identity", lambda z: z, lambda z, a: torch.ones_like(z)),
+    "relu": Activation(
+        "relu",
+        F.relu,
+        _relu_derivative,
+        lambda grad, z, a: torch.ops.aten.threshold_backward(grad, z, 0.0),
+    ),
+    "tanh": Activation("tanh", torch.tanh, _tanh_derivative, _tanh_backward),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, _sigmoid_backward),
+    "identity": Activation(
+        "identity", lambda z: z, lambda z, a: torch.ones_like(z), lambda grad, z, a: grad
+    ),
 }
 
 

@@ -24,7 +24,7 @@ from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
-from .rules import Rule, get_rule
+from .rules import Rule, TPSGDCrossEntropy, get_rule
 from .seeding import derive_seed
 
 __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
@@ -100,8 +100,8 @@ class Network(nn.Module):
         self.output_index = len(layers) - 1
         self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
         for i, rule_ in enumerate(self.rules):
-            if rule_ is not None and rule_.name == "tpsgd_ce" and loss != "cross_entropy":
-                raise ValueError(f"Layer {i}: rule 'tpsgd_ce' needs loss='cross_entropy'.")
+            if isinstance(rule_, TPSGDCrossEntropy) and loss != "cross_entropy":
+                raise ValueError(f"Layer {i}: rule {rule_.name!r} needs loss='cross_entropy'.")
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Trainable):
                 layer.reset_parameters(torch.Generator().manual_seed(derive_seed(self.seed, i)))
@@ -359,7 +359,7 @@ class Network(nn.Module):
                 delta = rule_.delta(
                     z=z,
                     a=a,
-                    slope=layer.act.derivative(z, a),
+                    act=layer.act,
                     target=target,
                     error=error,
                     matrix=self._matrix(i, z),
@@ -381,7 +381,7 @@ class Network(nn.Module):
             if isinstance(layer, Transform):
                 grad = layer.input_grad(grad, x)
                 continue
-            delta = grad * layer.act.derivative(z, None)
+            delta = layer.act.backward(grad, z)
             if not lowest:
                 grad = layer.input_grad(delta, x)
             index = next(i for i, m in enumerate(self.layers) if m is layer)

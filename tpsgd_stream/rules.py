@@ -16,6 +16,7 @@ rule           ``delta`` for a hidden layer (``n`` = minibatch size)
 ``tpsgd_l1``   ``sign(a - y* @ P) * sigma'(z) / n``, gradient of ``|a - y* P|_1``
 ``tpsgd_l2``   ``2 (a - y* @ P) * sigma'(z) / n``, gradient of ``||a - y* P||^2``
 ``tpsgd_ce``   ``((softmax(a @ P^T) - y*) @ P) * sigma'(z) / n`` (beyond the paper)
+``tpsgd_ce_ls`` the same, label-smoothed and stopped once the layer is confident (ours)
 ``local_loss`` gradient of any differentiable ``loss(a, y* @ P)`` (local autograd)
 =============  ====================================================================
 
@@ -30,6 +31,7 @@ from collections.abc import Callable
 
 import torch
 
+from .activations import Activation
 from .projection import PROJECTION_KINDS, Projection
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "TPSGDL1",
     "TPSGDL2",
     "TPSGDCrossEntropy",
+    "TPSGDSmoothedCE",
     "LocalLoss",
     "RULES",
     "get_rule",
@@ -48,9 +51,15 @@ __all__ = [
     "drtp_delta",
     "target_projection_delta",
     "projected_cross_entropy_delta",
+    "smoothed_cross_entropy_delta",
 ]
 
 TARGET_ON = ("activation", "preactivation")
+
+
+def _through(act: Activation, z: torch.Tensor, a: torch.Tensor) -> Backward:
+    """``g -> g * sigma'(z)`` for this layer, as one fused kernel."""
+    return lambda grad: act.backward(grad, z, a)
 
 
 def _flat(matrix: torch.Tensor) -> torch.Tensor:
@@ -63,16 +72,22 @@ def _project(signal: torch.Tensor, matrix: torch.Tensor, like: torch.Tensor) -> 
     return (signal @ _flat(matrix)).reshape(like.shape)
 
 
-def dfa_delta(*, error: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    """DFA: ``(e @ B) * sigma'(z) / n`` (Noekland 2016)."""
-    return _project(error, feedback, slope) * slope / slope.shape[0]
+Backward = Callable[[torch.Tensor], torch.Tensor]
+"""Multiplies a gradient with respect to ``a`` by ``sigma'(z)`` (one fused kernel)."""
+
+
+def dfa_delta(
+    *, error: torch.Tensor, feedback: torch.Tensor, like: torch.Tensor, backward: Backward
+) -> torch.Tensor:
+    """DFA: ``(e @ B) * sigma'(z) / n`` (Noekland 2016); ``like`` is ``z`` (for its shape)."""
+    return backward(_project(error / like.shape[0], feedback, like))
 
 
 def drtp_delta(
-    *, target: torch.Tensor, feedback: torch.Tensor, slope: torch.Tensor
+    *, target: torch.Tensor, feedback: torch.Tensor, like: torch.Tensor, backward: Backward
 ) -> torch.Tensor:
     """DRTP: ``(y* @ B) * sigma'(z) / n`` (Frenkel et al. 2021)."""
-    return _project(target, feedback, slope) * slope / slope.shape[0]
+    return backward(_project(target / like.shape[0], feedback, like))
 
 
 def target_projection_delta(
@@ -80,20 +95,19 @@ def target_projection_delta(
     output: torch.Tensor,
     target: torch.Tensor,
     projection: torch.Tensor,
-    slope: torch.Tensor | None,
+    backward: Backward | None,
     norm: str,
 ) -> torch.Tensor:
     """tpSGD: gradient of ``|h - y* P|_1`` (``norm="l1"``) or ``||h - y* P||^2`` (``"l2"``).
 
-    ``h`` is ``output``, the layer's activation or pre-activation; ``slope`` is ``sigma'(z)``
-    when ``h`` is the activation, ``None`` when it is the pre-activation. Summed over units,
-    averaged over the minibatch.
+    ``h`` is ``output``, the layer's activation or pre-activation; ``backward`` multiplies by
+    ``sigma'(z)`` when ``h`` is the activation and is ``None`` when it is the pre-activation.
+    Summed over units, averaged over the minibatch.
     """
     residual = output - _project(target, projection, output)
-    grad = torch.sign(residual) if norm == "l1" else 2.0 * residual
-    if slope is not None:
-        grad = grad * slope
-    return grad / output.shape[0]
+    scale = (1.0 if norm == "l1" else 2.0) / output.shape[0]
+    grad = torch.sign(residual).mul_(scale) if norm == "l1" else residual.mul_(scale)
+    return grad if backward is None else backward(grad)
 
 
 def projected_cross_entropy_delta(
@@ -101,20 +115,18 @@ def projected_cross_entropy_delta(
     output: torch.Tensor,
     target: torch.Tensor,
     projection: torch.Tensor,
-    slope: torch.Tensor | None,
+    backward: Backward | None,
 ) -> torch.Tensor:
     """Local cross-entropy of the layer read out through its fixed projection.
 
     ``logits = h @ P^T``; the loss is ``CE(logits, y)`` averaged over the minibatch, so
     ``delta = ((softmax(logits) - y*) @ P) * sigma'(z) / n``.
     """
+    n = output.shape[0]
     flat_p = _flat(projection)
-    logits = output.reshape(output.shape[0], -1) @ flat_p.T
-    error = torch.softmax(logits, dim=1) - target
-    grad = (error @ flat_p).reshape(output.shape)
-    if slope is not None:
-        grad = grad * slope
-    return grad / output.shape[0]
+    error = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1) - target
+    grad = ((error / n) @ flat_p).reshape(output.shape)  # 1/n on the small (n, K) error
+    return grad if backward is None else backward(grad)
 
 
 class Rule:
@@ -183,20 +195,23 @@ class Rule:
         scale = self.scale if self.scale is not None else self.default_scale(n_units)
         return Projection(self.projection, scale=scale, seed=seed, stream=stream)
 
-    def _output_and_slope(self, z, a, slope) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return (a, slope) if self.target_on == "activation" else (z, None)
+    def _compared(self, z, a, act: Activation) -> tuple[torch.Tensor, Backward | None]:
+        """What the target is compared with, and how its gradient reaches ``z``."""
+        if self.target_on == "activation":
+            return a, _through(act, z, a)
+        return z, None
 
     def delta(
         self,
         *,
         z: torch.Tensor,
         a: torch.Tensor,
-        slope: torch.Tensor,
+        act: Activation,
         target: torch.Tensor,
         error: torch.Tensor | None,
         matrix: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``dL/dz`` of this layer; ``slope`` is ``sigma'(z)``, ``matrix`` the fixed P or B."""
+        """``dL/dz`` of this layer (``act`` is its activation, ``matrix`` the fixed P or B)."""
         raise NotImplementedError
 
 
@@ -219,8 +234,8 @@ class DFA(Rule):
     uses_error = True
     default_projection = "uniform"
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        return dfa_delta(error=error, feedback=matrix, slope=slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        return dfa_delta(error=error, feedback=matrix, like=z, backward=_through(act, z, a))
 
 
 class SignDFA(Rule):
@@ -230,8 +245,9 @@ class SignDFA(Rule):
     uses_error = True
     default_projection = "uniform"
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        return dfa_delta(error=torch.sign(error), feedback=matrix, slope=slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        backward = _through(act, z, a)
+        return dfa_delta(error=torch.sign(error), feedback=matrix, like=z, backward=backward)
 
 
 class DRTP(Rule):
@@ -240,8 +256,8 @@ class DRTP(Rule):
     name = "drtp"
     default_projection = "orthogonal"
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        return drtp_delta(target=target, feedback=matrix, slope=slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        return drtp_delta(target=target, feedback=matrix, like=z, backward=_through(act, z, a))
 
 
 class TPSGDL1(Rule):
@@ -250,10 +266,10 @@ class TPSGDL1(Rule):
     name = "tpsgd_l1"
     default_projection = "binary"
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        output, slope = self._output_and_slope(z, a, slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        output, backward = self._compared(z, a, act)
         return target_projection_delta(
-            output=output, target=target, projection=matrix, slope=slope, norm="l1"
+            output=output, target=target, projection=matrix, backward=backward, norm="l1"
         )
 
 
@@ -262,10 +278,10 @@ class TPSGDL2(Rule):
 
     name = "tpsgd_l2"
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        output, slope = self._output_and_slope(z, a, slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        output, backward = self._compared(z, a, act)
         return target_projection_delta(
-            output=output, target=target, projection=matrix, slope=slope, norm="l2"
+            output=output, target=target, projection=matrix, backward=backward, norm="l2"
         )
 
 
@@ -282,10 +298,10 @@ class TPSGDCrossEntropy(Rule):
     def default_scale(self, n_units: int) -> float:
         return self.temperature / math.sqrt(n_units)
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        output, slope = self._output_and_slope(z, a, slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        output, backward = self._compared(z, a, act)
         return projected_cross_entropy_delta(
-            output=output, target=target, projection=matrix, slope=slope
+            output=output, target=target, projection=matrix, backward=backward
         )
 
 
@@ -298,9 +314,10 @@ class LocalLoss(Rule):
     Examples
     --------
     >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
     >>> rule = LocalLoss(lambda h, t: torch.nn.functional.smooth_l1_loss(h, t, reduction="sum"))
     >>> z = torch.tensor([[0.5, -2.0]])
-    >>> rule.delta(z=z, a=z, slope=torch.ones_like(z), target=torch.tensor([[1.0]]),
+    >>> rule.delta(z=z, a=z, act=get_activation("identity"), target=torch.tensor([[1.0]]),
     ...            error=None, matrix=torch.tensor([[1.0, 1.0]]))
     tensor([[-0.5000, -1.0000]])
     """
@@ -316,13 +333,13 @@ class LocalLoss(Rule):
     def __hash__(self) -> int:
         return hash((type(self), self.loss, self.projection, self.scale, self.target_on))
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        output, slope = self._output_and_slope(z, a, slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        output, backward = self._compared(z, a, act)
         with torch.enable_grad():
             h = output.detach().requires_grad_(True)
             loss = self.loss(h, _project(target, matrix, h)) / h.shape[0]
             (grad,) = torch.autograd.grad(loss, h)
-        return grad if slope is None else grad * slope
+        return grad if backward is None else backward(grad)
 
 
 RULES: dict[str, type[Rule]] = {
@@ -350,7 +367,7 @@ def smoothed_cross_entropy_delta(
     output: torch.Tensor,
     target: torch.Tensor,
     projection: torch.Tensor,
-    slope: torch.Tensor | None,
+    backward: Backward | None,
     smoothing: float,
     confident: float,
 ) -> torch.Tensor:
@@ -368,7 +385,7 @@ def smoothed_cross_entropy_delta(
     # the gate and 1/n scale the (n, K) error, not the (n, units) delta: one pass fewer over
     # a conv layer's map
     grad = ((error * keep / n) @ flat_p).reshape(output.shape)
-    return grad if slope is None else grad.mul_(slope)
+    return grad if backward is None else backward(grad)
 
 
 class TPSGDSmoothedCE(TPSGDCrossEntropy):
@@ -393,7 +410,9 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
     >>> rule = TPSGDSmoothedCE()
     >>> P = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> h = torch.tensor([[5.0, 0.0], [0.0, 0.0]])  # sample 0 is read out confidently as class 0
-    >>> rule.delta(z=h, a=h, slope=torch.ones_like(h), target=torch.eye(2), error=None, matrix=P)
+    >>> from tpsgd_stream.activations import get_activation
+    >>> identity = get_activation("identity")
+    >>> rule.delta(z=h, a=h, act=identity, target=torch.eye(2), error=None, matrix=P)
     tensor([[ 0.0000,  0.0000],
             [ 0.2250, -0.2250]])
     """
@@ -407,17 +426,16 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
     def default_scale(self, n_units: int) -> float:
         return self.entry_std
 
-    def delta(self, *, z, a, slope, target, error, matrix):
-        output, slope = self._output_and_slope(z, a, slope)
+    def delta(self, *, z, a, act, target, error, matrix):
+        output, backward = self._compared(z, a, act)
         return smoothed_cross_entropy_delta(
             output=output,
             target=target,
             projection=matrix,
-            slope=slope,
+            backward=backward,
             smoothing=self.smoothing,
             confident=self.confident,
         )
 
 
 RULES[TPSGDSmoothedCE.name] = TPSGDSmoothedCE
-__all__ += ["TPSGDSmoothedCE", "smoothed_cross_entropy_delta"]
