@@ -275,3 +275,40 @@ def test_label_smoothed_ce_update_by_hand(scale):
     delta = gate * ((probs - smoothed) @ matrix) * (1 - a**2) / BATCH
     torch.testing.assert_close(grads[0]["weight"], delta.T @ x)
     torch.testing.assert_close(grads[0]["bias"], delta.sum(0))
+
+
+def test_gated_rule_row_path_equals_the_dense_reference():
+    """tpsgd_ce_ls computes the weight gradient from the learning rows only (a RowDelta);
+    it must equal the dense reference ``smoothed_cross_entropy_delta`` on all rows."""
+    from tpsgd_stream.rules import RowDelta, TPSGDSmoothedCE, smoothed_cross_entropy_delta
+
+    rule = TPSGDSmoothedCE()
+    rule.confident = 0.5  # two classes: about half the samples are past the gate
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 6, generator=g), torch.arange(32) % 2
+    net = Network(
+        [Dense(6, 16, rule=rule), Dense(16, 2, activation="identity")],
+        optimizer="sgd",
+        lr=1.0,
+        seed=0,
+    )
+    target = net.one_hot(y)
+    layer = net.layers[0]
+    w0 = layer.weight.detach().clone()
+    with torch.no_grad():
+        z = layer.linear(x)
+        a = layer.act.forward(z)
+        net.train_step(x, target)  # builds the projection on the first step
+        matrix = net.projection(0).matrix(2, (16,))
+        delta = rule.delta(z=z, a=a, act=layer.act, target=target, error=None, matrix=matrix)
+        reference = smoothed_cross_entropy_delta(
+            output=a,
+            target=target,
+            projection=matrix,
+            backward=lambda grad: layer.act.backward(grad, z, a),
+            smoothing=rule.smoothing,
+            confident=rule.confident,
+        )
+    assert isinstance(delta, RowDelta) and 0 < len(delta.rows) < 32
+    torch.testing.assert_close(delta.dense(like=z), reference)
+    torch.testing.assert_close(w0 - layer.weight.detach(), reference.T @ x)

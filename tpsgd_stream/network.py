@@ -24,7 +24,7 @@ from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
-from .rules import Rule, TPSGDCrossEntropy, get_rule
+from .rules import RowDelta, Rule, TPSGDCrossEntropy, get_rule
 from .seeding import derive_seed
 
 __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
@@ -364,6 +364,13 @@ class Network(nn.Module):
                     error=error,
                     matrix=self._matrix(i, z),
                 )
+            if isinstance(delta, RowDelta):
+                if not pending and i in train:  # only the rows still learning cost anything
+                    peak = max(peak, _held_bytes(h, z, a, delta.values))
+                    self._step(i, h.index_select(0, delta.rows), delta.values)
+                    h = a
+                    continue
+                delta = delta.dense(like=z)
             peak = max(peak, _held_bytes(h, z, a, delta, pending))
             if pending:
                 self._backprop(pending, layer.input_grad(delta, h), train)

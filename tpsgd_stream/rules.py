@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -46,6 +47,7 @@ __all__ = [
     "TPSGDSmoothedCE",
     "LocalLoss",
     "RULES",
+    "RowDelta",
     "get_rule",
     "dfa_delta",
     "drtp_delta",
@@ -388,6 +390,21 @@ def smoothed_cross_entropy_delta(
     return grad if backward is None else backward(grad)
 
 
+class RowDelta(NamedTuple):
+    """A ``delta`` that is zero outside ``rows``: ``values`` holds only those rows.
+
+    A gated rule returns it so that the layer's weight gradient is computed from the samples
+    that still learn (``values^T @ x[rows]``) instead of a mostly-zero minibatch.
+    """
+
+    rows: torch.Tensor
+    values: torch.Tensor
+
+    def dense(self, like: torch.Tensor) -> torch.Tensor:
+        """The full ``delta``, zeros outside ``rows``, shaped like ``like``."""
+        return like.new_zeros(like.shape).index_copy_(0, self.rows, self.values)
+
+
 class TPSGDSmoothedCE(TPSGDCrossEntropy):
     r"""Local cross-entropy through a fixed projection, label-smoothed and gated (beyond the paper).
 
@@ -412,7 +429,10 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
     >>> h = torch.tensor([[5.0, 0.0], [0.0, 0.0]])  # sample 0 is read out confidently as class 0
     >>> from tpsgd_stream.activations import get_activation
     >>> identity = get_activation("identity")
-    >>> rule.delta(z=h, a=h, act=identity, target=torch.eye(2), error=None, matrix=P)
+    >>> delta = rule.delta(z=h, a=h, act=identity, target=torch.eye(2), error=None, matrix=P)
+    >>> delta.rows.tolist()  # only sample 1 still learns
+    [1]
+    >>> delta.dense(like=h)
     tensor([[ 0.0000,  0.0000],
             [ 0.2250, -0.2250]])
     """
@@ -427,15 +447,21 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
         return self.entry_std
 
     def delta(self, *, z, a, act, target, error, matrix):
-        output, backward = self._compared(z, a, act)
-        return smoothed_cross_entropy_delta(
-            output=output,
-            target=target,
-            projection=matrix,
-            backward=backward,
-            smoothing=self.smoothing,
-            confident=self.confident,
-        )
+        """As :func:`smoothed_cross_entropy_delta`, as a :class:`RowDelta` of the learning rows."""
+        output = a if self.target_on == "activation" else z
+        n = output.shape[0]
+        flat_p = _flat(matrix)
+        probs = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1)
+        rows = ((probs * target).sum(1) < self.confident).nonzero().squeeze(1)
+        if len(rows) == n:
+            error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
+        else:
+            z, a, probs, target = z[rows], a[rows], probs[rows], target[rows]
+            error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
+        grad = ((error / n) @ flat_p).reshape(len(rows), *output.shape[1:])
+        if self.target_on == "activation":
+            grad = act.backward(grad, z, a)
+        return grad if len(rows) == n else RowDelta(rows, grad)
 
 
 RULES[TPSGDSmoothedCE.name] = TPSGDSmoothedCE
