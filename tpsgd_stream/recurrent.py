@@ -333,8 +333,7 @@ class RecurrentNetwork(nn.Module):
                 scale=scale,
                 device=self.device,
             )
-        slope = cell.act.derivative(z, a)
-        return rule_.delta(z=z, a=a, slope=slope, target=target, error=error, matrix=matrix)
+        return rule_.delta(z=z, a=a, act=cell.act, target=target, error=error, matrix=matrix)
 
     def _bptt_step(self, x, target, lengths) -> torch.Tensor:
         """Back-propagation through time: the unrolled graph is kept (memory grows with T)."""
