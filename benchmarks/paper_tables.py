@@ -38,7 +38,8 @@ MLP_RULES = ("bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "t
 CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
 DEPTHS = (2, 4, 8)
 MEMORY_RULES = ("bp", "tpsgd_ce_ls")
-PARTS = ("mlp", "cnn", "memory", "speed")
+EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
+PARTS = ("mlp", "cnn", "memory", "speed", "edge")
 # Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.
 SETTINGS: dict[str, dict] = {}
 PAPER = {
@@ -180,6 +181,13 @@ def print_report(result: dict) -> None:
                 f"{rule:12s} {acc:>16s} {row['seconds_per_epoch']:8.1f} "
                 f"{row['ms_per_step']:8.2f} {ratio:8.2f}"
             )
+    for arch, rows in result.get("edge", {}).items():
+        print(f"\nOther on-device families, {arch.upper()}, {result['epochs']} epoch(s)")
+        for rule, row in rows.items():
+            acc = f"{row['accuracy_mean']:.2f} +- {row['accuracy_std']:.2f}"
+            print(
+                f"{rule:12s} {acc:>16s} {row['seconds_per_epoch']:8.1f} {row['ms_per_step']:8.2f}"
+            )
     if "memory" not in result:
         return
     print("\nMemory of one MLP training step (hidden layers of 256, batch 128)")
@@ -227,9 +235,11 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; expected some of {PARTS}")
-    total = len(seeds) * (
-        len(MLP_RULES) * ("mlp" in parts) + len(CNN_RULES) * ("cnn" in parts)
-    ) + len(MEMORY_RULES) * len(DEPTHS) * ("memory" in parts)
+    total = (
+        len(seeds) * (len(MLP_RULES) * ("mlp" in parts) + len(CNN_RULES) * ("cnn" in parts))
+        + len(MEMORY_RULES) * len(DEPTHS) * ("memory" in parts)
+        + len(EDGE_RULES) * (len(seeds) + 1) * ("edge" in parts)
+    )
     stamp = {
         "command": " ".join(
             ["python benchmarks/paper_tables.py", *(sys.argv[1:] if argv is None else argv)]
@@ -252,6 +262,11 @@ def main(argv: list[str] | None = None) -> dict:
         if "memory" in parts:
             steps = 5 if args.quick else 50
             produced["memory"] = memory_table(MEMORY_RULES, steps, args.threads, bar)
+        if "edge" in parts:  # the CNN once (seed 0): forward gradients cost 2K passes a step
+            produced["edge"] = {
+                "mlp": accuracy_table("mlp", EDGE_RULES, seeds, args.epochs, data, bar),
+                "cnn": accuracy_table("cnn", EDGE_RULES, seeds[:1], args.epochs, data, bar),
+            }
     if "speed" in parts:
         reps = 20 if args.quick else 200
         produced["step_time"] = {

@@ -1,0 +1,99 @@
+"""PNG figures for BENCHMARKS.md, drawn from the JSON results the benchmarks wrote.
+
+    python benchmarks/plots.py      # writes benchmarks/results/{memory_depth,throughput}.png
+
+Each figure is drawn only when its JSON exists: memory against depth (paper_tables.json),
+samples/s per stream and path (stream_throughput.json), memory against sequence length
+(rnn_tables.json, when it holds a ``memory_vs_length`` table).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def memory_vs_depth(result: dict) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for rule, by_depth in result["memory"].items():
+        depths = sorted(by_depth, key=int)
+        kib = [by_depth[d]["activation_bytes"] / 1024 for d in depths]
+        ax.plot([int(d) for d in depths], kib, "o-", label=rule)
+    ax.set_xlabel("hidden layers of 256")
+    ax.set_ylabel("activations held in a step (KiB)")
+    ax.set_title("MLP training step, batch 128: memory against depth")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, "memory_depth.png")
+
+
+def throughput(result: dict) -> Path:
+    streams = list(result["streams"])
+    rows = sum(len(result["streams"][s]["results"]) for s in streams)
+    fig, ax = plt.subplots(figsize=(9, 0.35 * rows + 1.5), dpi=110)
+    y, ticks, names = 0, [], []
+    for stream in streams:
+        for row in result["streams"][stream]["results"]:
+            ax.barh(y, row["samples_per_s_median"], color=f"C{streams.index(stream)}")
+            ticks.append(y)
+            names.append(f"{stream}: {row['model']} ({row['path']})")
+            y += 1
+        y += 0.5
+    ax.set_yticks(ticks, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("samples/s (median of runs)")
+    ax.set_title("Prequential throughput (one torch thread)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, "throughput.png")
+
+
+def memory_vs_length(rows: list[dict]) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for rule in sorted({r["rule"] for r in rows}):
+        points = sorted((r["T"], r["held_bytes"] / 1024) for r in rows if r["rule"] == rule)
+        ax.plot(*zip(*points), "o-", label=rule)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("activations held in a step (KiB)")
+    ax.set_title("Recurrent training step: memory against sequence length")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, "memory_seq_len.png")
+
+
+def _save(fig, name: str) -> Path:
+    path = RESULTS / name
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    drawn = []
+    if (tables := _load("paper_tables.json")) and "memory" in tables:
+        drawn.append(memory_vs_depth(tables))
+    if streams := _load("stream_throughput.json"):
+        drawn.append(throughput(streams))
+    if (rnn := _load("rnn_tables.json")) and "memory_vs_length" in rnn:
+        drawn.append(memory_vs_length(rnn["memory_vs_length"]))
+    for path in drawn:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
