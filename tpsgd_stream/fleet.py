@@ -222,7 +222,7 @@ class StreamFleet:
         self._logs = [deque() for _ in range(n_shards)]  # calls since the last checkpoint
         self._in_flight = [deque() for _ in range(n_shards)]
         self._pending = [0] * n_shards  # samples logged since the shard's last checkpoint
-        self.recoveries = 0
+        self.recovery_seconds: list[float] = []  # restart + replay time of each recovery
 
     # -------------------------------------------------------------------------- routing
     def learn_one(self, key: Hashable, x: dict, y) -> None:
@@ -308,10 +308,10 @@ class StreamFleet:
 
     def _recover(self, shard: int) -> None:
         """The actor died: wait for Ray's restart (it reloads its checkpoint), then replay."""
-        self.recoveries += 1
+        start = time.monotonic()
         self._in_flight[shard].clear()
         actor = self._shards[shard]
-        deadline = time.monotonic() + self.timeout
+        deadline = start + self.timeout
         while True:
             try:
                 self._get(actor.ping.remote())
@@ -323,6 +323,7 @@ class StreamFleet:
         refs = [getattr(actor, method).remote(*args) for method, args in self._logs[shard]]
         for ref in refs:
             self._get(ref)
+        self.recovery_seconds.append(time.monotonic() - start)
 
     def _checkpoint(self, shard: int) -> None:
         self._drain(shard, keep=0)
