@@ -29,7 +29,15 @@ __all__ = ["DemoResult", "prequential", "run_demo"]
 
 @dataclass
 class DemoResult:
-    """One model's prequential record over the stream."""
+    """One model's prequential record over the stream.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = DemoResult("m", np.array([True, False, True, True]), seconds=2.0)
+    >>> r.accuracy, r.samples_per_second
+    (0.75, 2.0)
+    """
 
     name: str
     correct: np.ndarray

@@ -144,6 +144,13 @@ class Rule:
     target_on
         ``"activation"`` (compare ``sigma(z)`` with the target, as the paper) or
         ``"preactivation"`` (compare ``z``).
+
+    Examples
+    --------
+    >>> rule = TPSGDL2(projection="uniform", target_on="preactivation")
+    >>> rule.projection, rule.target_on, rule == TPSGDL2(projection="uniform",
+    ...                                                     target_on="preactivation")
+    ('uniform', 'preactivation', True)
     """
 
     name = "rule"
@@ -222,6 +229,11 @@ class Backprop(Rule):
 
     A run of ``bp`` layers under a layer with a local rule is trained by back-propagating that
     layer's local loss through the run; under the output layer, by the true loss.
+
+    Examples
+    --------
+    >>> Backprop().is_local, Backprop().projection
+    (False, None)
     """
 
     name = "bp"
@@ -230,7 +242,17 @@ class Backprop(Rule):
 
 
 class DFA(Rule):
-    """Direct feedback alignment: ``delta = (e @ B) * sigma'(z) / n``."""
+    """Direct feedback alignment: ``delta = (e @ B) * sigma'(z) / n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> z = torch.tensor([[1.0, -1.0]])
+    >>> DFA().delta(z=z, a=z, act=get_activation("relu"), target=None,
+    ...             error=torch.tensor([[0.5, -0.5]]), matrix=torch.eye(2))
+    tensor([[0.5000, -0.0000]])
+    """
 
     name = "dfa"
     uses_error = True
@@ -241,7 +263,17 @@ class DFA(Rule):
 
 
 class SignDFA(Rule):
-    """Sign-symmetric DFA: ``delta = (sign(e) @ B) * sigma'(z) / n``."""
+    """Sign-symmetric DFA: ``delta = (sign(e) @ B) * sigma'(z) / n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> z = torch.tensor([[1.0, 2.0]])
+    >>> SignDFA().delta(z=z, a=z, act=get_activation("identity"), target=None,
+    ...                 error=torch.tensor([[0.1, -3.0]]), matrix=torch.eye(2))
+    tensor([[ 1., -1.]])
+    """
 
     name = "sdfa"
     uses_error = True
@@ -253,7 +285,17 @@ class SignDFA(Rule):
 
 
 class DRTP(Rule):
-    """Direct random target projection: ``delta = (y* @ B) * sigma'(z) / n``."""
+    """Direct random target projection: ``delta = (y* @ B) * sigma'(z) / n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> z = torch.tensor([[1.0, 2.0]])
+    >>> DRTP().delta(z=z, a=z, act=get_activation("identity"), target=torch.tensor([[0.0, 1.0]]),
+    ...              error=None, matrix=torch.tensor([[1.0, 1.0], [2.0, -2.0]]))
+    tensor([[ 2., -2.]])
+    """
 
     name = "drtp"
     default_projection = "orthogonal"
@@ -263,7 +305,17 @@ class DRTP(Rule):
 
 
 class TPSGDL1(Rule):
-    """tpSGD with an l1 local loss ``|a - y* P|_1``, P binary near-orthogonal."""
+    """tpSGD with an l1 local loss ``|a - y* P|_1``, P binary near-orthogonal.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> a = torch.tensor([[0.5, -2.0]])  # the target y* P is [1, -1]
+    >>> TPSGDL1().delta(z=a, a=a, act=get_activation("identity"), target=torch.tensor([[1.0]]),
+    ...                 error=None, matrix=torch.tensor([[1.0, -1.0]]))
+    tensor([[-1., -1.]])
+    """
 
     name = "tpsgd_l1"
     default_projection = "binary"
@@ -276,7 +328,17 @@ class TPSGDL1(Rule):
 
 
 class TPSGDL2(Rule):
-    """tpSGD with an l2 local loss ``||a - y* P||^2``, P ~ N(0, 1)."""
+    """tpSGD with an l2 local loss ``||a - y* P||^2``, P ~ N(0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> a = torch.tensor([[0.5, -2.0]])
+    >>> TPSGDL2().delta(z=a, a=a, act=get_activation("identity"), target=torch.tensor([[1.0]]),
+    ...                 error=None, matrix=torch.tensor([[1.0, -1.0]]))
+    tensor([[-1., -2.]])
+    """
 
     name = "tpsgd_l2"
 
@@ -292,6 +354,18 @@ class TPSGDCrossEntropy(Rule):
 
     The projection's scale is a softmax temperature: by default each entry has standard
     deviation ``3.2 / sqrt(n_units)`` (0.2 for 256 units, the best of a calibration sweep).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> a = torch.tensor([[0.0, 0.0]])  # read out as 50/50: the error pushes towards class 0
+    >>> TPSGDCrossEntropy().delta(z=a, a=a, act=get_activation("identity"),
+    ...                           target=torch.tensor([[1.0, 0.0]]), error=None,
+    ...                           matrix=torch.eye(2))
+    tensor([[-0.5000,  0.5000]])
+    >>> round(TPSGDCrossEntropy().default_scale(256), 3)
+    0.2
     """
 
     name = "tpsgd_ce"

@@ -25,7 +25,16 @@ __all__ = ["load_table", "run_file", "StreamFileError"]
 
 
 class StreamFileError(ValueError):
-    """The stream file cannot be read or used (missing, malformed, no such column)."""
+    """The stream file cannot be read or used (missing, malformed, no such column).
+
+    Examples
+    --------
+    >>> try:
+    ...     load_table("/no/such/file.csv")
+    ... except StreamFileError as err:
+    ...     print(err)
+    no such file: /no/such/file.csv
+    """
 
 
 def load_table(
