@@ -91,6 +91,7 @@ def test_killed_actor_is_restored_and_replayed_without_loss(cluster, tmp_path):
         checkpoint_url=str(tmp_path),
         checkpoint_every=300,
         max_in_flight=16,
+        timeout=300,  # a loaded machine can take a minute to start an actor's worker
     )
     for i, (key, x, y) in enumerate(records):
         fleet.learn_one(key, x, y)
