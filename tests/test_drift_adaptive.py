@@ -124,3 +124,105 @@ def test_freeze_encoder_keeps_the_encoder_fixed_after_the_first_adaptation():
     assert encoder is not None
     assert torch.equal(model.model._net.layers[0].weight, encoder)
     assert not torch.equal(model.model._net.layers[1].weight, adaptor)
+
+
+GRADUAL = [Shift("label_swap", 1200, width=600)]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_background_adaptor_from_the_warning_is_swapped_in(background, monkeypatch):
+    # a gradual swap and an early warning give the background adaptor time to see
+    # min_samples samples before the drift
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+        detector=DDM(warning_threshold=1.0),
+        background=background,
+        seed=0,
+    )
+    swapped = []
+    original = DriftAdaptiveClassifier._swap
+
+    def watched(self, event):
+        expected = [p.detach().clone() for p in self._background.layers[-1].parameters()]
+        encoder = self.model._net.layers[0].weight.detach().clone()
+        original(self, event)
+        now = list(self.model._net.layers[-1].parameters())
+        swapped.append(all(torch.equal(a, b) for a, b in zip(expected, now)))
+        assert torch.equal(self.model._net.layers[0].weight, encoder)
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_swap", watched)
+    _run(model, GRADUAL)
+    actions = [e.action for e in model.drift_events if e.action != "ignored"]
+    if background:
+        assert actions[0] == "swap" and swapped == [True] * actions.count("swap")
+        event = model.drift_events[0]
+        assert event.n_samples >= model.min_samples and 0 < event.multiply_adds
+    else:
+        assert "swap" not in actions and actions[0] == "adapt" and not swapped
+
+
+def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), detector=DDM(), background=True
+    )
+    _run(model, [Shift("label_swap", SHIFT)])
+    assert [e.action for e in model.drift_events][0] == "adapt"
+
+
+def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), signal="loss", seed=0
+    )
+    correct = _run(model, [Shift("label_swap", SHIFT)])
+    signals = np.array([s for *_, s in model._replay])
+    assert ((signals > 0) & (signals < 1)).any()  # not a 0/1 error
+    assert signals.max() <= -np.log(1e-4) + 1e-9
+    adapted = [e for e in model.drift_events if e.action == "adapt"]
+    assert adapted and SHIFT <= adapted[0].index < SHIFT + 300
+    assert correct[SHIFT + 300 : SHIFT + 800].mean() > 0.6
+
+
+def test_the_race_keeps_the_best_depth_and_reports_every_candidate():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32, 32), seed=0), adaptor_layers="race", seed=0
+    )
+    _run(model, [Shift("label_swap", SHIFT)])
+    event = next(e for e in model.drift_events if e.action == "adapt")
+    assert sorted(event.race) == [1, 2, 3]
+    assert event.race[event.adaptor_layers] == max(event.race.values())
+    assert all(0.0 <= v <= 1.0 for v in event.race.values())
+    sizes = {1: 32 * 10 + 10, 2: 32 * 32 + 32 + 32 * 10 + 10}
+    assert event.parameters == sizes.get(event.adaptor_layers, event.parameters)
+
+
+def test_a_frozen_torch_encoder_feeds_the_classifier():
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.Tanh())
+    weights = encoder[0].weight.detach().clone()
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(16,), seed=0), encoder=encoder, seed=0
+    )
+    correct = _run(model, [], n=1200)
+    assert sorted(model.model._features) == sorted(f"f{i}" for i in range(48))
+    assert torch.equal(encoder[0].weight, weights) and not encoder.training
+    assert correct[600:].mean() > 0.6  # chance: 0.1
+    x = {f"x{i}": 0.0 for i in range(64)}
+    assert (
+        model.predict_one(x) in range(10)
+        and abs(sum(model.predict_proba_one(x).values()) - 1) < 1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"signal": "loss", "detector": DDM()}, ValueError, "signal='error'"),
+        ({"signal": "margin"}, ValueError, "signal"),
+        ({"adaptor_layers": "deep"}, ValueError, "adaptor_layers"),
+        ({"race_depths": 0}, ValueError, "race_depths"),
+        ({"encoder": lambda x: x}, TypeError, "torch.nn.Module"),
+    ],
+)
+def test_bad_new_options_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DriftAdaptiveClassifier(TPSGDClassifier(), **kwargs)
