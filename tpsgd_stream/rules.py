@@ -521,21 +521,24 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
         return self.entry_std
 
     def delta(self, *, z, a, act, target, error, matrix):
-        """As :func:`smoothed_cross_entropy_delta`, as a :class:`RowDelta` of the learning rows."""
+        """As :func:`smoothed_cross_entropy_delta`; a :class:`RowDelta` when at most half of
+        the samples still learn (their rows alone then make the weight gradient)."""
         output = a if self.target_on == "activation" else z
         n = output.shape[0]
         flat_p = _flat(matrix)
         probs = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1)
-        rows = ((probs * target).sum(1) < self.confident).nonzero().squeeze(1)
-        if len(rows) == n:
-            error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
-        else:
+        keep = (probs * target).sum(1, keepdim=True) < self.confident
+        rows = keep.squeeze(1).nonzero().squeeze(1)
+        sparse = 2 * len(rows) <= n  # gathering rows pays only when most samples are learned
+        if sparse:
             z, a, probs, target = z[rows], a[rows], probs[rows], target[rows]
-            error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
-        grad = ((error / n) @ flat_p).reshape(len(rows), *output.shape[1:])
+        error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
+        if not sparse:
+            error = error * keep
+        grad = ((error / n) @ flat_p).reshape(len(error), *output.shape[1:])
         if self.target_on == "activation":
             grad = act.backward(grad, z, a)
-        return grad if len(rows) == n else RowDelta(rows, grad)
+        return RowDelta(rows, grad) if sparse else grad
 
 
 RULES[TPSGDSmoothedCE.name] = TPSGDSmoothedCE
