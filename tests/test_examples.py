@@ -33,6 +33,26 @@ def test_compare_rules_prints_every_rule_and_plots(tmp_path):
     assert (tmp_path / "rules.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_domain_shift_reports_every_model_and_plots_shifts(tmp_path):
+    done = _run("domain_shift.py", "--small", "--plot", "shift.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "acc after each shift" in line]
+    assert len(lines) == 3 and "no adaptation" in lines[0]
+    assert "adapt" in lines[1]  # the adaptor re-trained on a detected drift
+    assert (tmp_path / "shift.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_has_a_small_flag(name):
     assert "--small" in (EXAMPLES / name).read_text()
+
+
+def test_sensor_sequences_learns_both_ways_or_skips_cleanly(tmp_path):
+    done = _run("sensor_sequences.py", "--small", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    if "skipping" not in done.stdout:  # the EEG archive is there
+        for mode in ("whole sequences", "one step at a time"):
+            assert f"{mode}: prequential accuracy" in done.stdout
+    absent = _run("sensor_sequences.py", "--small", "--data", str(tmp_path), cwd=tmp_path)
+    assert absent.returncode == 0, absent.stderr
+    assert "EEG data not available, skipping" in absent.stdout

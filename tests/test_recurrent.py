@@ -154,3 +154,79 @@ def test_local_rules_learn_row_wise_digits():
     assert accuracy["bp", False] > 0.45
     assert accuracy["tpsgd_l1", False] > 0.3
     assert accuracy["tpsgd_l1", False] > accuracy["tpsgd_l1", True] + 0.08
+
+
+@pytest.mark.parametrize("steps, credit", [(3, 3), (3, 8), (5, 2)])
+def test_truncated_local_credit_matches_autograd(steps, credit):
+    # sum_t CE(h_t B_t^T, y): the gradient w.r.t. the cell, back-propagated through W_H at
+    # most credit - 1 steps (detached further back), equals the accumulated pseudo-gradient
+    x, y = _data(4, t=steps)
+    net = RecurrentNetwork(
+        D,
+        H,
+        C,
+        rule="tpsgd_ce",
+        activation="tanh",
+        optimizer="sgd",
+        lr=1.0,
+        seed=2,
+        credit_steps=credit,
+    )
+    w = {k: v.detach().clone().requires_grad_(True) for k, v in net.cells[0].named_parameters()}
+    scale = 3.2 / H**0.5  # tpsgd_ce's default temperature
+    states, loss = [torch.zeros(N, H)], 0.0
+    for t in range(steps):
+        z = x[:, t] @ w["weight_x"] + w["bias_x"] + states[-1] @ w["weight_h"] + w["bias_h"]
+        states.append(torch.tanh(z))
+        # the loss at t sees the states of steps t-credit+1..t through W_H, no further back
+        h_t = _truncated_state(x, w, states, t, credit)
+        b_t = step_matrix("normal", C, H, seed=2, stream=0, step=t, scale=scale)
+        loss = loss + torch.nn.functional.cross_entropy(h_t @ b_t.T, y)
+    loss.backward()
+    net.train_step(x, net.one_hot(y))
+    for name, param in net.cells[0].named_parameters():
+        torch.testing.assert_close(w[name].detach() - param.detach(), w[name].grad)
+
+
+def _truncated_state(x, w, states, t, credit):
+    """h_t recomputed from the detached state credit steps back."""
+    start = max(0, t - credit + 1)
+    h = states[start].detach()
+    for s in range(start, t + 1):
+        h = torch.tanh(x[:, s] @ w["weight_x"] + w["bias_x"] + h @ w["weight_h"] + w["bias_h"])
+    return h
+
+
+def test_truncated_credit_memory_flat_in_sequence_length():
+    held = {}
+    for t in (10, 1000):
+        x, y = _data(0, t)
+        net = RecurrentNetwork(D, H, C, rule="tpsgd_ce", credit_steps=4)
+        net.train_step(x, net.one_hot(y))
+        held[t] = net.held_bytes
+    assert held[10] == held[1000] > 0
+
+
+def test_recurrent_norm_cap_and_bad_settings():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, rule="drtp", lr=1.0, optimizer="sgd", max_recurrent_norm=0.1)
+    net.train_step(x, net.one_hot(y))
+    norm = torch.linalg.matrix_norm(net.cells[0].weight_h.detach())
+    assert norm <= 0.1 * H**0.5 * (1 + 1e-5)
+    with pytest.raises(ValueError, match="credit_steps"):
+        RecurrentNetwork(D, H, C, credit_steps=0)
+    with pytest.raises(ValueError, match="max_recurrent_norm"):
+        RecurrentNetwork(D, H, C, max_recurrent_norm=0.0)
+
+
+def test_grown_inputs_and_outputs_keep_the_logits():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, bidirectional=True, seed=0)
+    net.train_step(x, net.one_hot(y))
+    before = net.forward(x)
+    net.grow_inputs(2)
+    net.grow_outputs(1)
+    after = net.forward(torch.cat([x, torch.randn(N, T, 2)], dim=2))
+    torch.testing.assert_close(after[:, :C], before)
+    assert torch.equal(after[:, C], torch.zeros(N))
+    net.train_step(torch.randn(N, T, D + 2), net.one_hot(torch.tensor([3, 0, 1, 2])))

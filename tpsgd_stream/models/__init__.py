@@ -2,9 +2,17 @@
 
 - :class:`TPSGDClassifier`: class-incremental streaming classifier.
 - :class:`TPSGDRegressor`: streaming regressor with an online-standardised target.
+- :class:`TPSGDSequenceClassifier`, :class:`TPSGDStreamingSequenceClassifier`: recurrent
+  models for whole sequences, or one time step of a sensor stream at a time.
 """
 
 from .classifier import TPSGDClassifier
 from .regressor import TPSGDRegressor
+from .sequence import TPSGDSequenceClassifier, TPSGDStreamingSequenceClassifier
 
-__all__ = ["TPSGDClassifier", "TPSGDRegressor"]
+__all__ = [
+    "TPSGDClassifier",
+    "TPSGDRegressor",
+    "TPSGDSequenceClassifier",
+    "TPSGDStreamingSequenceClassifier",
+]
