@@ -1,10 +1,10 @@
 """PNG figures for BENCHMARKS.md, drawn from the JSON results the benchmarks wrote.
 
-    python benchmarks/plots.py      # writes benchmarks/results/{memory_depth,throughput}.png
+    python benchmarks/plots.py   # benchmarks/results/{memory_depth,throughput,memory_seq_len}.png
 
 Each figure is drawn only when its JSON exists: memory against depth (paper_tables.json),
 samples/s per stream and path (stream_throughput.json), memory against sequence length
-(rnn_tables.json, when it holds a ``memory_vs_length`` table).
+(rnn_tables.json, its ``memory_current_implementation`` table: rule -> T -> bytes).
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ def throughput(result: dict) -> Path:
     return _save(fig, "throughput.png")
 
 
-def memory_vs_length(rows: list[dict]) -> Path:
+def memory_vs_length(table: dict) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for rule in sorted({r["rule"] for r in rows}):
-        points = sorted((r["T"], r["held_bytes"] / 1024) for r in rows if r["rule"] == rule)
+    for rule, by_length in table.items():
+        if not isinstance(by_length, dict):
+            continue  # the table's note
+        points = sorted((int(t), held / 1024) for t, held in by_length.items())
         ax.plot(*zip(*points), "o-", label=rule)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -89,8 +91,8 @@ def main() -> None:
         drawn.append(memory_vs_depth(tables))
     if streams := _load("stream_throughput.json"):
         drawn.append(throughput(streams))
-    if (rnn := _load("rnn_tables.json")) and "memory_vs_length" in rnn:
-        drawn.append(memory_vs_length(rnn["memory_vs_length"]))
+    if (rnn := _load("rnn_tables.json")) and "memory_current_implementation" in rnn:
+        drawn.append(memory_vs_length(rnn["memory_current_implementation"]))
     for path in drawn:
         print(f"wrote {path}")
 
