@@ -469,6 +469,13 @@ class RowDelta(NamedTuple):
 
     A gated rule returns it so that the layer's weight gradient is computed from the samples
     that still learn (``values^T @ x[rows]``) instead of a mostly-zero minibatch.
+
+    Examples
+    --------
+    >>> RowDelta(torch.tensor([1]), torch.ones(1, 2)).dense(like=torch.zeros(3, 2))
+    tensor([[0., 0.],
+            [1., 1.],
+            [0., 0.]])
     """
 
     rows: torch.Tensor

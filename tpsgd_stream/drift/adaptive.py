@@ -52,6 +52,12 @@ class DriftEvent:
     parameters re-trained, multiply-adds spent, and the multiply-adds a full re-training of
     the network on the same samples would have cost. ``adaptor_layers`` is the depth used and
     ``race`` the held-out accuracy of each candidate depth (``adaptor_layers="race"``).
+
+    Examples
+    --------
+    >>> event = DriftEvent(index=1535, detector="ADWIN", action="adapt", cut=1456)
+    >>> event.action, event.index - event.cut
+    ('adapt', 79)
     """
 
     index: int

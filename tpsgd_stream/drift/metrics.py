@@ -69,7 +69,13 @@ def recovery_time(
 
 @dataclass
 class DetectionReport:
-    """Detection delay per shift (``None``: missed) and the alarms that matched no shift."""
+    """Detection delay per shift (``None``: missed) and the alarms that matched no shift.
+
+    Examples
+    --------
+    >>> DetectionReport(delays=[40, None], false_alarms=1).missed
+    1
+    """
 
     delays: list[int | None]
     false_alarms: int

@@ -46,6 +46,15 @@ class Shift:
     classes
         For ``new_classes``, the classes that appear; for ``label_swap``, optional pairs to swap
         (``((0, 1), (2, 3))``).
+
+    Examples
+    --------
+    >>> Shift("rotate", 1000, width=200, amount=45.0)
+    Shift(kind='rotate', position=1000, width=200, amount=45.0, classes=())
+    >>> Shift("melt", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown shift kind 'melt'; expected one of (...).
     """
 
     kind: str

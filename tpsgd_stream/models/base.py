@@ -59,7 +59,17 @@ NUMPY_ACTIVATIONS = {
 
 
 class TPSGDEstimator(base.Estimator):
-    """Shared state and mechanics; subclasses define the task (targets, outputs, prediction)."""
+    """Shared state and mechanics; subclasses define the task (targets, outputs, prediction).
+
+    Examples
+    --------
+    >>> from tpsgd_stream.models import TPSGDClassifier
+    >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0)
+    >>> model.learn_one({"a": 1.0}, "x"); model._n_buffered   # buffered, no update yet
+    1
+    >>> model.learn_one({"b": 2.0}, "y"); model._n_updates, sorted(model._features)
+    (1, ['a', 'b'])
+    """
 
     _loss: str = "cross_entropy"
 
