@@ -95,7 +95,9 @@ def _read(path) -> dict:
     return payload
 
 
-def load(cls, path, *, device: str | None = None):
+def read_checked(cls, path, device: str | None) -> tuple[dict, dict]:
+    """The archive at ``path``, checked to be ``cls``'s in this format version, and the
+    constructor parameters it stores (``device`` replaced when given)."""
     payload = _read(path)
     version = payload.get("version")
     if version != FORMAT_VERSION:
@@ -104,14 +106,19 @@ def load(cls, path, *, device: str | None = None):
             f"tpsgd-stream reads format version {FORMAT_VERSION} only. Load it with the "
             f"tpsgd-stream release that wrote it and retrain or re-save from there."
         )
-    if payload["estimator"] != cls.__name__:
+    if payload.get("estimator") != cls.__name__:
         raise ValueError(
-            f"{path} holds a {payload['estimator']}, not a {cls.__name__}: use "
-            f"{payload['estimator']}.load()."
+            f"{path} holds a {payload.get('estimator')}, not a {cls.__name__}: use "
+            f"{payload.get('estimator')}.load()."
         )
     params = dict(payload["params"])
     if device is not None:
         params["device"] = device
+    return payload, params
+
+
+def load(cls, path, *, device: str | None = None):
+    payload, params = read_checked(cls, path, device)
     try:
         model = cls(**params)
         model._seed = payload["seed"]

@@ -58,6 +58,34 @@ NUMPY_ACTIVATIONS = {
 }
 
 
+def check_training_params(estimator, activations) -> None:
+    """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
+    the estimators, with a ``ValueError`` naming the estimator, the parameter and its value."""
+    name = type(estimator).__name__
+    if estimator.activation not in activations:
+        raise ValueError(
+            f"{name}: unknown activation {estimator.activation!r}; expected one of "
+            f"{list(activations)}."
+        )
+    if estimator.rule not in RULES:
+        raise ValueError(
+            f"{name}: unknown rule {estimator.rule!r}; expected one of {sorted(RULES)}."
+        )
+    if estimator.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"{name}: unknown optimizer {estimator.optimizer!r}; expected one of {OPTIMIZERS}."
+        )
+    lr = estimator.lr
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"{name}: lr must be a positive number, got {lr!r}.")
+    seed = estimator.seed
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
+        raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
+    resolve_device(estimator.device)  # a clear ValueError now rather than at the first sample
+
+
 class TPSGDEstimator(base.Estimator):
     """Shared state and mechanics; subclasses define the task (targets, outputs, prediction).
 
@@ -84,34 +112,14 @@ class TPSGDEstimator(base.Estimator):
                 f"{name}: hidden_layer_sizes must be a tuple of positive ints, such as (64,), "
                 f"got {sizes!r}."
             )
-        if self.activation not in NUMPY_ACTIVATIONS:
-            raise ValueError(
-                f"{name}: unknown activation {self.activation!r}; expected one of "
-                f"{sorted(NUMPY_ACTIVATIONS)}."
-            )
-        if self.rule not in RULES:
-            raise ValueError(
-                f"{name}: unknown rule {self.rule!r}; expected one of {sorted(RULES)}."
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"{name}: unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}."
-            )
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}.")
         batch = self.batch_size
         if isinstance(batch, bool) or not (isinstance(batch, (int, np.integer)) and batch >= 1):
             raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch!r}.")
-        seed = self.seed
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-        ):
-            raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
         if self.non_finite not in NON_FINITE:
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
-        resolve_device(self.device)  # a clear ValueError now rather than at the first sample
+        check_training_params(self, sorted(NUMPY_ACTIVATIONS))
 
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent

@@ -19,12 +19,10 @@ import numpy as np
 import torch
 from river import base
 
-from ..network import resolve_device
-from ..optim import OPTIMIZERS
 from ..recurrent import RecurrentNetwork
-from ..rules import RULES
 from . import _persistence
 from ._inputs import check_label, parse_values
+from .base import check_training_params
 
 __all__ = ["TPSGDSequenceClassifier", "TPSGDStreamingSequenceClassifier"]
 
@@ -59,24 +57,7 @@ class _SequenceBase(base.Classifier):
                 f"{name}: readout_hidden must be None (a linear readout) or a tuple of positive "
                 f"ints such as (64,), got {hidden!r}."
             )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"{name}: unknown activation {self.activation!r}; expected one of {ACTIVATIONS}."
-            )
-        if self.rule not in RULES:
-            raise ValueError(
-                f"{name}: unknown rule {self.rule!r}; expected one of {sorted(RULES)}."
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"{name}: unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}."
-            )
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}.")
-        seed = self.seed
-        if seed is not None and not (_positive_int("", seed + 1) if _is_int(seed) else False):
-            raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
-        resolve_device(self.device)
+        check_training_params(self, ACTIVATIONS)
 
     def _reset(self) -> None:
         self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
@@ -192,21 +173,7 @@ class _SequenceBase(base.Classifier):
     @classmethod
     def load(cls, path, *, device: str | None = None):
         """Read a model written by :meth:`save`; ``ValueError`` for another version or class."""
-        payload = _persistence._read(path)
-        if payload.get("version") != _persistence.FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was saved in tpsgd-stream model format version "
-                f"{payload.get('version')!r}; this version reads format version "
-                f"{_persistence.FORMAT_VERSION} only."
-            )
-        if payload.get("estimator") != cls.__name__:
-            raise ValueError(
-                f"{path} holds a {payload.get('estimator')}, not a {cls.__name__}: use "
-                f"{payload.get('estimator')}.load()."
-            )
-        params = dict(payload["params"])
-        if device is not None:
-            params["device"] = device
+        payload, params = _persistence.read_checked(cls, path, device)
         try:
             model = cls(**params)
             model._seed = payload["seed"]
