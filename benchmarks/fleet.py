@@ -46,7 +46,9 @@ def interleaved_records(n_streams: int, n_samples: int) -> list[tuple]:
 
 def run(backend: str, n_shards: int, records: list[tuple], kill: bool, every: int) -> dict:
     template = TPSGDClassifier(hidden_layer_sizes=(16,), batch_size=8, seed=0)
-    fleet = StreamFleet(template, backend=backend, n_shards=n_shards, checkpoint_every=every)
+    fleet = StreamFleet(
+        template, backend=backend, n_shards=n_shards, checkpoint_every=every, timeout=600
+    )
     half = len(records) // 2
     start = time.perf_counter()
     for i, (key, x, y) in enumerate(records):
@@ -67,6 +69,7 @@ def run(backend: str, n_shards: int, records: list[tuple], kill: bool, every: in
         "samples_per_s": len(records) / seconds,
         "accuracy_last_10pct": accuracy,
         "recovery_seconds": getattr(fleet, "recovery_seconds", []),
+        "checkpoint_every": every,
     }
     fleet.close()
     return result

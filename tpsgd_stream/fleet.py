@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import posixpath
 import socket
 import tempfile
 import time
@@ -134,8 +135,11 @@ class Shard:
             "n_learned": self.n_learned,
             "models": models,
         }
-        with fsspec.open(self._path, "wb", auto_mkdir=True) as f:
+        fs, path = fsspec.core.url_to_fs(self._path)
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with fs.open(path + ".partial", "wb") as f:  # a crash mid-write leaves the old one
             torch.save(payload, f)
+        fs.mv(path + ".partial", path)
         return len(models)
 
     def restore(self) -> None:
