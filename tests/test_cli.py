@@ -112,3 +112,19 @@ def test_unreadable_file_is_an_error_not_a_traceback(tmp_path):
     done = _cli("run", str(bad))
     assert done.returncode == 2 and "cannot read" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_with_a_detector_adapts_after_a_planted_label_swap(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(1600, 2))
+    label = X[:, 0] + X[:, 1] > 0
+    label[800:] = ~label[800:]  # concept shift half way
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    frame["y"] = np.where(label, "up", "down")
+    frame.to_csv(tmp_path / "swap.csv", index=False)
+    out = tmp_path / "out"
+    args = ["run", str(tmp_path / "swap.csv"), "--layers", "16", "--batch-size", "4"]
+    assert main([*args, "--detector", "adwin", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["detector"] == "adwin"
+    assert any(800 <= i < 1100 for i in metrics["adaptations"])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .rules import RULES
+from .runner import DETECTORS
 
 __all__ = ["main"]
 
@@ -76,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default="tpsgd_run", help="folder for metrics.json and the plot")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        help="wrap the classifier in a drift adaptor watched by this river detector",
+    )
     bench = commands.add_parser("bench", help="run benchmarks/NAME.py (from a source checkout)")
     bench.add_argument("name", help="e.g. paper_tables, stream_throughput")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
@@ -130,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
             progress=not args.quiet and sys.stderr.isatty(),
+            detector=args.detector,
         )
     except (StreamFileError, ValueError, TypeError) as err:
         sys.stderr.write(f"tpsgd-stream: error: {err}\n")

@@ -18,10 +18,22 @@ import pandas as pd
 from river import metrics, preprocessing
 from tqdm.auto import tqdm
 
+from .drift import DriftAdaptiveClassifier
 from .models import TPSGDClassifier, TPSGDRegressor
 from .plotting import plot_stream_accuracy
 
-__all__ = ["load_table", "run_file", "StreamFileError"]
+__all__ = ["DETECTORS", "load_table", "run_file", "StreamFileError"]
+
+DETECTORS = ("adwin", "ddm", "eddm", "fhddm", "page_hinkley", "kswin")
+"""Detector names for ``detector=``: the classifier is wrapped in a DriftAdaptiveClassifier."""
+
+
+def _detector(name: str):
+    from river.drift import ADWIN, KSWIN, PageHinkley
+    from river.drift.binary import DDM, EDDM, FHDDM
+
+    classes = (ADWIN, DDM, EDDM, FHDDM, PageHinkley, KSWIN)
+    return dict(zip(DETECTORS, classes))[name]()
 
 
 class StreamFileError(ValueError):
@@ -95,10 +107,13 @@ def run_file(
     out: str | os.PathLike = "tpsgd_run",
     window: int = 500,
     progress: bool = False,
+    detector: str | None = None,
 ) -> dict:
     """Prequential run over a file; writes ``metrics.json`` and ``accuracy.png`` into ``out``.
 
-    ``progress`` shows a tqdm bar with the running metric.
+    ``progress`` shows a tqdm bar with the running metric. ``detector`` (a name from
+    :data:`DETECTORS`) wraps the classifier in a
+    :class:`~tpsgd_stream.drift.DriftAdaptiveClassifier` watched by that river detector.
     """
     X, y = load_table(path, target)
     if task == "auto":
@@ -106,7 +121,12 @@ def run_file(
     kwargs = dict(hidden_layer_sizes=hidden_layer_sizes, batch_size=batch_size, seed=seed)
     kwargs.update({k: v for k, v in (("rule", rule), ("lr", lr)) if v is not None})
     estimator = TPSGDClassifier(**kwargs) if task == "classification" else TPSGDRegressor(**kwargs)
-    model = preprocessing.StandardScaler() | estimator
+    learner = estimator
+    if detector is not None:
+        if task != "classification":
+            raise StreamFileError("a drift detector needs a classification task")
+        learner = DriftAdaptiveClassifier(estimator, detector=_detector(detector), seed=seed)
+    model = preprocessing.StandardScaler() | learner
     metric = metrics.Accuracy() if task == "classification" else metrics.MAE()
     scores = np.zeros(len(X))
     start = time.perf_counter()
@@ -132,6 +152,10 @@ def run_file(
         "rule": estimator.rule,
         "hidden_layer_sizes": list(hidden_layer_sizes),
         "batch_size": batch_size,
+        "detector": detector,
+        "adaptations": [
+            e.index for e in getattr(learner, "drift_events", []) if e.action in ("adapt", "swap")
+        ],
         "n_samples": len(X),
         "metric": type(metric).__name__,
         "value": metric.get(),
@@ -140,6 +164,9 @@ def run_file(
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     if task == "classification":
         plot_stream_accuracy(
-            {estimator.rule: scores}, out / "accuracy.png", window=min(window, len(X))
+            {estimator.rule: scores},
+            out / "accuracy.png",
+            window=min(window, len(X)),
+            detections={estimator.rule: result["adaptations"]},
         )
     return result
