@@ -37,7 +37,7 @@ BATCH = 128
 MLP_RULES = ("bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
 CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
 DEPTHS = (2, 4, 8)
-MEMORY_RULES = ("bp", "tpsgd_ce_ls")
+MEMORY_RULES = ("bp", "tpsgd_ce_ls", "forward_grad", "bitflip")
 EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
 PARTS = ("mlp", "cnn", "memory", "speed", "edge")
 # Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.

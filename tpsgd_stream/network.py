@@ -119,6 +119,7 @@ class Network(nn.Module):
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
         self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
         self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
+        self._forward_peaks: dict = {}  # (input shape, first layer) -> bytes a forward holds
 
     # ----------------------------------------------------------------- construction helpers
     @classmethod
@@ -287,6 +288,7 @@ class Network(nn.Module):
         lowest = layers[0]
         rule_ = self.rules[lowest]
         h = self.forward(x, start=start, stop=lowest)
+        self.activation_bytes = max(self.activation_bytes, self._forward_bytes(h, lowest))
         params = [p for i in layers for p in self.layers[i].parameters()]
         grads = perturbation_gradients(
             params,
@@ -316,6 +318,19 @@ class Network(nn.Module):
         else:
             return
         raise ValueError(f"Layer {start} expects inputs of shape {expected}, got {tuple(x.shape)}.")
+
+    def _forward_bytes(self, h: torch.Tensor, start: int) -> int:
+        """Peak bytes a forward pass from layer ``start`` holds (one layer's input and output);
+        measured once per input shape, since a perturbation step runs many such passes."""
+        key = (tuple(h.shape), start)
+        if key not in self._forward_peaks:
+            peak = 0
+            for layer in self.layers[start:]:
+                out = layer(h)
+                peak = max(peak, _held_bytes(h, out))
+                h = out
+            self._forward_peaks[key] = peak
+        return self._forward_peaks[key]
 
     def _last_needed(self, train: set[int]) -> int:
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
