@@ -8,7 +8,8 @@
 
 from .classifier import TPSGDClassifier
 from .regressor import TPSGDRegressor
-from .sequence import TPSGDSequenceClassifier, TPSGDStreamingSequenceClassifier
+from .sequence import TPSGDSequenceClassifier
+from .streaming import TPSGDStreamingSequenceClassifier
 
 __all__ = [
     "TPSGDClassifier",

@@ -1,0 +1,190 @@
+"""Shared parameters, feature and label maps and persistence of the sequence classifiers.
+
+Both map feature names to input columns as the tabular estimators do (a new name grows a
+zero-weight input column; missing names count as 0; unknown names are ignored at prediction),
+grow the readout for a new label, reject bad input before changing any state, and save to the
+same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 1, ...}``).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from river import base
+
+from ..recurrent import RecurrentNetwork
+from . import _persistence
+from ._inputs import parse_values
+from .base import check_training_params
+
+ACTIVATIONS = ("sigmoid", "tanh")
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _positive_int(name: str, value) -> bool:
+    return _is_int(value) and value >= 1
+
+
+class _SequenceBase(base.Classifier):
+    """Parameters, feature and label maps, persistence; subclasses feed the network."""
+
+    _int_params = ("hidden_size", "batch_size", "credit_steps")
+
+    # ------------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        for param in self._int_params:
+            value = getattr(self, param)
+            if not _positive_int(param, value):
+                raise ValueError(f"{name}: {param} must be an int >= 1, got {value!r}.")
+        hidden = self.readout_hidden
+        if hidden is not None and (
+            not isinstance(hidden, tuple) or not all(_positive_int("", h) for h in hidden)
+        ):
+            raise ValueError(
+                f"{name}: readout_hidden must be None (a linear readout) or a tuple of positive "
+                f"ints such as (64,), got {hidden!r}."
+            )
+        check_training_params(self, ACTIVATIONS)
+
+    def _reset(self) -> None:
+        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
+        self._features: dict = {}  # feature name -> input column
+        self._classes: list = []  # output unit -> label
+        self._class_index: dict = {}
+        self._net: RecurrentNetwork | None = None
+        self._n_updates = 0
+
+    def _network(self, n_inputs: int, **kwargs) -> RecurrentNetwork:
+        return RecurrentNetwork(
+            max(n_inputs, 1),
+            self.hidden_size,
+            1,
+            rule=self.rule,
+            readout_hidden=self.readout_hidden or (),
+            activation=self.activation,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            seed=self._seed,
+            device=self.device,
+            credit_steps=self.credit_steps,
+            **kwargs,
+        )
+
+    # ---------------------------------------------------------------- features and labels
+    def _parse(self, x: dict) -> tuple[list, np.ndarray]:
+        """Keys and float values of one step, checked (TypeError/ValueError, nothing changed)."""
+        if not isinstance(x, dict):
+            raise TypeError(
+                f"{type(self).__name__}: a time step must be a dict of feature values, got "
+                f"{type(x).__name__}."
+            )
+        return list(x), parse_values(x, type(self).__name__, "raise")
+
+    def _add_features(self, keys) -> None:
+        new = sorted({k for k in keys if k not in self._features}, key=lambda k: repr(k))
+        for key in new:
+            self._features[key] = len(self._features)
+        if self._net is None:
+            self._net = self._build(len(self._features))
+        elif len(self._features) > self._net.input_size:
+            self._net.grow_inputs(len(self._features) - self._net.input_size)
+
+    def _register(self, y) -> int:
+        index = self._class_index.get(y)
+        if index is None:
+            index = self._class_index[y] = len(self._classes)
+            self._classes.append(y)
+            if len(self._classes) > self._net.n_outputs:
+                self._net.grow_outputs(1)
+        return index
+
+    def _row(self, keys, values: np.ndarray, width: int) -> np.ndarray:
+        """One step as a row of ``width`` columns; names without a column are ignored."""
+        row = np.zeros(width, dtype=np.float32)
+        for key, value in zip(keys, values):
+            column = self._features.get(key)
+            if column is not None and column < width:
+                row[column] = value
+        return row
+
+    def _proba(self, logits: torch.Tensor) -> dict:
+        z = logits.double().numpy()[: len(self._classes)]
+        e = np.exp(z - z.max())
+        return dict(zip(self._classes, (e / e.sum()).tolist()))
+
+    def predict_one(self, x):
+        proba = self.predict_proba_one(x)
+        return max(proba, key=proba.get) if proba else None
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    # ----------------------------------------------------------------- memory, pickling
+    def _tensor_bytes(self) -> int:
+        if self._net is None:
+            return 0
+        tensors = list(self._net.parameters())
+        for opt in [*self._net.optimizers, *self._net.readout.optimizers.values()]:
+            for state in opt.state.values():
+                tensors += [v for v in state.values() if torch.is_tensor(v)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def _raw_memory_usage(self) -> int:
+        return super()._raw_memory_usage + self._tensor_bytes()
+
+    # ---------------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the model to ``path`` (a versioned ``torch.save`` archive of plain values)."""
+        net = self._net
+        payload = {
+            "format": _persistence.FORMAT,
+            "version": _persistence.FORMAT_VERSION,
+            "estimator": type(self).__name__,
+            "params": self._get_params(),
+            "seed": int(self._seed),
+            "features": [_persistence.encode(k) for k in self._features],
+            "classes": [_persistence.encode(c) for c in self._classes],
+            "n_inputs": 0 if net is None else net.input_size,
+            "n_outputs": 0 if net is None else net.n_outputs,
+            "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
+            "optimizers": []
+            if net is None
+            else [o.state_dict() for o in [*net.optimizers, *net.readout.optimizers.values()]],
+            "n_updates": int(self._n_updates),
+            "pending": self._pending_state(),
+        }
+        torch.save(payload, path)
+
+    @classmethod
+    def load(cls, path, *, device: str | None = None):
+        """Read a model written by :meth:`save`; ``ValueError`` for another version or class."""
+        payload, params = _persistence.read_checked(cls, path, device)
+        try:
+            model = cls(**params)
+            model._seed = payload["seed"]
+            model._features = {_persistence.decode(t): i for i, t in enumerate(payload["features"])}
+            model._classes = [_persistence.decode(t) for t in payload["classes"]]
+            model._class_index = {c: i for i, c in enumerate(model._classes)}
+            if payload["network"] is not None:
+                net = model._net = model._build(payload["n_inputs"])
+                if payload["n_outputs"] > net.n_outputs:
+                    net.grow_outputs(payload["n_outputs"] - net.n_outputs)
+                net.load_state_dict(payload["network"])
+                optimizers = [*net.optimizers, *net.readout.optimizers.values()]
+                for opt, state in zip(optimizers, payload["optimizers"], strict=True):
+                    opt.load_state_dict(state)
+            model._n_updates = payload["n_updates"]
+            model._set_pending_state(payload["pending"])
+        except (KeyError, TypeError, RuntimeError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"{path} is a damaged tpsgd-stream model file ({type(err).__name__}: {err})."
+            ) from err
+        return model
