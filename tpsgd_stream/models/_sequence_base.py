@@ -17,7 +17,7 @@ from river import base
 from ..recurrent import RecurrentNetwork
 from . import _persistence
 from ._inputs import parse_values
-from .base import check_training_params
+from .base import check_training_params, register_label
 
 ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -96,13 +96,7 @@ class _SequenceBase(base.Classifier):
             self._net.grow_inputs(len(self._features) - self._net.input_size)
 
     def _register(self, y) -> int:
-        index = self._class_index.get(y)
-        if index is None:
-            index = self._class_index[y] = len(self._classes)
-            self._classes.append(y)
-            if len(self._classes) > self._net.n_outputs:
-                self._net.grow_outputs(1)
-        return index
+        return register_label(self, y)[0]
 
     def _row(self, keys, values: np.ndarray, width: int) -> np.ndarray:
         """One step as a row of ``width`` columns; names without a column are ignored."""

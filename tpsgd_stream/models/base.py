@@ -86,6 +86,23 @@ def check_training_params(estimator, activations) -> None:
     resolve_device(estimator.device)  # a clear ValueError now rather than at the first sample
 
 
+def register_label(estimator, y) -> tuple[int, bool]:
+    """The output unit of label ``y``, and whether it is new; a new label grows the network's
+    output by one unit (existing units, and so the other classes' logits, are unchanged).
+
+    ``estimator`` keeps ``_classes`` (unit -> label), ``_class_index`` (label -> unit) and
+    ``_net`` (anything with ``n_outputs`` and ``grow_outputs``).
+    """
+    index = estimator._class_index.get(y)
+    if index is not None:
+        return index, False
+    index = estimator._class_index[y] = len(estimator._classes)
+    estimator._classes.append(y)
+    if len(estimator._classes) > estimator._net.n_outputs:
+        estimator._net.grow_outputs(1)
+    return index, True
+
+
 class TPSGDEstimator(base.Estimator):
     """Shared state and mechanics; subclasses define the task (targets, outputs, prediction).
 

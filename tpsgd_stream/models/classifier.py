@@ -9,7 +9,7 @@ from river import base
 
 from ._inputs import check_label
 from ._persistence import decode, encode
-from .base import TPSGDEstimator
+from .base import TPSGDEstimator, register_label
 
 __all__ = ["TPSGDClassifier"]
 
@@ -144,13 +144,9 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
 
     def _register(self, y) -> int:
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
-        index = self._class_index.get(y)
-        if index is None:
-            index = self._class_index[y] = len(self._classes)
-            self._classes.append(y)
-            if len(self._classes) > self._net.n_outputs:
-                self._net.grow_outputs(1)
-                self._weights = None
+        index, new = register_label(self, y)
+        if new:
+            self._weights = None  # the numpy copy used for prediction lacks the new unit
         return index
 
     def _register_many(self, labels: np.ndarray) -> np.ndarray:
