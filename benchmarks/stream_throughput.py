@@ -11,8 +11,16 @@ stream. Contenders, each behind an online standardisation:
   the same online scaler produced beforehand ("model only").
 - ``TPSGDClassifier`` with ``rule="forward_grad"`` (SPSA weight perturbation) and
   ``rule="bitflip"`` (binary weights), the other on-device training families, ``learn_one``.
+- ``TPSGDClassifier`` alone on the ``learn_one`` path ("model only"): ``predict_one`` then
+  ``learn_one`` on dicts the same online scaler produced beforehand, so that the estimator's
+  share of the pipeline's time is visible (river's ``StandardScaler`` on a 64-key dict costs
+  more than the estimator).
 - river's ``LogisticRegression`` (binary stream) or ``SoftmaxRegression`` (multiclass), on the
   ``learn_one`` path behind ``StandardScaler``.
+- deep-river's ``MultiLayerPerceptron`` (one hidden layer of 128, ReLU, Adam, one update per
+  sample: its design), on the ``learn_one`` path behind ``StandardScaler``; only when
+  ``deep_river`` is importable (it is not a dependency of this project: install it with
+  ``pip install --no-deps --target DIR deep-river==0.3.4`` and put ``DIR`` on ``PYTHONPATH``).
 - A plain PyTorch loop: the same MLP trained by backprop with Adam on minibatches of 32, on
   tensors prepared beforehand, with a hand-written online standardisation (the ceiling: no
   dicts, no DataFrames, the classes known in advance).
@@ -22,7 +30,7 @@ machine intra-op threads made single small ops up to 100x slower. Every configur
 ``--repeats`` times, interleaved, with seeds 0, 1, ...: accuracy is the mean over seeds,
 samples/s the best run (other processes share the machine).
 
-Run: ``python benchmarks/stream_throughput.py [--repeats 5]``; writes
+Run: ``python benchmarks/stream_throughput.py [--repeats 5] [--streams digits ...]``; writes
 ``benchmarks/results/stream_throughput.json``.
 """
 
@@ -30,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +69,30 @@ def load_streams() -> dict[str, list[tuple[dict, object]]]:
             for row, t in zip(digits.data, digits.target)
         ],
     }
+
+
+def deep_river_mlp() -> type | None:
+    """deep-river's ``MultiLayerPerceptron`` class, or ``None`` when it cannot be imported.
+
+    deep-river 0.3.4 imports ``river.anomaly.base.AnomalyDetector``, which river 0.26 moved to
+    ``river.base``; the alias below only lets its package import (its anomaly detectors are
+    not used here).
+    """
+    if importlib.util.find_spec("deep_river") is None:
+        print("deep-river skipped: deep_river is not importable", flush=True)
+        return None
+    import river.anomaly
+    import river.base
+
+    if not hasattr(river.anomaly, "base"):
+        river.anomaly.base = river.base
+        sys.modules.setdefault("river.anomaly.base", river.base)
+    try:
+        from deep_river.classification.zoo import MultiLayerPerceptron
+    except ImportError as error:
+        print(f"deep-river skipped: {error}", flush=True)
+        return None
+    return MultiLayerPerceptron
 
 
 # ------------------------------------------------------------------------------ contenders
@@ -100,6 +134,27 @@ def prescale(frames):
         scaler.learn_many(X)
         out.append((before, scaler.transform_many(X), y))
     return out
+
+
+def prescale_dicts(data) -> list[tuple[dict, dict, object]]:
+    """Dicts as the pipeline's StandardScaler hands them on, one sample at a time: scaled
+    with the old statistics for ``predict_one``, with the updated ones for ``learn_one``."""
+    scaler = preprocessing.StandardScaler()
+    out = []
+    for x, y in data:
+        before = scaler.transform_one(x)
+        scaler.learn_one(x)
+        out.append((before, scaler.transform_one(x), y))
+    return out
+
+
+def run_one_model_only(model, scaled) -> tuple[int, float]:
+    correct = 0
+    start = time.perf_counter()
+    for x_pred, x_learn, y in scaled:
+        correct += model.predict_one(x_pred) == y
+        model.learn_one(x_learn, y)
+    return correct, time.perf_counter() - start
 
 
 def run_model_only(model, scaled) -> tuple[int, float]:
@@ -149,10 +204,12 @@ def run_torch_loop(data, seed: int) -> tuple[int, float]:
     return correct, time.perf_counter() - start
 
 
-def contenders(name: str, data):
-    """(label, path, run(seed) -> (correct, seconds)) for one stream."""
+def contenders(name: str, data, deep_mlp: type | None = None):
+    """(label, path, run(seed) -> (correct, seconds)) for one stream; ``deep_mlp``:
+    deep-river's ``MultiLayerPerceptron`` class, or ``None`` to leave it out."""
     frames = make_frames(data)
     scaled = prescale(frames)
+    scaled_dicts = prescale_dicts(data)
     binary = len({y for _, y in data}) == 2
     river_name = "river LogisticRegression" if binary else "river SoftmaxRegression"
     river_cls = linear_model.LogisticRegression if binary else linear_model.SoftmaxRegression
@@ -169,7 +226,32 @@ def contenders(name: str, data):
         lambda s: run_learn_one(piped(tpsgd("tpsgd_ce", s)), data),
     )
     yield "TPSGDClassifier (bp)", "learn_one", lambda s: run_learn_one(piped(tpsgd("bp", s)), data)
+    yield (
+        "TPSGDClassifier (tpsgd_ce)",
+        "learn_one, model only",
+        lambda s: run_one_model_only(tpsgd("tpsgd_ce", s), scaled_dicts),
+    )
     yield river_name, "learn_one", lambda s: run_learn_one(piped(river_cls()), data)
+    if deep_mlp is not None:
+        n_features = len({k for x, _ in data for k in x})
+        n_classes = len({y for _, y in data})
+
+        def deep(seed):
+            return deep_mlp(
+                n_features=n_features,
+                n_width=HIDDEN[0],
+                n_layers=len(HIDDEN),  # layers of n_width units, the first fed by the input
+                n_init_classes=n_classes,
+                optimizer_fn="adam",
+                lr=LR,
+                seed=seed,
+            )
+
+        yield (
+            "deep-river MultiLayerPerceptron",
+            "learn_one",
+            lambda s: run_learn_one(piped(deep(s)), data),
+        )
     yield (
         "TPSGDClassifier (tpsgd_ce)",
         "learn_many",
@@ -203,11 +285,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
+        "--streams", nargs="+", default=None, help="run only these streams (default: all)"
+    )
+    parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "stream_throughput.json")
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
     TPSGDClassifier(seed=0).learn_one({"warm": 1.0}, 0)  # one-time imports out of the timings
+    deep_mlp = deep_river_mlp()
 
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -219,10 +305,14 @@ def main() -> None:
         "hidden_layer_sizes": HIDDEN,
         "lr": LR,
         "repeats": args.repeats,
+        "load_average": os.getloadavg(),
+        "deep_river": None if deep_mlp is None else _version("deep_river"),
         "streams": {},
     }
     for name, data in load_streams().items():
-        runs = list(contenders(name, data))
+        if args.streams and name not in args.streams:
+            continue
+        runs = list(contenders(name, data, deep_mlp))
         records = {(label, path): [] for label, path, _ in runs}
         for seed in range(args.repeats):  # interleaved, so load spikes hit every contender
             for label, path, run in runs:
@@ -252,10 +342,15 @@ def main() -> None:
             "n_classes": len({y for _, y in data}),
             "results": rows,
         }
+    results["load_average_after"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def _version(module: str) -> str:
+    return getattr(sys.modules[module], "__version__", "unknown")
 
 
 if __name__ == "__main__":

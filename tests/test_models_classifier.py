@@ -177,3 +177,48 @@ def test_memory_usage_counts_tensor_bytes():
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         TPSGDClassifier(**params)
+
+
+def _wide(i, n=64):
+    return {f"p{j}": float(i * n + j) for j in range(n)}
+
+
+def test_wide_dict_rows_in_any_key_order_with_missing_and_new_features():
+    model = TPSGDClassifier(seed=0, batch_size=4, hidden_layer_sizes=(8,))
+    for i in range(4):  # one update: the buffer's rows now hold stale values
+        model.learn_one(_wide(i), i % 2)
+    reordered = dict(reversed(list(_wide(4).items())))
+    missing = {k: v for k, v in _wide(5).items() if k != "p7"}
+    grown = {"zz": -1.0, **_wide(6)}
+    for x in (reordered, missing, grown):
+        model.learn_one(x, 0)
+    features = model._features
+    for row, x in zip(model._buffer[:3], (reordered, missing, grown)):
+        expected = np.zeros(len(features), dtype=np.float32)
+        for name, value in x.items():
+            expected[features[name]] = value
+        assert np.array_equal(row, expected)
+    assert model._buffer[1, features["p7"]] == 0.0  # missing: 0, not the stale value
+
+
+def test_frame_with_a_repeated_column_name_clears_the_other_columns():
+    model = TPSGDClassifier(seed=0, batch_size=4, hidden_layer_sizes=(8,))
+    model.learn_many(pd.DataFrame({"a": [1.0] * 4, "b": [2.0] * 4}), pd.Series([0, 1, 0, 1]))
+    repeated = pd.DataFrame([[3.0, 4.0]], columns=["a", "a"])
+    model.learn_many(repeated, pd.Series([1]))
+    assert model._buffer[0, model._features["b"]] == 0.0
+
+
+def test_learn_many_with_known_and_new_labels_takes_the_same_steps_as_learn_one():
+    data = _stream(64)
+    data[40] = (data[40][0], 7)  # a new class in the middle of a frame of known ones
+    one, many = TPSGDClassifier(seed=1, batch_size=8), TPSGDClassifier(seed=1, batch_size=8)
+    for x, y in data:
+        one.learn_one(x, y)
+    for start in range(0, 64, 12):
+        chunk = data[start : start + 12]
+        frame = pd.DataFrame([x for x, _ in chunk])
+        many.learn_many(frame[frame.columns[::-1]], pd.Series([y for _, y in chunk]))
+    assert one._classes == many._classes
+    assert all(torch.equal(a, b) for a, b in zip(_weights(one), _weights(many)))
+    assert np.array_equal(one._buffer, many._buffer)

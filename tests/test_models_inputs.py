@@ -115,3 +115,39 @@ def test_numpy_and_bool_values_are_numbers():
     model.learn_one({"i": np.int32(3), "f": np.float32(0.5), "b": True, "nb": np.bool_(False)}, 1)
     model.learn_one({"i": 2, "f": 1.5, "b": False, "nb": np.bool_(True)}, 0)
     assert model._n_updates == 1
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_nan_in_a_wide_dict_is_named_and_model_unchanged(cls):
+    model = cls(seed=0, batch_size=4)
+    for i in range(6):
+        model.learn_one({f"p{j}": float(i + j) for j in range(64)}, i % 2)
+    before = _state(model)
+    x = {f"p{j}": (math.nan if j == 37 else float(j)) for j in range(64)}
+    with pytest.raises(ValueError, match=r"\['p37'\]"):
+        model.learn_one(x, 1)
+    with pytest.raises(ValueError, match=r"\['p37'\]"):
+        model.predict_one(x)
+    _assert_unchanged(before, model)
+
+
+def test_bad_label_among_known_ones_is_rejected_and_model_unchanged():
+    model = _trained(TPSGDClassifier)
+    before = _state(model)
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    with pytest.raises(TypeError, match="hashable"):
+        model.learn_many(frame, pd.Series([0, [1], 1], dtype=object))
+    with pytest.raises(ValueError, match="nan"):
+        model.learn_many(frame, pd.Series([0, 1, math.nan], dtype=object))
+    _assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_non_finite_zero_never_writes_to_the_frame(cls):
+    model = cls(seed=0, batch_size=2, non_finite="zero")
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [np.inf, 2.0, 0.5]})
+    copy = frame.copy()
+    model.learn_many(frame, pd.Series([0, 1, 1]))
+    model.predict_many(frame)
+    pd.testing.assert_frame_equal(frame, copy)
+    assert np.array_equal(model._buffer[0], np.array([3.0, 0.5], dtype=np.float32))

@@ -71,12 +71,15 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
 
 
 def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
-    """The values of a frame as a float64 ``(n, n_columns)`` array, after the same checks."""
+    """The values of a frame as a float64 ``(n, n_columns)`` array, after the same checks.
+
+    The array may share memory with ``X`` (a float64 frame): callers only read it.
+    """
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"{owner}: expected a pandas DataFrame, got {type(X).__name__}.")
     array = X.to_numpy()  # one block for an all-numeric frame; object dtype if any is not
     if array.dtype.kind in "biuf":
-        array = array.astype(np.float64)  # a copy: the user's frame is never written to
+        array = array.astype(np.float64, copy=False)  # may be a view: read, never written
     else:
         columns = [_column(X[name], name, owner) for name in X.columns]
         array = np.stack(columns, axis=1) if columns else np.zeros((len(X), 0))
@@ -85,7 +88,7 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
         if non_finite != "zero":
             names = [name for name, ok in zip(X.columns, finite.all(axis=0)) if not ok]
             raise _non_finite_error(owner, names)
-        array[~finite] = 0.0
+        array = np.where(finite, array, 0.0)  # a copy: the user's frame is never written to
     return array
 
 

@@ -233,10 +233,12 @@ class TPSGDEstimator(base.Estimator):
         return entry
 
     def _push(self, columns: np.ndarray, values: np.ndarray, y) -> None:
-        """Buffer one sample (already validated and mapped); update when the buffer is full."""
+        """Buffer one sample (already validated and mapped to distinct ``columns``); update when
+        the buffer is full."""
         row = self._buffer[self._n_buffered]
-        row[:] = 0.0
-        row[columns] = values
+        if len(columns) < len(row):  # (a dict's keys are distinct: they cover the row or not)
+            row[:] = 0.0
+        row[columns] = values.astype(np.float32)  # cast first: a same-type scatter is faster
         self._buffer_y[self._n_buffered] = y
         self._n_buffered += 1
         if self._n_buffered == self.batch_size:
@@ -271,14 +273,15 @@ class TPSGDEstimator(base.Estimator):
         if len(X) == 0:
             return
         columns = self._learn_columns_of(tuple(X.columns.tolist()))
-        rows = np.zeros((len(X), self._width), dtype=np.float32)
-        rows[:, columns] = values
+        values = values.astype(np.float32)  # cast first: a same-type scatter is faster
         start = 0
-        while start < len(rows):
-            take = min(self.batch_size - self._n_buffered, len(rows) - start)
+        while start < len(values):
+            take = min(self.batch_size - self._n_buffered, len(values) - start)
             stop = start + take
             targets = register(y[start:stop])
-            self._buffer[self._n_buffered : self._n_buffered + take] = rows[start:stop]
+            block = self._buffer[self._n_buffered : self._n_buffered + take]
+            block[:] = 0.0  # (a frame's columns may repeat a name: always clear)
+            block[:, columns] = values[start:stop]
             self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
             self._n_buffered += take
             start = stop
@@ -292,7 +295,7 @@ class TPSGDEstimator(base.Estimator):
             act = NUMPY_ACTIVATIONS[self.activation]
             self._weights = [
                 (
-                    layer.weight.detach().cpu().numpy().astype(np.float64).T.copy(),
+                    np.ascontiguousarray(layer.weight.detach().cpu().numpy().T, dtype=np.float64),
                     layer.bias.detach().cpu().numpy().astype(np.float64),
                     None if i == len(layers) - 1 else act,
                 )
