@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/paper_tables.py --data ../shared/data --seeds 3
     python benchmarks/paper_tables.py --quick          # a few seconds: smoke test
+    python benchmarks/paper_tables.py --parts cnn --rules tpsgd_head   # one row, merged in
 """
 
 from __future__ import annotations
@@ -34,8 +35,18 @@ from tpsgd_stream.datasets import load_mnist
 from tpsgd_stream.training import accuracy, fit
 
 BATCH = 128
-MLP_RULES = ("bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
-CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
+MLP_RULES = (
+    "bp",
+    "dfa",
+    "sdfa",
+    "drtp",
+    "tpsgd_l1",
+    "tpsgd_l2",
+    "tpsgd_ce",
+    "tpsgd_ce_ls",
+    "tpsgd_head",
+)
+CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls", "tpsgd_head")
 DEPTHS = (2, 4, 8)
 MEMORY_RULES = ("bp", "tpsgd_ce_ls", "forward_grad", "bitflip")
 EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
@@ -219,6 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=",".join(PARTS),
         help="comma-separated subset of mlp,cnn,memory,speed; the others are kept from --out",
     )
+    parser.add_argument(
+        "--rules",
+        default=None,
+        help="comma-separated rules for the mlp and cnn tables (default: all); their rows "
+        "replace those in --out and the other rows are kept",
+    )
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker:
@@ -237,8 +254,13 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; expected some of {PARTS}")
+    chosen = None if args.rules is None else [r for r in args.rules.split(",") if r]
+    if chosen is not None and not set(chosen) <= set(MLP_RULES) | set(CNN_RULES):
+        parser.error(f"unknown rules {sorted(set(chosen) - set(MLP_RULES) - set(CNN_RULES))}")
+    mlp_rules = [r for r in MLP_RULES if chosen is None or r in chosen]
+    cnn_rules = [r for r in CNN_RULES if chosen is None or r in chosen]
     total = (
-        len(seeds) * (len(MLP_RULES) * ("mlp" in parts) + len(CNN_RULES) * ("cnn" in parts))
+        len(seeds) * (len(mlp_rules) * ("mlp" in parts) + len(cnn_rules) * ("cnn" in parts))
         + len(MEMORY_RULES) * len(DEPTHS) * ("memory" in parts)
         + len(EDGE_RULES) * (len(seeds) + 1) * ("edge" in parts)
     )
@@ -258,9 +280,9 @@ def main(argv: list[str] | None = None) -> dict:
     produced: dict = {}
     with tqdm(total=total, desc="paper tables", unit="run") as bar:
         if "mlp" in parts:
-            produced["mlp"] = accuracy_table("mlp", MLP_RULES, seeds, args.epochs, data, bar)
+            produced["mlp"] = accuracy_table("mlp", mlp_rules, seeds, args.epochs, data, bar)
         if "cnn" in parts:
-            produced["cnn"] = accuracy_table("cnn", CNN_RULES, seeds, args.epochs, data, bar)
+            produced["cnn"] = accuracy_table("cnn", cnn_rules, seeds, args.epochs, data, bar)
         if "memory" in parts:
             steps = 5 if args.quick else 50
             produced["memory"] = memory_table(MEMORY_RULES, steps, args.threads, bar)
@@ -278,11 +300,17 @@ def main(argv: list[str] | None = None) -> dict:
     # a run of some parts keeps the other parts already in --out (read now, not at the start,
     # so that runs of different parts side by side all land in the file)
     out = Path(args.out)
-    partial = len(parts) < len(PARTS) and out.is_file()
+    partial = (len(parts) < len(PARTS) or chosen is not None) and out.is_file()
     result = json.loads(out.read_text()) if partial else {}
+    if chosen is not None:  # the chosen rules' rows replace theirs, in the tables' order
+        for arch, rules in (("mlp", MLP_RULES), ("cnn", CNN_RULES)):
+            if arch in produced:
+                rows = {**result.get(arch, {}), **produced[arch]}
+                produced[arch] = {rule: rows[rule] for rule in rules if rule in rows}
     result.update(produced)
     result.update({"epochs": args.epochs, "seeds": seeds, "paper": PAPER})
-    result["runs"] = {**result.get("runs", {}), **{part: stamp for part in parts}}
+    suffix = "" if chosen is None else f" ({','.join(chosen)})"
+    result["runs"] = {**result.get("runs", {}), **{part + suffix: stamp for part in parts}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print_report(result)

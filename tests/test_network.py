@@ -4,6 +4,7 @@ schedules, no backward for local rules, memory flat in depth, input validation."
 from __future__ import annotations
 
 import pickle
+from copy import deepcopy
 
 import pytest
 import torch
@@ -18,10 +19,19 @@ from conftest import (
 )
 from torch import nn
 
-from tpsgd_stream import Conv2d, Dense, Flatten, LocalLoss, MaxPool2d, Network, get_rule
+from tpsgd_stream import (
+    Conv2d,
+    Dense,
+    Flatten,
+    LocalLoss,
+    MaxPool2d,
+    Network,
+    Projection,
+    get_rule,
+)
 from tpsgd_stream.training import fit
 
-LOCAL_RULES = ("dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce")
+LOCAL_RULES = ("dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
 ALL_RULES = ("bp", *LOCAL_RULES)
 
 
@@ -209,6 +219,56 @@ def test_grow_outputs_keeps_old_logits_and_training_continues(rule):
         assert torch.equal(net.projection(0).matrix(5, (8,))[:3], old_matrix)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_grow_outputs_appends_head_rows_and_keeps_the_old_ones(kind):
+    """A learned local head gains a row per new class, starting as the rule's projection row
+    of that class (as in a network built with that many classes); the trained rows and their
+    Adam moments are kept, and the new rows learn."""
+    if kind == "mlp":
+        net = Network.mlp(6, (8, 8), 3, rule="tpsgd_head", seed=0)
+        steps = [batch(seed=10 + s) for s in range(3)] + [batch(n_classes=5, seed=7)]
+    else:
+        net = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=0)
+        steps = [image_batch(seed=10 + s) for s in range(3)] + [image_batch(n_classes=5, seed=7)]
+    for x, t in steps[:3]:
+        net.train_step(x, t)
+    heads = {i: net.head(i).detach().clone() for i in (0, 1, 2) if net.head(i) is not None}
+    moments = {i: net.optimizers[i].state[net.head(i)]["exp_avg"].clone() for i in heads}
+    assert len(heads) == 2
+
+    net.grow_outputs(2)
+    for i, old in heads.items():
+        head = net.head(i)
+        projection = Projection("orthogonal", scale=0.08, seed=0, stream=i)
+        initial = projection.matrix(5, (old.shape[1],))
+        assert not torch.equal(old, initial[:3])  # the old rows were trained ...
+        assert torch.equal(head[:3], old)  # ... and are kept
+        assert torch.equal(head[3:], initial[3:])
+        exp_avg = net.optimizers[i].state[head]["exp_avg"]
+        assert torch.equal(exp_avg[:3], moments[i]) and not exp_avg[3:].any()
+    net.train_step(*steps[3])
+    assert all(not torch.equal(net.head(i)[3:], initial[3:]) for i in heads)
+
+
+def test_state_dict_round_trip_keeps_the_heads():
+    """Heads are saved with the network: a rebuilt network loading the state dict (and the
+    optimizers' states) predicts and trains exactly as the original."""
+    net = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=0)
+    for s in range(3):
+        net.train_step(*image_batch(seed=10 + s))
+    assert {"heads.0", "heads.2"} <= set(net.state_dict())
+    copy = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=5)
+    copy.load_state_dict(net.state_dict())
+    for i, optimizer in net.optimizers.items():  # a deep copy: loading shares the tensors
+        copy.optimizers[i].load_state_dict(deepcopy(optimizer.state_dict()))
+    x, t = image_batch(seed=20)
+    assert torch.equal(copy.forward(x), net.forward(x))
+    net.train_step(x, t)
+    copy.train_step(x, t)
+    a, b = state_copy(net), state_copy(copy)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("rule", ["bp", "tpsgd_ce", "dfa"])
 def test_grow_inputs_keeps_outputs_and_training_continues(rule):
     net = Network.mlp(6, (8,), 3, rule=rule, seed=0)
@@ -307,7 +367,8 @@ def test_sequential_step_updates_only_the_chosen_layer(rule):
         after = state_copy(net)
         for key in before:
             changed = not torch.equal(before[key], after[key])
-            assert changed == key.startswith(f"layers.{index}."), (index, key)
+            own = key.startswith(f"layers.{index}.") or key == f"heads.{index}"
+            assert changed == own, (index, key)
 
 
 def test_sequential_step_on_bp_layer_under_local_layer():
@@ -352,7 +413,8 @@ def test_local_rules_never_use_autograd(rule, kind, monkeypatch):
         net, (x, t) = Network(conv_layers(), rule=rule), image_batch()
     before = state_copy(net)
     net.train_step(x, t)
-    assert all(not torch.equal(before[k], v) for k, v in state_copy(net).items())
+    after = state_copy(net)  # with the learned heads made on this step (tpsgd_head)
+    assert all(not torch.equal(v, after[k]) for k, v in before.items())
 
 
 def test_local_loss_rule_uses_no_backward(monkeypatch):

@@ -23,7 +23,7 @@ from conftest import (
 )
 from torch.nn import functional as F
 
-from tpsgd_stream import RULES, Dense, LocalLoss, Network, get_rule
+from tpsgd_stream import RULES, Conv2d, Dense, Flatten, LocalLoss, Network, Projection, get_rule
 
 N_IN, N_HIDDEN, N_CLASSES, BATCH = 3, 4, 3, 5
 LABELS = [0, 2, 1, 1, 0]
@@ -317,3 +317,112 @@ def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse):
         delta = delta.dense(like=z)
     torch.testing.assert_close(delta, reference)
     torch.testing.assert_close(w0 - layer.weight.detach(), reference.T @ x)
+
+
+def head_net(first, *, seed=0):
+    """``first`` (trained by tpsgd_head) and a linear readout, trained by SGD with lr 1; a
+    convolution takes 8x8 inputs (6x6 maps)."""
+    flat = [Flatten()] if isinstance(first, Conv2d) else []
+    units = first.out_channels * 6 * 6 if isinstance(first, Conv2d) else first.out_features
+    layers = [first, *flat, Dense(units, N_CLASSES, activation="identity")]
+    return Network(layers, optimizer="sgd", lr=1.0, seed=seed)
+
+
+def initial_head(rule, units, *, seed):
+    """The head a tpsgd_head layer (index 0) starts with: its rule's orthogonal projection."""
+    projection = Projection("orthogonal", scale=rule.entry_std, seed=seed, stream=0)
+    return projection.matrix(N_CLASSES, (units,))
+
+
+HEAD_LAYERS = [
+    (lambda rule: Dense(N_IN, N_HIDDEN, activation="tanh", rule=rule), 2),
+    (lambda rule: Conv2d(2, 3, 3, activation="leaky_relu", rule=rule), None),
+    (lambda rule: Conv2d(2, 3, 3, activation="leaky_relu", rule=rule), 2),  # 6x6 -> 2x2
+    (lambda rule: Conv2d(2, 3, 3, activation="tanh", rule=rule), 4),  # 6x6 -> 4x4: overlaps
+]
+
+
+@pytest.mark.parametrize("first, pool", HEAD_LAYERS)
+@pytest.mark.parametrize("target_on", ["activation", "preactivation"])
+@pytest.mark.parametrize("gate", ["default", "half"])
+def test_local_head_update_equals_autograd_of_its_loss(first, pool, target_on, gate):
+    """tpsgd_head: the layer's and its head's SGD steps are minus the autograd gradients of
+    ``sum_i m_i CE(pool(h_i) @ H^T, y_i) / n`` with label smoothing ``eps`` and the gate
+    ``m_i = [p_i . y*_i < c]``, on this layer and head alone. With ``c`` in the middle of
+    the ``p . y*`` only two of the five samples learn, and the layer's weight gradient is formed
+    from their rows alone (a RowDelta)."""
+    rule = get_rule("tpsgd_head", pool=pool, target_on=target_on)
+    net = head_net(first(rule))
+    layer = net.layers[0]
+    spatial = isinstance(layer, Conv2d)
+    x = seeded(BATCH, 2, 8, 8) if spatial else seeded(BATCH, N_IN)
+    labels = torch.tensor(LABELS)
+    w, b = (t.detach().clone().requires_grad_(True) for t in (layer.weight, layer.bias))
+    z = F.conv2d(x, w, b) if spatial else x @ w.T + b
+    out = act_by_hand(layer.activation, z) if target_on == "activation" else z
+    features = (F.adaptive_avg_pool2d(out, pool) if spatial and pool else out).reshape(BATCH, -1)
+    h0 = initial_head(rule, features.shape[1], seed=0).requires_grad_(True)
+    logits = features @ h0.T
+    own = softmax_by_hand(logits.detach())[torch.arange(BATCH), labels]
+    if gate == "half":  # halfway between the second and third smallest: two samples learn
+        rule.confident = own.sort().values[1:3].mean().item()
+    keep = own < rule.confident
+    assert int(keep.sum()) == (BATCH if gate == "default" else 2)
+    per_sample = F.cross_entropy(logits, labels, label_smoothing=rule.smoothing, reduction="none")
+    loss = (per_sample * keep).sum() / BATCH
+    expected = torch.autograd.grad(loss, (w, b, h0))
+
+    assert net.head(0) is None  # made on the layer's first step
+    net.train_step(x, one_hot(LABELS, N_CLASSES))
+    for before, after, grad in zip((w, b, h0), (layer.weight, layer.bias, net.head(0)), expected):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(before.detach() - after.detach(), grad)
+
+
+@pytest.mark.parametrize("first, pool", HEAD_LAYERS)
+@pytest.mark.parametrize("confident, sparse", [(0.45, True), (0.7, False)])
+def test_local_head_row_path_equals_the_dense_reference(first, pool, confident, sparse):
+    """The rule's row-gathering path equals the dense reference ``local_head_delta``."""
+    from tpsgd_stream.rules import HeadDelta, RowDelta, local_head_delta
+
+    rule = get_rule("tpsgd_head", pool=pool)
+    rule.confident = confident  # two classes: p is near 0.5 at first
+    layer = first(rule)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, *((2, 8, 8) if isinstance(layer, Conv2d) else (N_IN,)), generator=g)
+    target = one_hot(torch.arange(32) % 2, 2)
+    with torch.no_grad():
+        z = layer.linear(x)
+        a = layer.act.forward(z)
+        units = (
+            math.prod(F.adaptive_avg_pool2d(a, pool).shape[1:])
+            if a.dim() == 4 and pool
+            else math.prod(a.shape[1:])
+        )
+        head = torch.randn(2, units, generator=g) * 0.3
+        out = rule.delta(z=z, a=a, act=layer.act, target=target, error=None, matrix=head)
+        reference = local_head_delta(
+            output=a,
+            target=target,
+            head=head,
+            backward=lambda grad: layer.act.backward(grad, z, a),
+            pool=pool,
+            smoothing=rule.smoothing,
+            confident=confident,
+        )
+    assert isinstance(out, HeadDelta) and isinstance(out.delta, RowDelta) == sparse
+    delta = out.delta.dense(like=z) if sparse else out.delta
+    if sparse:
+        assert 0 < len(out.delta.rows) <= 16
+    torch.testing.assert_close(delta, reference.delta)
+    torch.testing.assert_close(out.head_grad, reference.head_grad)
+
+
+def test_local_head_size_and_pool_check():
+    net = head_net(Conv2d(2, 5, 3, rule=get_rule("tpsgd_head", pool=3)), seed=4)
+    net.train_step(seeded(BATCH, 2, 8, 8), one_hot(LABELS, N_CLASSES))
+    assert net.head(0).shape == (N_CLASSES, 5 * 3 * 3)
+    assert net.head(2) is None and net.projection(0) is None
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="pool"):
+            get_rule("tpsgd_head", pool=bad)

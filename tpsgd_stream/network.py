@@ -6,7 +6,8 @@ optimizer, then hands its output (computed with the pre-update weights) to the n
 is forgotten. Only the output layer sees the true loss. A run of ``bp`` layers is held until
 the first layer above it with a local rule (or the output layer) back-propagates its ``delta``
 through the run: an all-``bp`` network is plain backprop, and its memory grows with depth,
-while a local-rule network holds one layer at a time.
+while a local-rule network holds one layer at a time. A ``tpsgd_head`` layer also steps its
+learned local head (:attr:`Network.heads`), made on its first step and saved with the network.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
-from .rules import RowDelta, Rule, TPSGDCrossEntropy, get_rule
+from .rules import HeadDelta, RowDelta, Rule, TPSGDCrossEntropy, TPSGDLocalHead, get_rule
 from .seeding import derive_seed
 
 __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
@@ -100,7 +101,7 @@ class Network(nn.Module):
         self.output_index = len(layers) - 1
         self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
         for i, rule_ in enumerate(self.rules):
-            if isinstance(rule_, TPSGDCrossEntropy) and loss != "cross_entropy":
+            if isinstance(rule_, (TPSGDCrossEntropy, TPSGDLocalHead)) and loss != "cross_entropy":
                 raise ValueError(f"Layer {i}: rule {rule_.name!r} needs loss='cross_entropy'.")
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Trainable):
@@ -116,6 +117,8 @@ class Network(nn.Module):
             if isinstance(layer, Trainable)
         }
         self._projections: dict[int, Projection] = {}
+        # learned local heads (tpsgd_head layers) by layer index, made on the layer's first step
+        self.heads = nn.ParameterDict()
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
         self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
         self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
@@ -199,8 +202,38 @@ class Network(nn.Module):
         """
         return self._projections.get(index)
 
+    def head(self, index: int) -> nn.Parameter | None:
+        """The learned local head ``(n_outputs, head units)`` of hidden layer ``index``.
+
+        ``None`` for layers without one, or before the layer's first training step (a
+        convolution's head size depends on its output map, known once it has seen an input).
+        """
+        return self.heads[str(index)] if str(index) in self.heads else None
+
+    def _head_rows(self, index: int, units: int, first: int, stop: int) -> torch.Tensor:
+        """Rows ``first:stop`` of layer ``index``'s initial head: its rule's projection rows."""
+        projection = self.rules[index].make_projection(units, seed=self.seed, stream=index)
+        return projection.matrix(stop, (units,), device=self.device)[first:].clone()
+
+    def _learns_head(self, index: int) -> bool:
+        rule_ = self.rules[index] if 0 <= index < len(self.rules) else None
+        return rule_ is not None and rule_.learns_head
+
+    def _add_head(self, index: int, value: torch.Tensor) -> nn.Parameter:
+        """Register ``value`` as layer ``index``'s head, updated by the layer's optimizer."""
+        head = nn.Parameter(value.to(self.device))
+        self.heads[str(index)] = head
+        self.optimizers[index].add_param_group({"params": [head]})
+        return head
+
     def _matrix(self, index: int, z: torch.Tensor) -> torch.Tensor | None:
         rule_ = self.rules[index]
+        if rule_.learns_head:
+            head = self.head(index)
+            if head is None:
+                units = rule_.head_units(tuple(z.shape[1:]))
+                head = self._add_head(index, self._head_rows(index, units, 0, self.n_outputs))
+            return head
         if rule_.projection is None:
             return None
         if index not in self._projections:
@@ -379,6 +412,10 @@ class Network(nn.Module):
                     error=error,
                     matrix=self._matrix(i, z),
                 )
+            if isinstance(delta, HeadDelta):
+                if i in train:
+                    self.heads[str(i)].grad = delta.head_grad
+                delta = delta.delta
             if isinstance(delta, RowDelta):
                 if not pending and i in train:  # only the rows still learning cost anything
                     peak = max(peak, _held_bytes(h, z, a, delta.values))
@@ -427,6 +464,8 @@ class Network(nn.Module):
         if not getattr(optimizer, "fast_step", bool)():
             optimizer.step()
         layer.weight.grad = layer.bias.grad = None  # cheaper than zero_grad(set_to_none=True)
+        if str(index) in self.heads:
+            self.heads[str(index)].grad = None
 
     # ------------------------------------------------------------------------------ growth
     def grow_outputs(self, n_new: int) -> None:
@@ -434,6 +473,21 @@ class Network(nn.Module):
         layer = self.layers[self.output_index]
         layer.grow_outputs(n_new)
         self._pad_state(self.output_index)
+        for key, head in self.heads.items():  # a new row per class, the old rows kept
+            rows = self._head_rows(int(key), head.shape[1], len(head), len(head) + n_new)
+            with torch.no_grad():
+                head.data = torch.cat([head.data, rows])
+            pad_optimizer_state(self.optimizers[int(key)], head)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`; first makes the learned heads the state
+        holds that this network has not made yet (a fresh network makes them on its first
+        step), so that they are loaded too and trained by their layers' optimizers."""
+        for key, value in state_dict.items():
+            index = key.removeprefix("heads.")
+            if key != index and index not in self.heads and self._learns_head(int(index)):
+                self._add_head(int(index), torch.zeros_like(value))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features with zero weights (outputs unchanged)."""

@@ -54,13 +54,37 @@ class LayerAdam(torch.optim.Adam):
             for g in groups
         ):
             return False
+        # one kernel call for all groups that share their hyperparameters (a tpsgd_head layer
+        # has its weights in one group and its head in another)
+        batches: dict[tuple, tuple[list, ...]] = {}
+        for group in groups:
+            key = (group["lr"], *group["betas"], group["eps"])
+            self._gather(group, batches.setdefault(key, ([], [], [], [], [])))
         with torch.no_grad():
-            for group in groups:
-                self._fused_group(group, fused)
+            for (lr, beta1, beta2, eps), (params, grads, avgs, avg_sqs, steps) in batches.items():
+                if not params:
+                    continue
+                torch._foreach_add_(steps, 1)
+                fused(
+                    params,
+                    grads,
+                    avgs,
+                    avg_sqs,
+                    [],
+                    steps,
+                    amsgrad=False,
+                    lr=lr,
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=0.0,
+                    eps=eps,
+                    maximize=False,
+                )
         return True
 
-    def _fused_group(self, group: dict, fused) -> None:
-        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+    def _gather(self, group: dict, into: tuple[list, ...]) -> None:
+        """Append ``group``'s parameters with gradients, and their state, to the five lists."""
+        params, grads, exp_avgs, exp_avg_sqs, steps = into
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -74,25 +98,6 @@ class LayerAdam(torch.optim.Adam):
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
-        if not params:
-            return
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1)
-        fused(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=0.0,
-            eps=group["eps"],
-            maximize=False,
-        )
 
 
 def make_optimizer(

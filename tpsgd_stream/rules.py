@@ -17,6 +17,8 @@ rule           ``delta`` for a hidden layer (``n`` = minibatch size)
 ``tpsgd_l2``   ``2 (a - y* @ P) * sigma'(z) / n``, gradient of ``||a - y* P||^2``
 ``tpsgd_ce``   ``((softmax(a @ P^T) - y*) @ P) * sigma'(z) / n`` (beyond the paper)
 ``tpsgd_ce_ls`` the same, label-smoothed and stopped once the layer is confident (ours)
+``tpsgd_head`` ``tpsgd_ce_ls`` through a learned head ``H`` on the (pooled) output instead
+               of the fixed ``P`` (Noekland & Eidnes 2019), ``H`` trained alongside (ours)
 ``local_loss`` gradient of any differentiable ``loss(a, y* @ P)`` (local autograd)
 =============  ====================================================================
 
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+from torch.nn import functional as F
 
 from .activations import Activation
 from .projection import PROJECTION_KINDS, Projection
@@ -46,14 +49,17 @@ __all__ = [
     "TPSGDCrossEntropy",
     "TPSGDSmoothedCE",
     "LocalLoss",
+    "TPSGDLocalHead",
     "RULES",
     "RowDelta",
+    "HeadDelta",
     "get_rule",
     "dfa_delta",
     "drtp_delta",
     "target_projection_delta",
     "projected_cross_entropy_delta",
     "smoothed_cross_entropy_delta",
+    "local_head_delta",
 ]
 
 TARGET_ON = ("activation", "preactivation")
@@ -158,6 +164,7 @@ class Rule:
     uses_error = False  # True: needs the output error first (dfa, sdfa)
     perturbative = False  # True: trained by weight perturbation, not by a delta (forward_grad)
     discrete = False  # True: binary/ternary weights changed by flips, no optimizer (bitflip)
+    learns_head = False  # True: reads the layer out through a learned head (tpsgd_head)
     default_projection: str | None = "normal"
 
     def __init__(
@@ -549,3 +556,165 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
 
 
 RULES[TPSGDSmoothedCE.name] = TPSGDSmoothedCE
+
+
+class HeadDelta(NamedTuple):
+    """A layer's ``delta`` (dense, or a :class:`RowDelta`) and its local head's gradient.
+
+    Examples
+    --------
+    >>> HeadDelta(torch.zeros(2, 3), torch.ones(4, 3)).head_grad.shape
+    torch.Size([4, 3])
+    """
+
+    delta: torch.Tensor | RowDelta
+    head_grad: torch.Tensor
+
+
+def _head_features(output: torch.Tensor, pool: int | None) -> torch.Tensor:
+    """What a local head reads: a conv map average-pooled to ``pool x pool``, else ``output``."""
+    return F.adaptive_avg_pool2d(output, pool) if output.dim() == 4 and pool else output
+
+
+def _spread(grad: torch.Tensor, output: torch.Tensor, pool: int | None) -> torch.Tensor:
+    """``grad`` with respect to the head's features -> with respect to ``output``."""
+    if output.dim() == 4 and pool:  # the average pool's adjoint: spread evenly over windows
+        return torch.ops.aten._adaptive_avg_pool2d_backward(grad, output)
+    return grad
+
+
+def local_head_delta(
+    *,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    head: torch.Tensor,
+    backward: Backward | None,
+    pool: int | None,
+    smoothing: float,
+    confident: float,
+) -> HeadDelta:
+    """Label-smoothed, gated cross-entropy of a learned linear head on the layer's output.
+
+    ``f = pool(h)``, a convolution's map average-pooled to ``pool x pool`` per channel (``h``
+    itself when ``pool`` is ``None`` or the layer is dense), ``p = softmax(f @ H^T)``,
+    ``t = (1 - eps) y* + eps / K``, and the gate ``m = [p . y* < confident]`` leaves out the
+    samples the head already gives their class with at least ``confident``. The loss
+    ``sum(m * CE(p, t)) / n`` gives the head's gradient ``(m (p - t))^T f / n`` and
+    ``dL/dh = pool^T((m (p - t)) @ H / n)`` (the average pool's adjoint spreads each pooled
+    gradient evenly over its window), times ``sigma'(z)`` when ``h`` is the activation.
+    """
+    n = output.shape[0]
+    features = _head_features(output, pool)
+    flat = features.reshape(n, -1)
+    probs = torch.softmax(flat @ head.T, dim=1)
+    keep = (probs * target).sum(1, keepdim=True) < confident
+    error = (probs - (target * (1.0 - smoothing) + smoothing / target.shape[1])) * keep / n
+    grad = _spread((error @ head).reshape(features.shape), output, pool)
+    return HeadDelta(grad if backward is None else backward(grad), error.T @ flat)
+
+
+class TPSGDLocalHead(Rule):
+    """Local cross-entropy of a learned linear head on the layer's output (beyond the paper).
+
+    Each hidden layer has its own linear classifier ``H`` (``n_classes x units read``), trained
+    jointly with the layer on the label-smoothed local cross-entropy, as in "Training neural
+    networks with local error signals" (Noekland & Eidnes, ICML 2019) and greedy layer-wise
+    learning with auxiliary heads. Gradients never cross layers: a layer learns from its own
+    head only, never from the layers above. As in ``tpsgd_ce_ls``, the target is smoothed
+    (``eps = 0.1``) and a sample stops updating the layer and its head once the head gives its
+    class ``confident = 0.9``; late in an epoch of the MNIST nets only 20-35 % of the samples
+    still learn, and the weight gradients are formed from their rows alone. ``H`` starts as the
+    rule's random projection (orthogonal rows, entries of standard deviation ``scale``, 0.08
+    by default), is saved with the network (``Network.heads``) and grows a row per new class,
+    generated as a projection row, the old rows kept. See :func:`local_head_delta`.
+
+    Where ``tpsgd_ce_ls`` reads a layer out through a fixed random projection, the head learns
+    which directions of the layer predict the label: on the MNIST CNN this took the first
+    convolution from harmful (training it locally did worse than leaving it at its random
+    init) to within 0.1 point of backprop (see BENCHMARKS.md).
+
+    Parameters
+    ----------
+    pool
+        ``None``: the head reads the whole output. An int: a convolution's head reads its map
+        average-pooled to ``pool x pool`` per channel (less memory; on the MNIST CNN, 8 lost
+        0.25 point on average and 4 about 1 point against the whole map, without the gate).
+    projection, scale, target_on
+        As :class:`Rule`; ``projection`` and ``scale`` give the head's initial value.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.activations import get_activation
+    >>> rule = TPSGDLocalHead(pool=1)
+    >>> a = torch.ones(1, 2, 3, 3)  # two channels, pooled to one value each
+    >>> out = rule.delta(z=a, a=a, act=get_activation("identity"), target=torch.eye(2)[:1],
+    ...                  error=None, matrix=torch.zeros(2, 2))
+    >>> out.head_grad  # (p - t)^T pool(a): p = [0.5, 0.5], t = [0.95, 0.05]
+    tensor([[-0.4500, -0.4500],
+            [ 0.4500,  0.4500]])
+    >>> out.delta.abs().sum()  # a zero head sends nothing back to the layer
+    tensor(0.)
+    """
+
+    name = "tpsgd_head"
+    learns_head = True
+    default_projection = "orthogonal"
+    entry_std = 0.08
+    smoothing = 0.1
+    confident = 0.9
+
+    def __init__(
+        self,
+        *,
+        pool: int | None = None,
+        projection: str | None = None,
+        scale: float | None = None,
+        target_on: str = "activation",
+    ):
+        super().__init__(projection=projection, scale=scale, target_on=target_on)
+        if pool is not None and (
+            isinstance(pool, bool) or not (isinstance(pool, int) and pool > 0)
+        ):
+            raise ValueError(f"pool must be a positive int or None, got {pool!r}.")
+        self.pool = pool
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, pool={self.pool!r})"
+
+    def default_scale(self, n_units: int) -> float:
+        return self.entry_std
+
+    def head_units(self, out_shape: tuple[int, ...]) -> int:
+        """Inputs of the head of a layer whose outputs have ``out_shape`` (channels first)."""
+        if len(out_shape) == 3 and self.pool is not None:
+            return out_shape[0] * self.pool**2
+        return math.prod(out_shape)
+
+    def delta(self, *, z, a, act, target, error, matrix):
+        """As :func:`local_head_delta` (``matrix`` is the head ``H``); the layer's ``delta`` is
+        a :class:`RowDelta` when at most half of the samples still learn."""
+        output = a if self.target_on == "activation" else z
+        n = output.shape[0]
+        features = _head_features(output, self.pool)
+        flat = features.reshape(n, -1)
+        probs = torch.softmax(flat @ matrix.T, dim=1)
+        keep = (probs * target).sum(1, keepdim=True) < self.confident
+        error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
+        error = error.mul_(keep).div_(n)
+        head_grad = error.T @ flat  # the (K, units) product is cheap on the whole batch
+        rows = keep.squeeze(1).nonzero().squeeze(1)
+        sparse = 2 * len(rows) <= n  # gathering rows pays only when most samples are learned
+        if sparse:  # only the rows the layer's gradient needs
+            error, z = error.index_select(0, rows), z.index_select(0, rows)
+            if self.target_on == "activation":
+                a = a.index_select(0, rows)
+            output = a if self.target_on == "activation" else z
+        grad = (error @ matrix).reshape(len(error), *features.shape[1:])
+        grad = _spread(grad, output, self.pool)
+        if self.target_on == "activation":
+            grad = act.backward(grad, z, a)
+        return HeadDelta(RowDelta(rows, grad) if sparse else grad, head_grad)
+
+
+RULES[TPSGDLocalHead.name] = TPSGDLocalHead
