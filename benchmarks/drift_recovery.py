@@ -7,6 +7,9 @@ Streams (prequential: predict, then learn, one sample at a time):
 - ``mnist``: MNIST downsampled to 14x14, the same two shifts (as in DESIGN's calibration).
 - ``swap``: digits with two label permutations, at 1/3 and 2/3 (concept shifts only).
 - ``elec2``: Elec2 in its own order (real drift, no planted shift).
+- ``elec2_window``: the same with 5 more features, each non-period feature minus its mean over
+  the 48 previous samples (one day; past inputs only, computed causally). Elec2's label says
+  whether the NSW price is above its moving average, so these features nearly decide it.
 
 Contenders, all on the same ``StandardScaler() | TPSGDClassifier`` network:
 
@@ -14,19 +17,29 @@ Contenders, all on the same ``StandardScaler() | TPSGDClassifier`` network:
 - ``river_retrain``: river's ``drift.DriftRetrainingClassifier`` (DDM; a fresh model trained in
   the background from the warning, swapped in at the drift).
 - ``scratch``: on a drift, re-initialise the whole network and re-train it on the samples after
-  the detector's cut (ADWIN; ``DriftAdaptiveClassifier`` with every layer as the adaptor).
+  the cut (ADWIN; ``DriftAdaptiveClassifier`` with every layer as the adaptor).
 - ``finetune``: the same, without re-initialising (full-network fine-tuning).
-- ``adaptor_tpsgd``: re-initialise and re-train the output layer only (encoder frozen for the
+- ``adaptor_plain``: re-initialise and re-train the output layer only (encoder frozen for the
   re-training, then learning on), hidden layers learn with tpSGD (``tpsgd_ce``).
-- ``adaptor_race``: the same with the adaptor's depth raced at each drift (1, 2 or 3 layers).
+- ``adaptor_frozen``: ``adaptor_plain`` with ``freeze_encoder=True`` (after the first
+  adaptation only the output layer learns).
+- ``adaptor_tpsgd``: ``adaptor_plain`` with ``remap_labels=True`` (a label permutation is
+  remapped instead of re-trained) and ``refits=3`` (the output layer re-trained again at 2, 4
+  and 8 times the samples of the adaptation, each at about the same cost).
+- ``adaptor_race``: ``adaptor_plain`` with the adaptor's depth raced at each drift (1-3 layers).
 - ``adaptor_bp``: ``adaptor_tpsgd`` with ``rule="bp"``.
 - on Elec2 also river's ``forest.ARFClassifier`` and ``tree.HoeffdingAdaptiveTreeClassifier``.
+
+Every ``DriftAdaptiveClassifier`` contender uses ADWIN with ``refine_cut=True`` (the cut moved
+to the change point of the error after ADWIN's cut).
 
 Reported per stream and contender (mean over seeds): accuracy over the 500 and 2,000 samples
 after each shift, recovery time (samples until the 200-sample accuracy regains 95 % of its
 pre-shift value), detection delay, false alarms (detections matched to no shift, repeated
 detections of one shift included), and per adaptation its seconds, multiply-adds (and their
-ratio to a full re-training on the same samples) and parameters re-trained.
+ratio to a full re-training on the same samples) and parameters re-trained, the scheduled
+re-trainings (``refits``) and the multiply-adds of all repairs of a run together. Elec2 also
+gets the accuracy of the no-change baseline (predict the previous label).
 
 Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR]``. Writes
 ``benchmarks/results/drift_recovery.json`` and one PNG per stream (seed 0) beside it.
@@ -61,10 +74,13 @@ CONTENDERS = (
     "river_retrain",
     "scratch",
     "finetune",
+    "adaptor_plain",
+    "adaptor_frozen",
     "adaptor_tpsgd",
     "adaptor_race",
     "adaptor_bp",
 )
+WINDOW_CONTENDERS = ("none", "finetune", "adaptor_tpsgd", "adaptor_bp")  # on elec2_window
 
 
 # ----------------------------------------------------------------------------- streams
@@ -72,6 +88,23 @@ def mnist14(data) -> tuple[np.ndarray, np.ndarray]:
     X, y, _, _ = load_mnist(data)
     X = X.reshape(len(X), 14, 2, 14, 2).astype(np.float32).mean((2, 4)) / 255.0
     return ((X - X.mean()) / X.std()).reshape(len(X), -1), y
+
+
+def elec2_window(X: np.ndarray, n: int = 48) -> np.ndarray:
+    """``X`` and, for each column but the first (the period), its value minus its mean over
+    the ``n`` previous rows (the first row: 0); row ``t`` uses rows ``< t`` and ``t`` only.
+
+    Examples
+    --------
+    >>> elec2_window(np.array([[0.0, 1.0], [0.5, 3.0], [1.0, 2.0]]), n=1)[:, 2].tolist()
+    [0.0, 2.0, -1.0]
+    """
+    sums = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(X, axis=0)])
+    rows = np.arange(len(X))
+    low = np.maximum(rows - n, 0)
+    mean = (sums[rows] - sums[low]) / np.maximum(rows - low, 1)[:, None]
+    mean[0] = X[0]
+    return np.hstack([X, X[:, 1:] - mean[:, 1:]]).astype(np.float32)
 
 
 def make_streams(args, seed: int) -> dict:
@@ -108,6 +141,8 @@ def make_streams(args, seed: int) -> dict:
         X, y = np.concatenate([X_train, X_test]), np.concatenate([y_train, y_test])
         n = 15000 if args.quick else len(X)
         streams["elec2"] = (ShiftStream(X[:n], y[:n], (), order="original"),)
+        window = elec2_window(X[:n])
+        streams["elec2_window"] = (ShiftStream(window, y[:n], (), order="original"),)
     except FileNotFoundError as err:
         print(f"skipping elec2: {err}", file=sys.stderr)
     return {name: s[0] for name, s in streams.items() if name in args.streams}
@@ -119,7 +154,10 @@ def make_model(name: str, hidden: tuple, seed: int, passes: int = 3, min_samples
         return TPSGDClassifier(hidden_layer_sizes=hidden, rule=rule, lr=1e-2, seed=seed)
 
     depth = len(hidden) + 1
-    adaptive = dict(detector=ADWIN(), passes=passes, min_samples=min_samples, seed=seed)
+    adaptive = dict(
+        detector=ADWIN(), passes=passes, min_samples=min_samples, refine_cut=True, seed=seed
+    )
+    ours = dict(remap_labels=True, refits=3, **adaptive)
     return {
         "none": lambda: net(),
         "river_retrain": lambda: drift.DriftRetrainingClassifier(net(), drift_detector=DDM()),
@@ -127,9 +165,11 @@ def make_model(name: str, hidden: tuple, seed: int, passes: int = 3, min_samples
         "finetune": lambda: DriftAdaptiveClassifier(
             net(), adaptor_layers=depth, reinitialise=False, **adaptive
         ),
-        "adaptor_tpsgd": lambda: DriftAdaptiveClassifier(net(), **adaptive),
+        "adaptor_plain": lambda: DriftAdaptiveClassifier(net(), **adaptive),
+        "adaptor_frozen": lambda: DriftAdaptiveClassifier(net(), freeze_encoder=True, **adaptive),
+        "adaptor_tpsgd": lambda: DriftAdaptiveClassifier(net(), **ours),
         "adaptor_race": lambda: DriftAdaptiveClassifier(net(), adaptor_layers="race", **adaptive),
-        "adaptor_bp": lambda: DriftAdaptiveClassifier(net("bp"), **adaptive),
+        "adaptor_bp": lambda: DriftAdaptiveClassifier(net("bp"), **ours),
         "arf": lambda: forest.ARFClassifier(seed=seed),
         "hat": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
     }[name]()
@@ -152,8 +192,8 @@ def run_one(samples, name: str, hidden: tuple, seed: int, **options) -> dict:
     seconds = time.perf_counter() - start
     events = getattr(model, "drift_events", [])
     if events:
-        detections = [e.index for e in events if e.action != "ignored"]
-    adaptations = [e for e in events if e.action in ("adapt", "swap")]
+        detections = [e.index for e in events if e.action not in ("ignored", "refit")]
+    adaptations = [e for e in events if e.action in ("adapt", "swap", "remap", "refit")]
     return {
         "correct": np.array(correct, dtype=np.int8),
         "detections": detections,
@@ -190,18 +230,20 @@ def summarise(run: dict, shifts: list[int]) -> dict:
     else:
         out["detections"] = len(run["detections"])
     adaptations = run["adaptations"]
-    out["adaptations"] = len(adaptations)
-    if adaptations:
-        mean = lambda key: float(np.mean([a[key] for a in adaptations]))  # noqa: E731
-        out |= {
-            "adapt_seconds": mean("seconds"),
-            "adapt_multiply_adds": mean("multiply_adds"),
-            "adapt_vs_full": float(
-                np.mean([a["multiply_adds"] / a["full_multiply_adds"] for a in adaptations])
-            ),
-            "adapt_parameters": mean("parameters"),
-            "adaptor_layers": [a["adaptor_layers"] for a in adaptations],
-        }
+    out["adaptations"] = sum(a["action"] != "refit" for a in adaptations)
+    out["refits"] = sum(a["action"] == "refit" for a in adaptations)
+    out["remaps"] = sum(a["action"] == "remap" for a in adaptations)
+    out["total_multiply_adds"] = sum(a["multiply_adds"] for a in adaptations)
+    out["actions"] = [a["action"] for a in adaptations]
+    out["adaptor_layers"] = [a["adaptor_layers"] for a in adaptations]
+    trained = [a for a in adaptations if a["full_multiply_adds"]]  # remaps train nothing
+    mean = lambda key: _mean([a[key] for a in trained])  # noqa: E731
+    out |= {
+        "adapt_seconds": mean("seconds"),
+        "adapt_multiply_adds": mean("multiply_adds"),
+        "adapt_vs_full": _mean([a["multiply_adds"] / a["full_multiply_adds"] for a in trained]),
+        "adapt_parameters": mean("parameters"),
+    }
     return out
 
 
@@ -210,10 +252,10 @@ def average(summaries: list[dict]) -> dict:
     out = {}
     for key, value in summaries[0].items():
         values = [s.get(key) for s in summaries]
-        if isinstance(value, list) and key != "adaptor_layers":
+        if isinstance(value, list) and key not in ("adaptor_layers", "actions"):
             columns = list(zip(*values))
             out[key] = [_mean(c) for c in columns]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = _mean(values)
         else:
             out[key] = values
@@ -231,14 +273,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="shorter streams (CI / smoke)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data", default=os.environ.get("TPSGD_DATA"), help="data folder")
-    parser.add_argument("--streams", nargs="+", default=["digits", "swap", "mnist", "elec2"])
+    parser.add_argument(
+        "--streams", nargs="+", default=["digits", "swap", "mnist", "elec2", "elec2_window"]
+    )
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
     parser.add_argument("--passes", type=int, default=3, help="re-training passes")
     parser.add_argument("--min-samples", type=int, default=100, help="new samples to wait for")
     parser.add_argument("--out", default=str(RESULTS / "drift_recovery.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    hidden = {"digits": (64, 64), "swap": (64, 64), "mnist": (128, 128), "elec2": (64, 64)}
+    hidden = {"digits": (64, 64), "swap": (64, 64), "mnist": (128, 128)}
+    hidden |= {"elec2": (64, 64), "elec2_window": (64, 64)}
     results = {
         "command": "python benchmarks/drift_recovery.py " + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -260,7 +305,13 @@ def main(argv=None) -> dict:
                     "runs": {},
                 },
             )
-            contenders = list(args.contenders) + (["arf", "hat"] if name == "elec2" else [])
+            contenders = list(args.contenders)
+            if name == "elec2_window":
+                contenders = [c for c in contenders if c in WINDOW_CONTENDERS]
+            if name.startswith("elec2"):
+                labels = np.array([y for _, y in samples])
+                entry["no_change"] = float((labels[1:] == labels[:-1]).mean())
+                contenders += ["arf", "hat"]
             curves, marks = {}, {}
             for contender in contenders:
                 options = dict(passes=args.passes, min_samples=args.min_samples)
@@ -291,9 +342,11 @@ def _line(s: dict) -> str:
         text += f" after500 {[round(a, 3) for a in s['after_500']]}"
         text += f" after2000 {[round(a, 3) for a in s['after_2000']]} delays {s['delays']}"
         text += f" false {s['false_alarms']} recovery {s['recovery']}"
-    if s["adaptations"]:
-        text += f" adapt x{s['adaptations']} {s['adapt_seconds']:.3f}s"
+    if s["adapt_seconds"] is not None:
+        text += f" adapt x{s['adaptations']} (+{s['refits']} refits) {s['adapt_seconds']:.3f}s"
         text += f" {s['adapt_vs_full']:.2f}xfull depth {s['adaptor_layers']}"
+    if s["remaps"]:
+        text += f" remaps {s['remaps']}"
     return text + f" ({s['stream_seconds']:.0f}s)"
 
 

@@ -22,7 +22,10 @@ def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
     net = dict(hidden_layer_sizes=(64,), seed=0)
     models = {
         "no adaptation": TPSGDClassifier(**net),
-        "adaptor (ADWIN)": DriftAdaptiveClassifier(TPSGDClassifier(**net), seed=0),
+        # a label swap is remapped, a covariate shift re-trained (and refitted 3 times)
+        "adaptor (ADWIN, remap)": DriftAdaptiveClassifier(
+            TPSGDClassifier(**net), remap_labels=True, refine_cut=True, refits=3, seed=0
+        ),
         "adaptor (DDM, background)": DriftAdaptiveClassifier(
             TPSGDClassifier(**net), detector=DDM(), background=True, seed=0
         ),
@@ -36,7 +39,7 @@ def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
     detections = {}
     for name, model in models.items():
         events = getattr(model, "drift_events", [])
-        detections[name] = [e.index for e in events if e.action != "ignored"]
+        detections[name] = [e.index for e in events if e.action not in ("ignored", "refit")]
         after = accuracy_after(correct[name], shifts, n=500)
         report = detection_report(detections[name], shifts)
         print(

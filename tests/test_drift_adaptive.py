@@ -221,8 +221,83 @@ def test_a_frozen_torch_encoder_feeds_the_classifier():
         ({"adaptor_layers": "deep"}, ValueError, "adaptor_layers"),
         ({"race_depths": 0}, ValueError, "race_depths"),
         ({"encoder": lambda x: x}, TypeError, "torch.nn.Module"),
+        ({"remap_agreement": 0.0}, ValueError, "remap_agreement"),
+        ({"remap_agreement": 1.5}, ValueError, "remap_agreement"),
+        ({"remap_agreement": True}, ValueError, "remap_agreement"),
+        ({"refits": -1}, ValueError, "refits"),
     ],
 )
 def test_bad_new_options_are_named(kwargs, error, match):
     with pytest.raises(error, match=match):
         DriftAdaptiveClassifier(TPSGDClassifier(), **kwargs)
+
+
+PAIRS = ((0, 1), (2, 3), (4, 5))
+PLANTED = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4}
+
+
+def test_a_planted_label_permutation_is_remapped_without_touching_the_weights(monkeypatch):
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), remap_labels=True, refine_cut=True
+    )
+    weights = []
+    original = DriftAdaptiveClassifier._remap
+
+    def watched(self, event):
+        before = [p.detach().clone() for p in self.model._net.parameters()]
+        remapped = original(self, event)
+        now = self.model._net.parameters()
+        weights.append(all(torch.equal(a, b) for a, b in zip(before, now)))
+        return remapped
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_remap", watched)
+    correct = _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
+    repairs = [e for e in model.drift_events if e.action not in ("ignored", "pending")]
+    assert [e.action for e in repairs] == ["remap"] and weights == [True]
+    event = repairs[0]
+    assert event.permutation == PLANTED and abs(event.cut - SHIFT) <= 5
+    assert event.multiply_adds == event.parameters == 0
+    remapped_at = event.cut + model.min_samples
+    assert correct[remapped_at : remapped_at + 500].mean() > 0.85
+
+
+@pytest.mark.parametrize("shifts", [[], [Shift("rotate", SHIFT)]], ids=["stationary", "rotate"])
+def test_remapping_leaves_streams_without_a_label_permutation_as_they_were(shifts):
+    runs = {}
+    for remap in (False, True):
+        model = DriftAdaptiveClassifier(
+            TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), remap_labels=remap, seed=0
+        )
+        runs[remap] = (_run(model, shifts), [(e.index, e.action) for e in model.drift_events])
+    assert np.array_equal(runs[False][0], runs[True][0]) and runs[False][1] == runs[True][1]
+    assert all(action != "remap" for _, action in runs[True][1])
+
+
+def test_the_refined_cut_lands_on_the_shift():
+    cuts = {}
+    for refine in (False, True):
+        model = DriftAdaptiveClassifier(
+            TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), refine_cut=refine, seed=0
+        )
+        _run(model, [Shift("label_swap", SHIFT)])
+        cuts[refine] = next(e.cut for e in model.drift_events if e.action == "adapt")
+    assert abs(cuts[True] - SHIFT) <= 5 < abs(cuts[False] - SHIFT)
+
+
+def test_refits_follow_the_doubling_schedule_with_fewer_passes():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), refine_cut=True, refits=2, seed=0
+    )
+    _run(model, [Shift("label_swap", SHIFT)])
+    events = [e for e in model.drift_events if e.action in ("adapt", "refit")]
+    # a second detection follows the first adaptation and cancels its refits
+    assert [e.action for e in events] == ["adapt", "adapt", "refit", "refit"]
+    adapt, *refits = events[1:]
+    assert [e.n_samples for e in refits] == [2 * adapt.n_samples, 4 * adapt.n_samples]
+    assert all(e.cut == adapt.cut and e.parameters == adapt.parameters for e in refits)
+    # passes x samples held about constant: 3 x n, then round(1.5) = 2 x 2n, round(0.75) = 1 x 4n
+    encoder, adaptor = 64 * 32, 32 * 10
+    n = adapt.n_samples
+    assert adapt.multiply_adds == n * (encoder + 2 * 3 * adaptor)
+    assert refits[0].multiply_adds == 2 * n * (encoder + 2 * 2 * adaptor)
+    assert refits[1].multiply_adds == 4 * n * (encoder + 2 * 1 * adaptor)

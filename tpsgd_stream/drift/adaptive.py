@@ -16,6 +16,20 @@ gone *up* (ADWIN also fires when it falls), the adaptor is repaired with the enc
 Learning then goes on online. What mattered in calibration (see ``DESIGN.md``): react only to
 increases of the error; re-train on samples after the cut, not on a last-N window that is
 mostly old-regime data; wait for ``min_samples`` of them when the detector gives no cut.
+
+Three options help a network whose hidden layers learn towards fixed projections of the
+labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
+
+- ``refine_cut``: ADWIN keeps whole buckets, so its cut often lies a hundred samples or more
+  before the shift; the change point of the replayed signal after it (CUSUM) is used instead.
+- ``remap_labels``: when a permutation of the old model's predictions explains the labels
+  after the cut (a label swap), the classes are remapped onto the output and projection rows
+  their inputs trained (:mod:`~tpsgd_stream.drift.relabel`): no weight changes, no
+  re-training, and the hidden layers' targets stay consistent with what they learned.
+- ``refits``: after a re-training, the adaptor is re-trained again on all samples since the
+  cut each time their number doubles (2, 4, ... times the first), with the passes scaled so
+  that each costs about what the first did: the encoder goes on learning, and the readout
+  keeps up with it.
 """
 
 from __future__ import annotations
@@ -33,12 +47,14 @@ from river.drift import ADWIN
 
 from ..layers import Dense, Trainable
 from ..seeding import derive_seed
+from .relabel import estimate_permutation
 
 __all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS"]
 
 SIGNALS = ("error", "loss")
 _MAX_LOSS = -math.log(1e-4)  # the loss signal of a class given probability < 1e-4
 _RACE_KEY = 2**20  # seeds the race split apart from the layer re-initialisations
+_MIN_GAIN = 0.1  # a label permutation must explain this many more samples than the identity
 
 
 @dataclass
@@ -46,8 +62,10 @@ class DriftEvent:
     """One detection and what it led to.
 
     ``action`` is ``"swap"`` (the background adaptor trained since the warning was swapped
-    in), ``"adapt"`` (the adaptor was re-initialised and re-trained), ``"ignored"`` (the
-    signal fell) or ``"pending"`` (waiting for ``min_samples`` new samples). The cost fields
+    in), ``"adapt"`` (the adaptor was re-initialised and re-trained), ``"remap"`` (the labels
+    were remapped by ``permutation``, old label -> new label), ``"refit"`` (a scheduled
+    re-training after an adaptation, not a detection), ``"ignored"`` (the signal fell) or
+    ``"pending"`` (waiting for ``min_samples`` new samples). The cost fields
     describe the repair (race and background training included): samples used, seconds,
     parameters re-trained, multiply-adds spent, and the multiply-adds a full re-training of
     the network on the same samples would have cost. ``adaptor_layers`` is the depth used and
@@ -71,6 +89,7 @@ class DriftEvent:
     full_multiply_adds: int = 0
     adaptor_layers: int = 0
     race: dict = field(default_factory=dict)
+    permutation: dict = field(default_factory=dict)
 
 
 class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
@@ -117,6 +136,20 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         values, in their order, form a ``(1, d)`` float tensor; its output, flattened and
         computed under ``torch.inference_mode()``, is what ``model`` sees (as features
         ``f0, f1, ...``). It is put in ``eval()`` mode and never trained.
+    remap_labels
+        Before re-training, look for a permutation of the labels (Hungarian assignment on the
+        old predictions against the labels after the cut); when it explains at least
+        ``remap_agreement`` of those samples and 10 points more than no permutation, remap
+        the classes instead of re-training (action ``"remap"``), clear the optimizers'
+        moments (they point towards the old units) and restart the detector.
+    remap_agreement
+        The fraction of the samples after the cut a permutation must explain, in (0, 1].
+    refine_cut
+        Move the detector's cut to the change point of the replayed signal after it.
+    refits
+        Re-trainings scheduled after each adaptation, when the samples since the cut reach
+        2, 4, ... times those of the adaptation (within ``window``), each with
+        ``passes x first / now`` passes (at least 1). A new detection cancels them.
     seed
         Seeds the re-initialisations, the order of the re-training samples and the race split.
 
@@ -133,6 +166,18 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     ...     pipeline.learn_one(x, y)
     >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
     [(1535, 1456, 100)]
+
+    The same swap recognised as a permutation of the labels (its cut refined to the shift):
+
+    >>> model = DriftAdaptiveClassifier(
+    ...     TPSGDClassifier(seed=0), remap_labels=True, refine_cut=True, seed=0
+    ... )
+    >>> pipeline = preprocessing.StandardScaler() | model
+    >>> for x, y in stream:
+    ...     _ = pipeline.predict_one(x)
+    ...     pipeline.learn_one(x, y)
+    >>> [(e.action, e.cut, len(e.permutation)) for e in model.drift_events if e.action == "remap"]
+    [('remap', 1500, 10)]
     """
 
     def __init__(
@@ -149,6 +194,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         signal: str = "error",
         race_depths: int = 3,
         encoder: torch.nn.Module | None = None,
+        remap_labels: bool = False,
+        remap_agreement: float = 0.5,
+        refine_cut: bool = False,
+        refits: int = 0,
         seed: int = 0,
     ):
         from ..models import TPSGDClassifier
@@ -157,7 +206,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             raise TypeError(f"model must be a TPSGDClassifier, got {type(model).__name__}.")
         n_trainable = len(model.hidden_layer_sizes) + 1
         checked = [("window", window, 1), ("min_samples", min_samples, 1)]
-        checked += [("passes", passes, 1), ("race_depths", race_depths, 1)]
+        checked += [("passes", passes, 1), ("race_depths", race_depths, 1), ("refits", refits, 0)]
         if adaptor_layers != "race":
             checked.append(("adaptor_layers", adaptor_layers, 1))
         for name, value, low in checked:
@@ -170,6 +219,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
                 f"adaptor_layers={adaptor_layers} but the model has only "
                 f"{n_trainable} trainable layers."
             )
+        if isinstance(remap_agreement, bool) or not (
+            isinstance(remap_agreement, (int, float)) and 0 < remap_agreement <= 1
+        ):
+            raise ValueError(f"remap_agreement must lie in (0, 1], got {remap_agreement!r}.")
         if signal not in SIGNALS:
             raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}.")
         if signal == "loss" and isinstance(detector, base.BinaryDriftDetector):
@@ -191,6 +244,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         self.signal = signal
         self.race_depths = race_depths
         self.encoder = encoder
+        self.remap_labels = remap_labels
+        self.remap_agreement = remap_agreement
+        self.refine_cut = refine_cut
+        self.refits = refits
         self.seed = seed
         if encoder is not None:
             encoder.eval().requires_grad_(False)
@@ -198,10 +255,12 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     def _reset(self) -> None:
         self._detector = (self.detector or ADWIN()).clone()
-        self._replay: deque = deque(maxlen=self.window)  # (index, x, y, signal)
+        self._replay: deque = deque(maxlen=self.window)  # (index, x, y, predicted, signal)
         self._n = 0
         self._warning_start: int | None = None
         self._pending: DriftEvent | None = None
+        # cut, samples due, refits left, samples of the adaptation (the refits' budget)
+        self._refit: tuple[int, int, int, int] | None = None
         self._background = None  # a copy of the network whose adaptor trains from a warning
         self._background_seen = 0
         self._background_batch: list = []
@@ -227,14 +286,15 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         """Watch the prequential signal of ``x``, learn from it, adapt when a drift is due."""
         x = self._encode(x)
         proba = self.model.predict_proba_one(x)
-        error = not proba or max(proba, key=proba.get) != y
+        predicted = max(proba, key=proba.get) if proba else None
+        error = predicted is None or predicted != y
         self.model.learn_one(x, y, **kwargs)  # validates x and y before any state changes below
         index = self._n
         self._n += 1
         value = float(error)
         if self.signal == "loss":
             value = min(-math.log(max(proba.get(y, 0.0), 1e-300)), _MAX_LOSS)
-        self._replay.append((index, dict(x), y, value))  # a copy: x may be mutated later
+        self._replay.append((index, dict(x), y, predicted, value))  # x copied: it may change
         detector = self._detector
         detector.update(error if isinstance(detector, base.BinaryDriftDetector) else value)
         if getattr(detector, "warning_detected", False):
@@ -250,6 +310,13 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         pending = self._pending
         if pending is not None and self._n - pending.cut >= self.min_samples:
             self._adapt(pending)
+        elif self._refit is not None and self._n - self._refit[0] >= self._refit[1]:
+            cut, due, left, first = self._refit
+            start = max(cut, self._replay[0][0])  # the replay window bounds the samples
+            event = DriftEvent(index, type(detector).__name__, "refit", start)
+            self.drift_events.append(event)
+            self._adapt(event, "refit", first)
+            self._refit = (cut, 2 * due, left - 1, first) if left > 1 else None
 
     @property
     def _background_ready(self) -> bool:
@@ -265,7 +332,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             cut = self._n
         cut = max(cut, self._replay[0][0])
         self._warning_start = None
-        signals = np.array([(i >= cut, s) for i, _, _, s in self._replay], dtype=float)
+        signals = np.array([(i >= cut, s) for i, *_, s in self._replay], dtype=float)
         before, after = signals[signals[:, 0] == 0, 1], signals[signals[:, 0] == 1, 1]
         event = DriftEvent(index, type(self._detector).__name__, "pending", cut)
         self.drift_events.append(event)
@@ -273,11 +340,29 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             event.action = "ignored"  # the signal fell: nothing to repair
             self._background = None
             return
+        if self.refine_cut:
+            event.cut = self._change_point(cut)
+        self._refit = None  # the refits of the older regime are moot
         if self._background_ready:
             self._swap(event)
             return
         self._background = None  # too young: re-train on the samples after the cut instead
         self._pending = event
+
+    def _change_point(self, cut: int) -> int:
+        """The index from ``cut`` on that best splits the replayed signal into a lower mean
+        before and a higher one after (the largest standardised rise, as CUSUM finds it)."""
+        index = np.array([i for i, *_ in self._replay])
+        signal = np.array([s for *_, s in self._replay], dtype=float)
+        n = len(signal)
+        if n < 2:
+            return cut
+        n_before = np.arange(1, n)  # a split before position k = 1 .. n - 1
+        sums = np.cumsum(signal)[:-1]
+        rise = (sums[-1] + signal[-1] - sums) / (n - n_before) - sums / n_before
+        score = rise * np.sqrt(n_before * (n - n_before) / n)
+        score[index[1:] < cut] = -np.inf
+        return int(index[1:][np.argmax(score)]) if np.isfinite(score.max()) else cut
 
     # ------------------------------------------------------------------ the adaptor layers
     def _adaptor(self, depth: int | None = None) -> list[int]:
@@ -346,11 +431,16 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         self._background = None
 
     # ----------------------------------------------------------------------- re-training
-    def _adapt(self, event: DriftEvent) -> None:
+    def _adapt(self, event: DriftEvent, action: str = "adapt", budget: int = 0) -> None:
         """Re-train the adaptor on the replayed samples from ``event.cut`` on."""
         start_time = time.perf_counter()
         net = self.model._net
-        samples = [(x, y) for i, x, y, _ in self._replay if i >= event.cut]
+        if action == "adapt" and self.remap_labels and self._remap(event):
+            # the detector's window holds the errors made before the remap: start afresh
+            self._detector = (self.detector or ADWIN()).clone()
+            self._finish(event, "remap", [], 0, time.perf_counter() - start_time, 0)
+            return
+        samples = [(x, y) for i, x, y, *_ in self._replay if i >= event.cut]
         rows, targets = self._samples(samples)
         macs = 0
         if self.adaptor_layers == "race":
@@ -361,9 +451,28 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         features = net.forward(rows, stop=adaptor[0])  # the frozen encoder, once
         if self.reinitialise:
             self._reinitialise(net, adaptor, event.index)
-        self._fit(net, features, targets, adaptor, self.passes, event.index)
-        macs += self._costs(depth, len(samples))[0]
-        self._finish(event, "adapt", adaptor, len(samples), time.perf_counter() - start_time, macs)
+        passes = self.passes
+        if budget:
+            passes = max(1, round(self.passes * budget / len(samples)))
+        self._fit(net, features, targets, adaptor, passes, event.index)
+        macs += self._costs(depth, len(samples), passes)[0]
+        if action == "adapt" and self.refits:
+            self._refit = (event.cut, 2 * len(samples), self.refits, len(samples))
+        seconds = time.perf_counter() - start_time
+        self._finish(event, action, adaptor, len(samples), seconds, macs, passes)
+
+    def _remap(self, event: DriftEvent) -> bool:
+        """Remap the classes when a permutation of the old predictions explains the labels
+        after the cut; returns whether it did."""
+        after = [(p, y) for i, _, y, p, _ in self._replay if i >= event.cut]
+        mapping, agreement, identity = estimate_permutation(*zip(*after), self.model._classes)
+        if not mapping or agreement < self.remap_agreement or agreement - identity < _MIN_GAIN:
+            return False
+        self.model.permute_classes(mapping)
+        for optimizer in self.model._net.optimizers.values():
+            optimizer.state.clear()  # its moments point towards the old labels' units
+        event.permutation = mapping
+        return True
 
     def _race(self, rows, targets, index: int) -> tuple[int, dict, int]:
         """Train each candidate depth on 70 % of the samples; the best on the rest wins."""
@@ -386,16 +495,16 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         best = max(scores, key=lambda d: (scores[d], -d))  # ties go to the shallower
         return best, scores, macs
 
-    def _finish(self, event, action, adaptor, n, seconds, macs) -> None:
+    def _finish(self, event, action, adaptor, n, seconds, macs, passes=None) -> None:
         net = self.model._net
         self.model._weights = None  # the numpy copy used for prediction is stale
         if self.freeze_encoder:
-            self.model._train_layers = adaptor
+            self.model._train_layers = adaptor or self._adaptor()
         event.action, event.n_samples, event.seconds = action, n, seconds
         event.adaptor_layers = len(adaptor)
         event.parameters = sum(p.numel() for i in adaptor for p in net.layers[i].parameters())
         event.multiply_adds = macs
-        event.full_multiply_adds = self._costs(len(adaptor), n)[1]
+        event.full_multiply_adds = self._costs(len(adaptor), n, passes)[1] if adaptor else 0
         self._pending = None
 
     def _costs(self, depth: int, n: int, passes: int | None = None) -> tuple[int, int]:
@@ -412,7 +521,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             if isinstance(layer, Trainable)
         ]
         encoder, adaptor = sum(macs[:-depth]), sum(macs[-depth:])
-        return n * (encoder + 2 * passes * adaptor), n * 2 * self.passes * sum(macs)
+        return n * (encoder + 2 * passes * adaptor), n * 2 * passes * sum(macs)
 
     # ------------------------------------------------------------------------ prediction
     def _encode(self, x: dict) -> dict:

@@ -162,6 +162,42 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self._classes = [decode(tag) for tag in state["classes"]]
         self._class_index = {c: i for i, c in enumerate(self._classes)}
 
+    def permute_classes(self, mapping: dict) -> None:
+        """Give label ``mapping[c]`` the output unit of label ``c``, for a permutation of labels.
+
+        The unit of a class is its output row and its projection row, so no weight changes:
+        after a concept shift that swaps labels, each label moves onto the unit its inputs
+        trained (and the samples waiting in the minibatch buffer move with it).
+
+        Parameters
+        ----------
+        mapping
+            ``{old label: new label}``; its keys and values must be the same known labels.
+
+        Examples
+        --------
+        >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), seed=0)
+        >>> for x, y in [({"v": 1.0}, "cat"), ({"v": -1.0}, "dog"), ({"v": 0.0}, "eel")]:
+        ...     model.learn_one(x, y)
+        >>> before = model.predict_proba_one({"v": 1.0})
+        >>> model.permute_classes({"cat": "dog", "dog": "cat"})
+        >>> after = model.predict_proba_one({"v": 1.0})
+        >>> after["dog"] == before["cat"] and after["eel"] == before["eel"]
+        True
+        """
+        old = list(self._classes)
+        moved, targets = set(mapping), set(mapping.values())
+        if moved != targets or len(targets) != len(mapping) or not moved <= set(old):
+            raise ValueError(
+                f"{type(self).__name__}: mapping must permute known labels, got {mapping!r}."
+            )
+        new = [mapping.get(c, c) for c in old]
+        unit = {c: i for i, c in enumerate(new)}
+        n = self._n_buffered
+        self._buffer_y[:n] = [unit[old[u]] for u in self._buffer_y[:n]]
+        self._classes = new
+        self._class_index = unit
+
     # ----------------------------------------------------------------------- learning
     def learn_one(self, x: dict, y) -> None:
         check_label(y, type(self).__name__)
