@@ -161,6 +161,34 @@ def test_a_background_adaptor_from_the_warning_is_swapped_in(background, monkeyp
         assert "swap" not in actions and actions[0] == "adapt" and not swapped
 
 
+def test_a_swapped_in_hidden_layer_brings_its_learned_head(monkeypatch):
+    # tpsgd_head (the default rule) gives each hidden layer a learned head: a background
+    # adaptor two layers deep must hand over the hidden layer's head with its weights, and the
+    # network's optimizer must go on stepping that same head
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32, 16), seed=0),
+        detector=DDM(warning_threshold=1.0),
+        background=True,
+        adaptor_layers=2,
+        seed=0,
+    )
+    assert model.model.rule == "tpsgd_head"
+    heads = []
+    original = DriftAdaptiveClassifier._swap
+
+    def watched(self, event):
+        expected = self._background.head(1).detach().clone()
+        original(self, event)
+        heads.append(torch.equal(self.model._net.head(1), expected))
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_swap", watched)
+    _run(model, GRADUAL)
+    assert heads and all(heads)
+    net = model.model._net
+    stepped = {id(p) for group in net.optimizers[1].param_groups for p in group["params"]}
+    assert id(net.head(1)) in stepped
+
+
 def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
     model = DriftAdaptiveClassifier(
         TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), detector=DDM(), background=True

@@ -90,12 +90,13 @@ def test_saved_file_loads_with_weights_only(tmp_path):
     model.save(tmp_path / "m.pt")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     assert payload["format"] == "tpsgd-stream" and payload["version"] == _persistence.FORMAT_VERSION
-    assert payload["params"]["rule"] == "tpsgd_ce"
+    assert payload["params"]["rule"] == "tpsgd_head"
     assert set(payload["network"]) == {
         "layers.0.weight",
         "layers.0.bias",
         "layers.1.weight",
         "layers.1.bias",
+        "heads.0",  # the default rule's learned local head of the hidden layer
     }
 
 

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: regression when the target is float, else classification",
     )
     run.add_argument(
-        "--rule", choices=sorted(RULES), help="default: the estimator's (tpsgd_ce to classify)"
+        "--rule", choices=sorted(RULES), help="default: the estimator's (tpsgd_head to classify)"
     )
     run.add_argument(
         "--layers", type=_sizes, default=(128,), help="hidden layer sizes, e.g. 128,64"

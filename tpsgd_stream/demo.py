@@ -68,11 +68,11 @@ def prequential(name: str, model, stream, *, progress: bool = False) -> DemoResu
 
 
 def _contenders(seed: int) -> dict:
-    def mlp(rule: str = "tpsgd_ce") -> TPSGDClassifier:
+    def mlp(rule: str = "tpsgd_head") -> TPSGDClassifier:
         return TPSGDClassifier(hidden_layer_sizes=(128,), rule=rule, seed=seed)
 
     return {
-        "tpSGD (tpsgd_ce)": mlp(),
+        "tpSGD (tpsgd_head)": mlp(),
         "backprop (bp)": mlp("bp"),
         "tpSGD + adaptor": DriftAdaptiveClassifier(mlp(), seed=seed),
     }

@@ -425,6 +425,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             background.grow_outputs(net.n_outputs - background.n_outputs)
         for i in adaptor:
             net.layers[i].load_state_dict(background.layers[i].state_dict())
+            if background.head(i) is not None:  # a tpsgd_head layer's learned head goes too
+                net.head(i).data = background.head(i).detach().clone()
             net.optimizers[i].load_state_dict(background.optimizers[i].state_dict())
         self._finish(event, "swap", adaptor, self._background_seen, *self._background_cost)
         event.full_multiply_adds = self._costs(len(adaptor), self._background_seen)[1]
