@@ -277,8 +277,9 @@ def test_label_smoothed_ce_update_by_hand(scale):
     torch.testing.assert_close(grads[0]["bias"], delta.sum(0))
 
 
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])  # tanh's slope reads a's rows
 @pytest.mark.parametrize("confident, sparse", [(0.45, True), (0.7, False)])
-def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse):
+def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse, activation):
     """tpsgd_ce_ls computes the weight gradient from the learning rows only (a RowDelta) when
     at most half the samples learn; either way it equals the dense reference
     ``smoothed_cross_entropy_delta`` on all rows."""
@@ -289,7 +290,7 @@ def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 6, generator=g), torch.arange(32) % 2
     net = Network(
-        [Dense(6, 16, rule=rule), Dense(16, 2, activation="identity")],
+        [Dense(6, 16, activation=activation, rule=rule), Dense(16, 2, activation="identity")],
         optimizer="sgd",
         lr=1.0,
         seed=0,

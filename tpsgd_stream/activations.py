@@ -28,6 +28,11 @@ class Activation:
         ``a = forward(z)``.
     derivative
         ``sigma'(z)`` given ``z`` and ``a`` (whichever is cheaper to use).
+    fused_backward
+        ``grad * sigma'(z)`` given ``grad``, ``z`` and ``a`` (``None`` when not at hand).
+    reads_output
+        Whether ``fused_backward`` reads ``a``: a rule that keeps some rows of ``z`` need not
+        gather the same rows of ``a`` for one that does not.
 
     Examples
     --------
@@ -45,6 +50,7 @@ class Activation:
     forward: Callable[[torch.Tensor], torch.Tensor]
     derivative: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
     fused_backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    reads_output: bool = False
 
     def backward(
         self, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor | None = None
@@ -96,8 +102,8 @@ ACTIVATIONS: dict[str, Activation] = {
         _relu_derivative,
         lambda grad, z, a: torch.ops.aten.threshold_backward(grad, z, 0.0),
     ),
-    "tanh": Activation("tanh", torch.tanh, _tanh_derivative, _tanh_backward),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, _sigmoid_backward),
+    "tanh": Activation("tanh", torch.tanh, _tanh_derivative, _tanh_backward, True),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, _sigmoid_backward, True),
     "identity": Activation(
         "identity", lambda z: z, lambda z, a: torch.ones_like(z), lambda grad, z, a: grad
     ),

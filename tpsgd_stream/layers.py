@@ -104,14 +104,14 @@ class Dense(Trainable):
         return f"{self.in_features} -> {self.out_features}, {self.activation}, rule={self.rule}"
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x, self.weight.T)
+        return F.linear(x, self.weight, self.bias)  # addmm(b, x, W^T) in one call
 
     def set_grads(self, x: torch.Tensor, delta: torch.Tensor) -> None:
-        self.weight.grad = delta.T @ x
+        self.weight.grad = torch.mm(delta.t(), x)
         self.bias.grad = delta.sum(0)
 
     def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return delta @ self.weight
+        return torch.mm(delta, self.weight)
 
     def grow_inputs(self, n_new: int) -> None:
         """Append ``n_new`` input columns with zero weights (outputs are unchanged)."""

@@ -94,6 +94,10 @@ class Network(nn.Module):
         if isinstance(seed, bool) or not (isinstance(seed, numbers.Integral) and seed >= 0):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
         self.layers = nn.ModuleList(layers)
+        # a plain tuple of the same modules: indexing a ModuleList costs ~1 us per call, and a
+        # training step indexes its layers a dozen times (layers are grown in place, never
+        # replaced, so the tuple stays valid)
+        self._stack = tuple(layers)
         self.default_rule = get_rule(rule)
         self.loss, self.optimizer_name, self.lr = loss, optimizer, float(lr)
         self.seed = int(seed)
@@ -117,8 +121,17 @@ class Network(nn.Module):
             if isinstance(layer, Trainable)
         }
         self._projections: dict[int, Projection] = {}
-        # learned local heads (tpsgd_head layers) by layer index, made on the layer's first step
+        # learned local heads (tpsgd_head layers) by layer index, made on the layer's first step;
+        # _head_of holds the same parameters by int index, for the training step's look-ups
         self.heads = nn.ParameterDict()
+        self._head_of: dict[int, nn.Parameter] = {}
+        # what a step over all trainable layers needs, fixed by the rules
+        self._all_trainable = frozenset(self.optimizers)
+        self._all_stop = self._last_needed(self._all_trainable)
+        self._error_users = frozenset(
+            i for i, r in enumerate(self.rules) if r is not None and r.uses_error
+        )
+        self._perturbed = tuple(i for i in range(len(layers)) if self._perturbative(i))
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
         self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
         self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
@@ -187,7 +200,7 @@ class Network(nn.Module):
     # --------------------------------------------------------------------------- properties
     @property
     def n_outputs(self) -> int:
-        return self.layers[self.output_index].out_features
+        return self._stack[self.output_index].out_features
 
     @property
     def trainable_indices(self) -> list[int]:
@@ -208,7 +221,7 @@ class Network(nn.Module):
         ``None`` for layers without one, or before the layer's first training step (a
         convolution's head size depends on its output map, known once it has seen an input).
         """
-        return self.heads[str(index)] if str(index) in self.heads else None
+        return self._head_of.get(index)
 
     def _head_rows(self, index: int, units: int, first: int, stop: int) -> torch.Tensor:
         """Rows ``first:stop`` of layer ``index``'s initial head: its rule's projection rows."""
@@ -223,13 +236,14 @@ class Network(nn.Module):
         """Register ``value`` as layer ``index``'s head, updated by the layer's optimizer."""
         head = nn.Parameter(value.to(self.device))
         self.heads[str(index)] = head
+        self._head_of[index] = head
         self.optimizers[index].add_param_group({"params": [head]})
         return head
 
     def _matrix(self, index: int, z: torch.Tensor) -> torch.Tensor | None:
         rule_ = self.rules[index]
         if rule_.learns_head:
-            head = self.head(index)
+            head = self._head_of.get(index)
             if head is None:
                 units = rule_.head_units(tuple(z.shape[1:]))
                 head = self._add_head(index, self._head_rows(index, units, 0, self.n_outputs))
@@ -254,7 +268,7 @@ class Network(nn.Module):
         input of layer ``k`` (an encoder's features), ``forward(h, start=k)`` continues from it.
         """
         with torch.no_grad():
-            for layer in self.layers[start:stop]:
+            for layer in self._stack[start:stop]:
                 x = layer(x)
         return x
 
@@ -293,22 +307,27 @@ class Network(nn.Module):
         The logits from the pre-update weights, or ``None`` when the pass stopped early.
         """
         x, target = x.to(self.device), target.to(self.device)
-        if target.shape != (x.shape[0], self.n_outputs):
+        n_outputs = self.n_outputs
+        if target.shape != (x.shape[0], n_outputs):
             raise ValueError(
-                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
+                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {n_outputs}), "
                 f"got {tuple(target.shape)}."
             )
-        train = set(self.trainable_indices if layers is None else layers)
-        stop = self._last_needed(train)
-        if not 0 <= start <= min(train):
-            raise ValueError(f"start={start} must lie in [0, {min(train)}] (the lowest trained).")
+        if layers is None:
+            train, stop = self._all_trainable, self._all_stop
+        else:
+            train = set(layers)
+            stop = self._last_needed(train)
+        lowest = min(train)
+        if not 0 <= start <= lowest:
+            raise ValueError(f"start={start} must lie in [0, {lowest}] (the lowest trained).")
         self._check_input(x, start)
         with torch.no_grad():
             error = None
-            if any(self.rules[i] is not None and self.rules[i].uses_error for i in train):
+            if not self._error_users.isdisjoint(train):
                 error = output_error(self.forward(x, start=start), target, self.loss)
             logits = self._local_pass(x, target, error, train, stop, start)
-            perturbed = sorted(i for i in train if self._perturbative(i))
+            perturbed = [i for i in self._perturbed if i in train]
             if perturbed:
                 self._perturbation_step(x, target, perturbed, start)
             return logits
@@ -343,7 +362,7 @@ class Network(nn.Module):
 
     def _check_input(self, x: torch.Tensor, start: int) -> None:
         """A clear error for an input of the wrong width, before torch's matmul complains."""
-        layer = self.layers[start]
+        layer = self._stack[start]
         if isinstance(layer, Dense) and (x.dim() != 2 or x.shape[1] != layer.in_features):
             expected = f"(n, {layer.in_features})"
         elif isinstance(layer, Conv2d) and (x.dim() != 4 or x.shape[1] != layer.in_channels):
@@ -358,7 +377,7 @@ class Network(nn.Module):
         key = (tuple(h.shape), start)
         if key not in self._forward_peaks:
             peak = 0
-            for layer in self.layers[start:]:
+            for layer in self._stack[start:]:
                 out = layer(h)
                 peak = max(peak, _held_bytes(h, out))
                 h = out
@@ -369,7 +388,7 @@ class Network(nn.Module):
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
         if not train:
             raise ValueError("layers is empty: name at least one trainable layer to update.")
-        unknown = train - set(self.trainable_indices)
+        unknown = train - self.optimizers.keys()
         if unknown:
             raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
         stop = max(train)
@@ -378,24 +397,27 @@ class Network(nn.Module):
         return stop
 
     def _local_pass(self, h, target, error, train, stop, start):
-        pending: list[tuple[nn.Module, torch.Tensor, torch.Tensor | None]] = []
+        layers, rules = self._stack, self.rules
+        # (index, layer, input, pre-activation) of each layer of a held bp run, bottom first
+        pending: list[tuple[int, nn.Module, torch.Tensor, torch.Tensor | None]] = []
         peak = 0
         for i in range(start, stop + 1):
-            layer = self.layers[i]
+            layer = layers[i]
             if isinstance(layer, Transform):
                 out = layer(h)
                 if pending:
-                    pending.append((layer, h, None))
+                    pending.append((i, layer, h, None))
                 h = out
                 continue
+            act = layer.act
             z = layer.linear(h)
-            a = layer.act.forward(z)
-            rule_ = self.rules[i]
+            a = act.forward(z)
+            rule_ = rules[i]
             if rule_ is not None and rule_.perturbative:
                 h = a  # updated after this pass, from forward passes only
                 continue
             if rule_ is not None and not rule_.is_local:
-                pending.append((layer, h, z))
+                pending.append((i, layer, h, z))
                 h = a
                 continue
             if i not in train and not pending:
@@ -405,16 +427,11 @@ class Network(nn.Module):
                 delta = output_delta(z, target, self.loss)
             else:
                 delta = rule_.delta(
-                    z=z,
-                    a=a,
-                    act=layer.act,
-                    target=target,
-                    error=error,
-                    matrix=self._matrix(i, z),
+                    z=z, a=a, act=act, target=target, error=error, matrix=self._matrix(i, z)
                 )
             if isinstance(delta, HeadDelta):
                 if i in train:
-                    self.heads[str(i)].grad = delta.head_grad
+                    self._head_of[i].grad = delta.head_grad
                 delta = delta.delta
             if isinstance(delta, RowDelta):
                 if not pending and i in train:  # only the rows still learning cost anything
@@ -423,7 +440,8 @@ class Network(nn.Module):
                     h = a
                     continue
                 delta = delta.dense(like=z)
-            peak = max(peak, _held_bytes(h, z, a, delta, pending))
+            held = _held_bytes(h, z, a, delta)
+            peak = max(peak, held + sum(_held_bytes(x, z_) for _, _, x, z_ in pending))
             if pending:
                 self._backprop(pending, layer.input_grad(delta, h), train)
                 pending = []
@@ -435,7 +453,7 @@ class Network(nn.Module):
 
     def _backprop(self, pending, grad: torch.Tensor, train: set[int]) -> None:
         """Push ``grad`` (dL/d output of the top pending layer) down the held ``bp`` run."""
-        for depth, (layer, x, z) in enumerate(reversed(pending)):
+        for depth, (index, layer, x, z) in enumerate(reversed(pending)):
             lowest = depth == len(pending) - 1
             if isinstance(layer, Transform):
                 grad = layer.input_grad(grad, x)
@@ -443,12 +461,11 @@ class Network(nn.Module):
             delta = layer.act.backward(grad, z)
             if not lowest:
                 grad = layer.input_grad(delta, x)
-            index = next(i for i, m in enumerate(self.layers) if m is layer)
             if index in train:
                 self._step(index, x, delta)
 
     def _step(self, index: int, x: torch.Tensor, delta: torch.Tensor) -> None:
-        layer = self.layers[index]
+        layer = self._stack[index]
         layer.set_grads(x, delta)
         rule_ = self.rules[index]
         if rule_ is not None and rule_.discrete:
@@ -459,13 +476,15 @@ class Network(nn.Module):
 
     def _optimize(self, index: int) -> None:
         """Step the layer's optimizer on the gradients in ``.grad``, then drop them."""
-        layer = self.layers[index]
+        layer = self._stack[index]
         optimizer = self.optimizers[index]
-        if not getattr(optimizer, "fast_step", bool)():
+        fast_step = getattr(optimizer, "fast_step", None)
+        if fast_step is None or not fast_step():
             optimizer.step()
         layer.weight.grad = layer.bias.grad = None  # cheaper than zero_grad(set_to_none=True)
-        if str(index) in self.heads:
-            self.heads[str(index)].grad = None
+        head = self._head_of.get(index)
+        if head is not None:
+            head.grad = None
 
     # ------------------------------------------------------------------------------ growth
     def grow_outputs(self, n_new: int) -> None:
@@ -487,7 +506,9 @@ class Network(nn.Module):
             index = key.removeprefix("heads.")
             if key != index and index not in self.heads and self._learns_head(int(index)):
                 self._add_head(int(index), torch.zeros_like(value))
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._head_of = {int(key): head for key, head in self.heads.items()}  # assign=True
+        return result
 
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features with zero weights (outputs unchanged)."""
@@ -508,14 +529,9 @@ class Network(nn.Module):
         return state
 
 
-def _held_bytes(*tensors) -> int:
-    total = 0
-    for t in tensors:
-        if isinstance(t, list):
-            total += sum(_held_bytes(*item) for item in t)
-        elif torch.is_tensor(t):
-            total += t.numel() * t.element_size()
-    return total
+def _held_bytes(*tensors: torch.Tensor | None) -> int:
+    """Bytes of the elements of ``tensors`` (``None`` skipped), read from their shapes."""
+    return sum(t.nbytes for t in tensors if t is not None)
 
 
 def _check_layers(layers: Sequence[nn.Module]) -> None:

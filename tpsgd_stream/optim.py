@@ -10,6 +10,7 @@ from torch import nn
 __all__ = ["OPTIMIZERS", "LayerAdam", "make_optimizer", "pad_optimizer_state"]
 
 OPTIMIZERS = ("adam", "sgd")
+_ONE = torch.tensor(1.0)  # the step increment of CPU step counters
 
 
 class LayerAdam(torch.optim.Adam):
@@ -47,6 +48,9 @@ class LayerAdam(torch.optim.Adam):
         Networks call this directly: it also skips the profiling and hook wrapper that
         ``torch.optim.Optimizer`` puts around ``step`` (tens of microseconds per call).
         """
+        if torch.is_grad_enabled():  # Network.train_step already runs without it
+            with torch.no_grad():
+                return self.fast_step()
         fused = getattr(torch, "_fused_adam_", None)
         groups = self.param_groups
         if fused is None or any(
@@ -60,26 +64,28 @@ class LayerAdam(torch.optim.Adam):
         for group in groups:
             key = (group["lr"], *group["betas"], group["eps"])
             self._gather(group, batches.setdefault(key, ([], [], [], [], [])))
-        with torch.no_grad():
-            for (lr, beta1, beta2, eps), (params, grads, avgs, avg_sqs, steps) in batches.items():
-                if not params:
-                    continue
+        for (lr, beta1, beta2, eps), (params, grads, avgs, avg_sqs, steps) in batches.items():
+            if not params:
+                continue
+            if steps[0].is_cpu:  # as torch.optim.Adam: wrap the 1 once, not once per tensor
+                torch._foreach_add_(steps, _ONE, alpha=1.0)
+            else:
                 torch._foreach_add_(steps, 1)
-                fused(
-                    params,
-                    grads,
-                    avgs,
-                    avg_sqs,
-                    [],
-                    steps,
-                    amsgrad=False,
-                    lr=lr,
-                    beta1=beta1,
-                    beta2=beta2,
-                    weight_decay=0.0,
-                    eps=eps,
-                    maximize=False,
-                )
+            fused(
+                params,
+                grads,
+                avgs,
+                avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=0.0,
+                eps=eps,
+                maximize=False,
+            )
         return True
 
     def _gather(self, group: dict, into: tuple[list, ...]) -> None:

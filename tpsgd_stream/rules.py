@@ -71,13 +71,46 @@ def _through(act: Activation, z: torch.Tensor, a: torch.Tensor) -> Backward:
 
 
 def _flat(matrix: torch.Tensor) -> torch.Tensor:
-    """``(n_rows, *units)`` -> ``(n_rows, prod(units))``."""
-    return matrix.reshape(matrix.shape[0], -1)
+    """``(n_rows, *units)`` -> ``(n_rows, prod(units))`` (a 2-d ``matrix`` as it is)."""
+    return matrix if matrix.dim() == 2 else matrix.reshape(matrix.shape[0], -1)
+
+
+def _unflat(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(rows, prod(units))`` -> ``(rows, *units)`` with the units of ``like``."""
+    return grad if like.dim() == 2 else grad.reshape(grad.shape[0], *like.shape[1:])
+
+
+def _gated_error(
+    probs: torch.Tensor, target: torch.Tensor, smoothing: float, confident: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """The smoothed error ``p - t`` of every row, the gate ``(n, 1)``, the kept rows, and
+    whether gathering them pays (at most half the rows kept: most samples are learned)."""
+    keep = (probs * target).sum(1, keepdim=True) < confident
+    error = probs - (target * (1.0 - smoothing) + smoothing / target.shape[1])
+    rows = keep.view(-1).nonzero().view(-1)
+    return error, keep, rows, 2 * rows.shape[0] <= probs.shape[0]
+
+
+def _gather_rows(
+    rows: torch.Tensor,
+    error: torch.Tensor,
+    z: torch.Tensor,
+    a: torch.Tensor,
+    act: Activation,
+    target_on: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``rows`` of ``error`` and ``z``, and of ``a`` only where the activation's slope reads it
+    (``sigma'(z)`` is applied to activation targets, and tanh's or sigmoid's reads ``a``);
+    ``None`` in its place otherwise."""
+    z = z.index_select(0, rows)
+    if target_on == "activation" and act.reads_output:
+        return error.index_select(0, rows), z, a.index_select(0, rows)
+    return error.index_select(0, rows), z, None
 
 
 def _project(signal: torch.Tensor, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``signal @ matrix`` shaped like the layer output ``like``."""
-    return (signal @ _flat(matrix)).reshape(like.shape)
+    return _unflat(torch.mm(signal, _flat(matrix)), like)
 
 
 Backward = Callable[[torch.Tensor], torch.Tensor]
@@ -132,8 +165,8 @@ def projected_cross_entropy_delta(
     """
     n = output.shape[0]
     flat_p = _flat(projection)
-    error = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1) - target
-    grad = ((error / n) @ flat_p).reshape(output.shape)  # 1/n on the small (n, K) error
+    error = torch.softmax(F.linear(_flat(output), flat_p), dim=1) - target  # h @ P^T
+    grad = _unflat(torch.mm(error / n, flat_p), output)  # 1/n on the small (n, K) error
     return grad if backward is None else backward(grad)
 
 
@@ -538,18 +571,14 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
         """As :func:`smoothed_cross_entropy_delta`; a :class:`RowDelta` when at most half of
         the samples still learn (their rows alone then make the weight gradient)."""
         output = a if self.target_on == "activation" else z
-        n = output.shape[0]
         flat_p = _flat(matrix)
-        probs = torch.softmax(output.reshape(n, -1) @ flat_p.T, dim=1)
-        keep = (probs * target).sum(1, keepdim=True) < self.confident
-        rows = keep.squeeze(1).nonzero().squeeze(1)
-        sparse = 2 * len(rows) <= n  # gathering rows pays only when most samples are learned
+        probs = torch.softmax(F.linear(_flat(output), flat_p), dim=1)  # h @ P^T
+        error, keep, rows, sparse = _gated_error(probs, target, self.smoothing, self.confident)
         if sparse:
-            z, a, probs, target = z[rows], a[rows], probs[rows], target[rows]
-        error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
-        if not sparse:
+            error, z, a = _gather_rows(rows, error, z, a, act, self.target_on)
+        else:
             error = error * keep
-        grad = ((error / n) @ flat_p).reshape(len(error), *output.shape[1:])
+        grad = _unflat(torch.mm(error.div_(output.shape[0]), flat_p), output)
         if self.target_on == "activation":
             grad = act.backward(grad, z, a)
         return RowDelta(rows, grad) if sparse else grad
@@ -695,23 +724,17 @@ class TPSGDLocalHead(Rule):
         """As :func:`local_head_delta` (``matrix`` is the head ``H``); the layer's ``delta`` is
         a :class:`RowDelta` when at most half of the samples still learn."""
         output = a if self.target_on == "activation" else z
-        n = output.shape[0]
         features = _head_features(output, self.pool)
-        flat = features.reshape(n, -1)
-        probs = torch.softmax(flat @ matrix.T, dim=1)
-        keep = (probs * target).sum(1, keepdim=True) < self.confident
-        error = probs - (target * (1.0 - self.smoothing) + self.smoothing / target.shape[1])
-        error = error.mul_(keep).div_(n)
-        head_grad = error.T @ flat  # the (K, units) product is cheap on the whole batch
-        rows = keep.squeeze(1).nonzero().squeeze(1)
-        sparse = 2 * len(rows) <= n  # gathering rows pays only when most samples are learned
+        flat = _flat(features)
+        probs = torch.softmax(F.linear(flat, matrix), dim=1)  # f @ H^T
+        error, keep, rows, sparse = _gated_error(probs, target, self.smoothing, self.confident)
+        error = error.mul_(keep).div_(output.shape[0])
+        head_grad = torch.mm(error.t(), flat)  # the (K, units) product is cheap on all rows
         if sparse:  # only the rows the layer's gradient needs
-            error, z = error.index_select(0, rows), z.index_select(0, rows)
-            if self.target_on == "activation":
-                a = a.index_select(0, rows)
-            output = a if self.target_on == "activation" else z
-        grad = (error @ matrix).reshape(len(error), *features.shape[1:])
-        grad = _spread(grad, output, self.pool)
+            error, z, a = _gather_rows(rows, error, z, a, act, self.target_on)
+        grad = _unflat(torch.mm(error, matrix), features)
+        if features is not output:  # the pool's adjoint (it reads only the output's shape)
+            grad = _spread(grad, output.narrow(0, 0, grad.shape[0]), self.pool)
         if self.target_on == "activation":
             grad = act.backward(grad, z, a)
         return HeadDelta(RowDelta(rows, grad) if sparse else grad, head_grad)
