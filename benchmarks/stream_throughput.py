@@ -3,7 +3,8 @@
 Streams: river's ``ImageSegments`` and ``Phishing``, and scikit-learn's ``digits`` read as a
 stream. Contenders, each behind an online standardisation:
 
-- ``TPSGDClassifier`` with its default rule, and the same with ``rule="bp"``, on two paths:
+- ``TPSGDClassifier`` with its default rule (``tpsgd_head``), with ``tpsgd_ce`` (the default
+  before it) and with ``rule="bp"``, on two paths:
   ``learn_one`` (``predict_one`` then ``learn_one`` per sample, behind river's
   ``StandardScaler`` in a pipeline) and ``learn_many`` (``predict_many`` then ``learn_many``
   on 32-row DataFrames). The ``learn_many`` path is timed twice: through the river pipeline
@@ -57,6 +58,7 @@ from tpsgd_stream.models import TPSGDClassifier
 BATCH = 32
 HIDDEN = (128,)  # TPSGDClassifier's default; the torch loop uses the same net
 LR = 1e-2  # TPSGDClassifier's default
+LOCAL_RULES = ("tpsgd_head", "tpsgd_ce")  # the default rule, and the default before it
 
 
 def load_streams() -> dict[str, list[tuple[dict, object]]]:
@@ -220,17 +222,18 @@ def contenders(name: str, data, deep_mlp: type | None = None):
     def piped(model):
         return preprocessing.StandardScaler() | model
 
-    yield (
-        "TPSGDClassifier (tpsgd_ce)",
-        "learn_one",
-        lambda s: run_learn_one(piped(tpsgd("tpsgd_ce", s)), data),
-    )
-    yield "TPSGDClassifier (bp)", "learn_one", lambda s: run_learn_one(piped(tpsgd("bp", s)), data)
-    yield (
-        "TPSGDClassifier (tpsgd_ce)",
-        "learn_one, model only",
-        lambda s: run_one_model_only(tpsgd("tpsgd_ce", s), scaled_dicts),
-    )
+    for rule in (*LOCAL_RULES, "bp"):
+        yield (
+            f"TPSGDClassifier ({rule})",
+            "learn_one",
+            lambda s, r=rule: run_learn_one(piped(tpsgd(r, s)), data),
+        )
+    for rule in LOCAL_RULES:
+        yield (
+            f"TPSGDClassifier ({rule})",
+            "learn_one, model only",
+            lambda s, r=rule: run_one_model_only(tpsgd(r, s), scaled_dicts),
+        )
     yield river_name, "learn_one", lambda s: run_learn_one(piped(river_cls()), data)
     if deep_mlp is not None:
         n_features = len({k for x, _ in data for k in x})
@@ -252,26 +255,18 @@ def contenders(name: str, data, deep_mlp: type | None = None):
             "learn_one",
             lambda s: run_learn_one(piped(deep(s)), data),
         )
-    yield (
-        "TPSGDClassifier (tpsgd_ce)",
-        "learn_many",
-        lambda s: run_learn_many(piped(tpsgd("tpsgd_ce", s)), frames),
-    )
-    yield (
-        "TPSGDClassifier (bp)",
-        "learn_many",
-        lambda s: run_learn_many(piped(tpsgd("bp", s)), frames),
-    )
-    yield (
-        "TPSGDClassifier (tpsgd_ce)",
-        "learn_many, model only",
-        lambda s: run_model_only(tpsgd("tpsgd_ce", s), scaled),
-    )
-    yield (
-        "TPSGDClassifier (bp)",
-        "learn_many, model only",
-        lambda s: run_model_only(tpsgd("bp", s), scaled),
-    )
+    for rule in (*LOCAL_RULES, "bp"):
+        yield (
+            f"TPSGDClassifier ({rule})",
+            "learn_many",
+            lambda s, r=rule: run_learn_many(piped(tpsgd(r, s)), frames),
+        )
+    for rule in (*LOCAL_RULES, "bp"):
+        yield (
+            f"TPSGDClassifier ({rule})",
+            "learn_many, model only",
+            lambda s, r=rule: run_model_only(tpsgd(r, s), scaled),
+        )
     for edge_rule in ("forward_grad", "bitflip"):  # the other on-device families (issue 8)
         yield (
             f"TPSGDClassifier ({edge_rule})",
