@@ -2,10 +2,12 @@
 
 Table 5: one recurrent layer (hidden 512, batch 128, Adam) on row-wise sequential MNIST (28
 steps of 28 pixels), EEG Seizure (binary labels; each 178-sample chunk as 45 steps of 4
-samples, standardised) and MNIST-1D (40 steps of 1). Table 7: two stacked layers; Table 8: one
-bidirectional layer (both on row-wise MNIST). For each variant: test accuracy, seconds per
-epoch and the activation bytes one training step holds (``RecurrentNetwork.held_bytes``), all
-measured in the same run as BPTT. A memory part times one step at several sequence lengths.
+samples, standardised) and MNIST-1D (40 steps of 1; ``--sets mnist1d_x4``: 10 steps of 4
+consecutive values, beyond the paper). Table 7: two stacked layers; Table 8: one bidirectional
+layer (both on row-wise MNIST). For each variant: test accuracy (by epoch), seconds per epoch
+and the activation bytes one training step holds (``RecurrentNetwork.held_bytes``), all
+measured in the same run as BPTT; with several ``--seeds``, the mean and sample standard
+deviation of the final accuracy. A memory part times one step at several sequence lengths.
 
 Usage::
 
@@ -13,10 +15,11 @@ Usage::
     python benchmarks/rnn_tables.py --quick                                # hidden 128, subsets
     python benchmarks/rnn_tables.py --quick --tables sweep                 # the rule sweep
 
-The recorded runs (BENCHMARKS.md, "Recurrent tables"; benchmarks/results/rnn_tables.json)
-used ``--quick --train 20000`` (hidden 128, 3 epochs, 20k/2k samples) and one longer run
-``--tables table5 --sets mnist_rows --hidden 128 --epochs 5 --variants bp_tanh
-tpsgd_ce_tanh_k8 drtp``. ``BEST`` names the best local variant of the sweep.
+The recorded runs (BENCHMARKS.md, "Recurrent tables"; benchmarks/results/rnn_tables.json,
+one key per ``--label``, rows saved as they finish) used ``--quick --train 20000`` (hidden 128,
+3 epochs, 20k/2k samples; also with ``--seeds 0 1 2``), ``--sets mnist1d`` / ``mnist1d_x4``
+with ``--hidden 128 --epochs 100 --lr 1e-3``, and ``--hidden 512`` runs on EEG (20 epochs) and
+row-wise MNIST (1 epoch). ``BEST`` names the best local variant of the sweep.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tpsgd_stream.datasets import load_eeg_seizure, load_mnist, load_mnist1d
 from tpsgd_stream.recurrent import RecurrentNetwork
 
 BATCH = 128
+SETS = ("mnist_rows", "eeg", "mnist1d", "mnist1d_x4")
 PAPER = {  # the paper's Table 5 (test accuracy, %); its EEG protocol is 45-step chunks
     "mnist_rows": {"tpsgd_l1": 79.81, "drtp": 83.39, "bp": 92.53},
     "eeg": {"tpsgd_l1": 83.57, "drtp": 89.57, "bp": 94.14},
@@ -101,10 +105,12 @@ def load(name: str, data: str | None):
             )
             for X in (X_train, X_test)
         )
-    elif name == "mnist1d":
+    elif name in ("mnist1d", "mnist1d_x4"):  # 40 steps of 1 value, or 10 steps of 4
         X_train, y_train, X_test, y_test = load_mnist1d(data)
+        width = 4 if name == "mnist1d_x4" else 1
         X_train, X_test = (
-            torch.tensor(X, dtype=torch.float32)[:, :, None] for X in (X_train, X_test)
+            torch.tensor(X, dtype=torch.float32).reshape(len(X), -1, width)
+            for X in (X_train, X_test)
         )
     else:
         raise ValueError(f"unknown data set {name!r}")
@@ -142,6 +148,31 @@ def run(variant, data, *, hidden, epochs, seed, extra) -> dict:
     }
 
 
+def over_seeds(rows: dict[int, dict]) -> dict:
+    """Mean and sample standard deviation of the final accuracy over seeds, plus each row.
+
+    Parameters
+    ----------
+    rows
+        Seed -> the row ``run`` returned for it.
+
+    Returns
+    -------
+    dict
+        ``accuracy_mean``, ``accuracy_std``, the mean ``seconds_per_epoch``, the largest
+        ``held_bytes`` and ``seeds`` (seed -> row).
+    """
+    accuracies = np.array([row["accuracy"] for row in rows.values()])
+    seconds = np.array([row["seconds_per_epoch"] for row in rows.values()])
+    return {
+        "accuracy_mean": round(float(accuracies.mean()), 2),
+        "accuracy_std": round(float(accuracies.std(ddof=1)), 2),
+        "seconds_per_epoch": round(float(seconds.mean()), 2),
+        "held_bytes": max(row["held_bytes"] for row in rows.values()),
+        "seeds": {str(seed): row for seed, row in rows.items()},
+    }
+
+
 def memory_part(hidden: int) -> dict:
     """Bytes held by one training step against the sequence length T (one layer, batch 128)."""
     rows = {}
@@ -159,17 +190,39 @@ def memory_part(hidden: int) -> dict:
     return rows
 
 
+def save(results: dict, args: argparse.Namespace) -> None:
+    """Merge ``results`` into ``args.out`` (if given) under ``args.label``, keeping other runs.
+
+    Parameters
+    ----------
+    results
+        This run's tables so far.
+    args
+        The parsed command line (``out``, ``label``, ``quick``, ``epochs``).
+    """
+    if not args.out:
+        return
+    path = Path(args.out)
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    key = args.label or ("quick" if args.quick else f"full_{args.epochs}ep")
+    merged.setdefault(key, {}).update(results)
+    path.write_text(json.dumps(merged, indent=1) + "\n")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="folder of the archives (or TPSGD_DATA)")
     parser.add_argument("--tables", nargs="+", default=["table5", "table7", "table8", "memory"])
     parser.add_argument("--variants", nargs="+", default=None, help="override the variants")
-    parser.add_argument("--sets", nargs="+", default=None, help="only these data sets")
+    parser.add_argument(
+        "--sets", nargs="+", choices=SETS, default=None, help="data sets instead of the table's"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="20 (--quick: 3)")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--train", type=int, default=None, help="training subset size")
     parser.add_argument("--test", type=int, default=None, help="test subset size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="mean +- std if >1")
+    parser.add_argument("--lr", type=float, default=None, help="override every variant's lr")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="hidden 128, 10k/2k, 3 epochs")
     # (the recorded quick runs passed --train 20000: 20k training / 2k test samples)
@@ -192,10 +245,10 @@ def main(argv=None) -> dict:
             print("memory", json.dumps(results["memory"]), flush=True)
             continue
         sets, extra, variants = TABLES[table]
+        if args.lr is not None:
+            extra = {**extra, "lr": args.lr}
         results[table] = {}
-        for name in sets:
-            if args.sets and name not in args.sets:
-                continue
+        for name in args.sets or sets:
             if name not in cache:
                 try:
                     X_train, y_train, X_test, y_test = load(name, args.data)
@@ -210,24 +263,28 @@ def main(argv=None) -> dict:
                 )
             results[table][name] = {}
             for variant in args.variants or variants:
-                row = run(
-                    variant,
-                    cache[name],
-                    hidden=args.hidden,
-                    epochs=args.epochs,
-                    seed=args.seed,
-                    extra=extra,
-                )
+                rows = {
+                    seed: run(
+                        variant,
+                        cache[name],
+                        hidden=args.hidden,
+                        epochs=args.epochs,
+                        seed=seed,
+                        extra=extra,
+                    )
+                    for seed in args.seeds
+                }
+                row = rows[args.seeds[0]] if len(rows) == 1 else over_seeds(rows)
                 results[table][name][variant] = row
+                save(results, args)  # after every row: a stopped run keeps what it measured
                 print(table, name, variant, json.dumps(row), flush=True)
-    if args.out:
-        path = Path(args.out)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        key = args.label or ("quick" if args.quick else f"full_{args.epochs}ep")
-        merged.setdefault(key, {}).update({k: v for k, v in results.items()})
-        path.write_text(json.dumps(merged, indent=1) + "\n")
+    save(results, args)
     return results
 
 
 if __name__ == "__main__":
+    # Saturated tanh cells send subnormal floats through BPTT's (and the credit's) products;
+    # on x86 these made whole epochs ~10x slower (measured: 12 s against 1 s on MNIST-1D).
+    # Set here, not in main(), so that a caller's process keeps its own setting.
+    torch.set_flush_denormal(True)
     main()
