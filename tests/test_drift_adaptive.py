@@ -9,6 +9,7 @@ from river.drift.binary import DDM
 from tpsgd_stream.drift import Shift, digits_shift_stream
 from tpsgd_stream.drift.adaptive import DriftAdaptiveClassifier
 from tpsgd_stream.models import TPSGDClassifier
+from tpsgd_stream.network import Network
 
 N, SHIFT = 2400, 1200
 
@@ -331,3 +332,23 @@ def test_refits_follow_the_doubling_schedule_with_fewer_passes():
     assert adapt.multiply_adds == n * (encoder + 2 * 3 * adaptor)
     assert refits[0].multiply_adds == 2 * n * (encoder + 2 * 2 * adaptor)
     assert refits[1].multiply_adds == 4 * n * (encoder + 2 * 1 * adaptor)
+
+
+def test_repairs_clear_the_optimizer_state_through_the_network_hook(monkeypatch):
+    calls = []
+    original = Network.reset_optimizer_state
+
+    def watched(self, layers=None):
+        calls.append(None if layers is None else list(layers))
+        original(self, layers)
+
+    monkeypatch.setattr(Network, "reset_optimizer_state", watched)
+    net = dict(hidden_layer_sizes=(32,), seed=0)
+    model = DriftAdaptiveClassifier(TPSGDClassifier(**net), remap_labels=True, refine_cut=True)
+    _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
+    assert calls == [None]  # the remap clears every layer's moments
+    calls.clear()
+    model = DriftAdaptiveClassifier(TPSGDClassifier(**net), seed=0)
+    _run(model, [Shift("label_swap", SHIFT)])
+    adapted = [e for e in model.drift_events if e.action == "adapt"]
+    assert adapted and calls == [[1]] * len(adapted)  # a re-training: the output layer's only

@@ -371,6 +371,29 @@ def test_sequential_step_updates_only_the_chosen_layer(rule):
             assert changed == own, (index, key)
 
 
+def test_reset_optimizer_state_clears_exactly_the_chosen_layers():
+    net = Network.mlp(6, (8, 8), 3, rule="tpsgd_head", seed=2)
+    train_a_little(net)
+    hidden, output = net.trainable_indices[0], net.output_index
+    kept = {i: deepcopy(net.optimizers[i].state_dict()) for i in net.trainable_indices}
+    assert len(net.optimizers[hidden].state) == 3  # weight, bias and the learned head
+    net.reset_optimizer_state([output])
+    assert not net.optimizers[output].state
+    for index in set(net.trainable_indices) - {output}:
+        state = net.optimizers[index].state_dict()["state"]
+        for key, moments in kept[index]["state"].items():
+            for name, value in moments.items():
+                assert torch.equal(state[key][name], value), (index, key, name)
+    before = state_copy(net)
+    net.train_step(*batch(seed=31))  # training starts the cleared moments afresh
+    assert int(net.optimizers[output].state[net.layers[output].weight]["step"]) == 1
+    assert any(not torch.equal(before[k], v) for k, v in state_copy(net).items())
+    net.reset_optimizer_state()
+    assert all(not net.optimizers[i].state for i in net.trainable_indices)
+    with pytest.raises(ValueError, match="No trainable layers"):
+        net.reset_optimizer_state([output + 1])
+
+
 def test_sequential_step_on_bp_layer_under_local_layer():
     layers = [
         Dense(6, 8, rule="bp"),

@@ -486,6 +486,34 @@ class Network(nn.Module):
         if head is not None:
             head.grad = None
 
+    def reset_optimizer_state(self, layers: Iterable[int] | None = None) -> None:
+        """Clear the optimizer state (Adam's moments and step counts) of trainable ``layers``.
+
+        Their next step starts afresh, as from a new optimizer; a learned head's state goes
+        with its layer's. Useful when the meaning of a layer's units changed (re-initialised
+        weights, remapped classes), so that old moments do not push it back.
+
+        Parameters
+        ----------
+        layers
+            Indices of trainable layers (as :attr:`trainable_indices`); ``None`` means all.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = Network.mlp(4, (8,), 3, seed=0)
+        >>> _ = net.train_step(torch.randn(8, 4), net.one_hot(torch.arange(8) % 3))
+        >>> net.reset_optimizer_state([net.output_index])
+        >>> [len(net.optimizers[i].state) for i in net.trainable_indices]
+        [2, 0]
+        """
+        chosen = self.trainable_indices if layers is None else list(layers)
+        unknown = set(chosen) - self.optimizers.keys()
+        if unknown:
+            raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
+        for index in chosen:
+            self.optimizers[index].state.clear()
+
     # ------------------------------------------------------------------------------ growth
     def grow_outputs(self, n_new: int) -> None:
         """Add ``n_new`` output units (new classes); existing logits and targets are unchanged."""

@@ -153,6 +153,16 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     seed
         Seeds the re-initialisations, the order of the re-training samples and the race split.
 
+    Notes
+    -----
+    ``remap_labels``, ``refine_cut`` and ``refits`` are off by default (``BENCHMARKS.md``,
+    "Drift recovery", quick streams): ``remap_labels`` with ``refine_cut`` gained 15-29
+    points over the 500 samples after each label swap, but the refined cut alone cost 2-3
+    points of whole-stream accuracy on Elec2 (no permutation there) and 4-5 points over the
+    500 samples after a rotation; ``remap_labels`` alone finds a permutation late or not at
+    all (ADWIN's cut mixes the regimes); ``refits=3`` added 0-4 points for 2-8 times the
+    re-training MACs.
+
     Examples
     --------
     >>> from river import preprocessing
@@ -381,7 +391,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             net.layers[i].reset_parameters(
                 torch.Generator().manual_seed(derive_seed(self.seed, index, i))
             )
-            net.optimizers[i].state.clear()
+        net.reset_optimizer_state(adaptor)
 
     def _fit(self, net, features, targets, adaptor, passes: int, index: int) -> None:
         """``passes`` shuffled passes of minibatches over cached encoder features."""
@@ -471,8 +481,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         if not mapping or agreement < self.remap_agreement or agreement - identity < _MIN_GAIN:
             return False
         self.model.permute_classes(mapping)
-        for optimizer in self.model._net.optimizers.values():
-            optimizer.state.clear()  # its moments point towards the old labels' units
+        self.model._net.reset_optimizer_state()  # the moments point towards the old labels' units
         event.permutation = mapping
         return True
 
