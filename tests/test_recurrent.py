@@ -86,6 +86,31 @@ def test_bptt_equals_autograd():
     torch.testing.assert_close(w_out.detach() - out.weight.detach(), w_out.grad)
 
 
+@pytest.mark.parametrize("clip", [1e-3, 1e3])
+def test_bptt_gradient_clipping_bounds_the_update(clip):
+    x, y = _data(2)
+    net = RecurrentNetwork(D, H, C, rule="bp", optimizer="sgd", lr=1.0, seed=1, clip_grad_norm=clip)
+    ref = RecurrentNetwork(D, H, C, rule="bp", optimizer="sgd", lr=1.0, seed=1)
+    params = [*net.cells.parameters(), *net.readout.parameters()]
+    ref_params = [*ref.cells.parameters(), *ref.readout.parameters()]
+    before = [p.detach().clone() for p in params]
+    features = ref._run(x, None, target=None, error=None)
+    logits = ref.readout.layers[0](features)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    norm = torch.nn.utils.clip_grad_norm_(ref_params, clip)
+    net.train_step(x, net.one_hot(y))
+    steps = [b - p.detach() for b, p in zip(before, params)]
+    for step, ref_param in zip(steps, ref_params):
+        torch.testing.assert_close(step, ref_param.grad)
+    total = torch.linalg.vector_norm(torch.cat([s.flatten() for s in steps]))
+    assert total <= clip * (1 + 1e-4)
+    if clip > norm:  # a large bound leaves the gradients as they were
+        torch.testing.assert_close(total, norm)
+    else:  # a small one shrinks the update to the bound exactly
+        assert norm > 10 * clip
+        torch.testing.assert_close(total, torch.tensor(clip))
+
+
 @pytest.mark.parametrize("rule", ["tpsgd_l1", "drtp", "tpsgd_l2"])
 def test_local_memory_flat_in_sequence_length_bptt_grows(rule):
     held = {}
@@ -222,6 +247,8 @@ def test_recurrent_norm_cap_and_bad_settings():
         RecurrentNetwork(D, H, C, credit_steps=0)
     with pytest.raises(ValueError, match="max_recurrent_norm"):
         RecurrentNetwork(D, H, C, max_recurrent_norm=0.0)
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        RecurrentNetwork(D, H, C, rule="bp", clip_grad_norm=-1.0)
 
 
 def test_grown_inputs_and_outputs_keep_the_logits():

@@ -138,6 +138,11 @@ class RecurrentNetwork(nn.Module):
     max_recurrent_norm
         After each update, rescale ``W_H`` so that its Frobenius norm is at most this times
         ``sqrt(hidden_size)``; ``None`` leaves it free (local rules can grow it without bound).
+    clip_grad_norm
+        With ``rule="bp"``: rescale the BPTT gradients of all parameters (recurrent layers and
+        readout together) so that their joint L2 norm is at most this, before each optimizer
+        step (``torch.nn.utils.clip_grad_norm_``); ``None`` does not clip. Local rules ignore
+        it.
 
     Examples
     --------
@@ -168,6 +173,7 @@ class RecurrentNetwork(nn.Module):
         train_recurrent: bool = True,
         credit_steps: int = 1,
         max_recurrent_norm: float | None = None,
+        clip_grad_norm: float | None = None,
     ):
         super().__init__()
         if int(num_layers) < 1 or int(hidden_size) < 1 or int(input_size) < 1:
@@ -187,7 +193,10 @@ class RecurrentNetwork(nn.Module):
             raise ValueError(
                 f"max_recurrent_norm must be positive or None, got {max_recurrent_norm!r}."
             )
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be positive or None, got {clip_grad_norm!r}.")
         self.credit_steps = int(credit_steps)
+        self.clip_grad_norm = clip_grad_norm
         self.max_recurrent_norm = max_recurrent_norm
         self.device = resolve_device(device)
         directions = 2 if self.bidirectional else 1
@@ -439,7 +448,13 @@ class RecurrentNetwork(nn.Module):
             loss = output_loss(h, target, self.loss)
             loss.backward()
         self.held_bytes = saved[0]
-        for optimizer in [*self.optimizers, *self.readout.optimizers.values()]:
+        optimizers = [*self.optimizers, *self.readout.optimizers.values()]
+        if self.clip_grad_norm is not None:
+            params = [
+                p for opt in optimizers for group in opt.param_groups for p in group["params"]
+            ]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+        for optimizer in optimizers:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return h.detach()
