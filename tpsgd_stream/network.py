@@ -384,13 +384,17 @@ class Network(nn.Module):
             self._forward_peaks[key] = peak
         return self._forward_peaks[key]
 
+    def _check_trainable(self, indices: Iterable[int]) -> None:
+        """A clear error naming the ``indices`` that are not trainable layers."""
+        unknown = set(indices) - self.optimizers.keys()
+        if unknown:
+            raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
+
     def _last_needed(self, train: set[int]) -> int:
         """The highest layer the pass must reach: each ``bp`` layer needs the next local one."""
         if not train:
             raise ValueError("layers is empty: name at least one trainable layer to update.")
-        unknown = train - self.optimizers.keys()
-        if unknown:
-            raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
+        self._check_trainable(train)
         stop = max(train)
         while self.rules[stop] is not None and not self.rules[stop].is_local:
             stop = min(i for i in self.trainable_indices if i > stop)
@@ -508,9 +512,7 @@ class Network(nn.Module):
         [2, 0]
         """
         chosen = self.trainable_indices if layers is None else list(layers)
-        unknown = set(chosen) - self.optimizers.keys()
-        if unknown:
-            raise ValueError(f"No trainable layers at indices {sorted(unknown)}.")
+        self._check_trainable(chosen)
         for index in chosen:
             self.optimizers[index].state.clear()
 
