@@ -20,7 +20,8 @@ Contenders, all on the same ``StandardScaler() | TPSGDClassifier`` network:
   the cut (ADWIN; ``DriftAdaptiveClassifier`` with every layer as the adaptor).
 - ``finetune``: the same, without re-initialising (full-network fine-tuning).
 - ``adaptor_plain``: re-initialise and re-train the output layer only (encoder frozen for the
-  re-training, then learning on), hidden layers learn with tpSGD (``tpsgd_ce``).
+  re-training, then learning on), hidden layers learn with tpSGD (``--rule``, by default
+  ``tpsgd_head``, the classifier's default).
 - ``adaptor_frozen``: ``adaptor_plain`` with ``freeze_encoder=True`` (after the first
   adaptation only the output layer learns).
 - ``adaptor_tpsgd``: ``adaptor_plain`` with ``remap_labels=True`` (a label permutation is
@@ -31,7 +32,9 @@ Contenders, all on the same ``StandardScaler() | TPSGDClassifier`` network:
 - on Elec2 also river's ``forest.ARFClassifier`` and ``tree.HoeffdingAdaptiveTreeClassifier``.
 
 Every ``DriftAdaptiveClassifier`` contender uses ADWIN with ``refine_cut=True`` (the cut moved
-to the change point of the error after ADWIN's cut).
+to the change point of the error after ADWIN's cut). The networks update every 32 samples on
+the image streams and after every sample on Elec2 (``batch_size=1``: its regime changes within
+tens of samples; ``--batch-size`` sets one size for all streams).
 
 Reported per stream and contender (mean over seeds): accuracy over the 500 and 2,000 samples
 after each shift, recovery time (samples until the 200-sample accuracy regains 95 % of its
@@ -149,9 +152,19 @@ def make_streams(args, seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------- contenders
-def make_model(name: str, hidden: tuple, seed: int, passes: int = 3, min_samples: int = 100):
-    def net(rule="tpsgd_ce"):
-        return TPSGDClassifier(hidden_layer_sizes=hidden, rule=rule, lr=1e-2, seed=seed)
+def make_model(
+    name: str,
+    hidden: tuple,
+    seed: int,
+    passes: int = 3,
+    min_samples: int = 100,
+    batch_size: int = 32,
+    rule: str = "tpsgd_head",
+):
+    def net(rule=rule):
+        return TPSGDClassifier(
+            hidden_layer_sizes=hidden, rule=rule, lr=1e-2, batch_size=batch_size, seed=seed
+        )
 
     depth = len(hidden) + 1
     adaptive = dict(
@@ -279,16 +292,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
     parser.add_argument("--passes", type=int, default=3, help="re-training passes")
     parser.add_argument("--min-samples", type=int, default=100, help="new samples to wait for")
+    parser.add_argument("--rule", default="tpsgd_head", help="hidden layers (not adaptor_bp)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="of every stream (default: 32; Elec2 1)"
+    )
     parser.add_argument("--out", default=str(RESULTS / "drift_recovery.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     hidden = {"digits": (64, 64), "swap": (64, 64), "mnist": (128, 128)}
     hidden |= {"elec2": (64, 64), "elec2_window": (64, 64)}
+    batch = {name: 1 if name.startswith("elec2") else 32 for name in hidden}
+    if args.batch_size is not None:
+        batch = dict.fromkeys(hidden, args.batch_size)
     results = {
         "command": "python benchmarks/drift_recovery.py " + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "seeds": args.seeds,
+        "rule": args.rule,
         "streams": {},
     }
     for seed in args.seeds:
@@ -302,6 +323,7 @@ def main(argv=None) -> dict:
                     "shifts": shifts,
                     "kinds": [s.kind for s in stream.shifts],
                     "hidden": hidden[name],
+                    "batch_size": batch[name],
                     "runs": {},
                 },
             )
@@ -314,7 +336,12 @@ def main(argv=None) -> dict:
                 contenders += ["arf", "hat"]
             curves, marks = {}, {}
             for contender in contenders:
-                options = dict(passes=args.passes, min_samples=args.min_samples)
+                options = dict(
+                    passes=args.passes,
+                    min_samples=args.min_samples,
+                    batch_size=batch[name],
+                    rule=args.rule,
+                )
                 run = run_one(samples, contender, hidden[name], seed, **options)
                 summary = summarise(run, shifts)
                 entry["runs"].setdefault(contender, []).append(summary)

@@ -50,7 +50,8 @@ CNN_RULES = ("bp", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls", "t
 DEPTHS = (2, 4, 8)
 MEMORY_RULES = ("bp", "tpsgd_ce_ls", "forward_grad", "bitflip")
 EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
-PARTS = ("mlp", "cnn", "memory", "speed", "edge")
+SPEED_DEPTH_RULES = ("bp", "drtp", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
+PARTS = ("mlp", "cnn", "memory", "speed", "depth_speed", "edge")
 # Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.
 SETTINGS: dict[str, dict] = {}
 PAPER = {
@@ -95,16 +96,58 @@ def accuracy_table(arch, rules, seeds, epochs, data, bar) -> dict:
     return rows
 
 
-def step_times(arch: str, rules, data, *, reps: int = 400, warmup: int = 300) -> dict:
+class TorchBackprop:
+    """The step a user writes by hand: ``nn.Sequential`` MLP, autograd and ``torch.optim.Adam``.
+
+    The same widths, leaky ReLU slope, initial weights and lr as ``build("mlp", "bp")``, so its
+    time is that of the engine's ``bp`` net trained the usual PyTorch way.
+    """
+
+    def __init__(self, depth: int) -> None:
+        net = build("mlp", "bp", seed=0, depth=depth)
+        modules: list[torch.nn.Module] = []
+        for layer in net.layers:
+            linear = torch.nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                linear.weight.copy_(layer.weight)
+                linear.bias.copy_(layer.bias)
+            modules += [linear, torch.nn.LeakyReLU(0.1)]
+        self.model = torch.nn.Sequential(*modules[:-1])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(self.model(x), y.argmax(1))
+        loss.backward()
+        self.optimizer.step()
+
+
+def step_times(
+    arch: str, rules, data, *, reps: int = 400, warmup: int = 300, depth: int = 2
+) -> dict:
     """Median ms per ``train_step`` in training: after ``warmup`` steps on MNIST, ``reps`` more
     consecutive minibatches are timed, the rules in turn (interleaved) on the same batches, in
     the listed order on even steps and the reverse order on odd ones (no rule always runs
-    right after the same other one).
+    right after the same other one). ``"torch_bp"`` is :class:`TorchBackprop` (MLP only).
 
     Timing trained networks matters for gated rules, which skip the samples they have learned.
+    Subnormal floats are flushed to 0 while timing (``torch.set_flush_denormal``): some rules'
+    products otherwise ran 2x slower on subnormal activations (DRTP at depth 8), which times
+    the processor's slow path rather than the rule's arithmetic.
     """
+    torch.set_flush_denormal(True)
+    try:
+        return _step_times(arch, rules, data, reps=reps, warmup=warmup, depth=depth)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _step_times(arch: str, rules, data, *, reps: int, warmup: int, depth: int) -> dict:
     X_train, y_train = shaped(arch, data[0]), data[1]
-    nets = {rule: build(arch, rule, seed=0) for rule in rules}
+    nets = {
+        rule: TorchBackprop(depth) if rule == "torch_bp" else build(arch, rule, seed=0, depth=depth)
+        for rule in rules
+    }
     times: dict[str, list[float]] = {rule: [] for rule in rules}
     for step in range(warmup + reps):
         start_row = step * BATCH % (len(X_train) - BATCH)
@@ -204,6 +247,13 @@ def print_report(result: dict) -> None:
             print(
                 f"{rule:12s} {acc:>16s} {row['seconds_per_epoch']:8.1f} {row['ms_per_step']:8.2f}"
             )
+    by_depth = result.get("depth_step_time", {})
+    if by_depth:
+        print("\nMLP step time / the engine's bp step, hidden layers of 256 (median)")
+        print(f"{'rule':12s} " + " ".join(f"{depth + ' layers':>10s}" for depth in by_depth))
+        for rule in next(iter(by_depth.values())):
+            ratios = [rows[rule]["ratio_to_bp"] for rows in by_depth.values()]
+            print(f"{rule:12s} " + " ".join(f"{ratio:10.2f}" for ratio in ratios))
     if "memory" not in result:
         return
     print("\nMemory of one MLP training step (hidden layers of 256, batch 128)")
@@ -231,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
-        help="comma-separated subset of mlp,cnn,memory,speed; the others are kept from --out",
+        help="comma-separated subset of " + ",".join(PARTS) + "; the others are kept from --out",
     )
     parser.add_argument(
         "--rules",
@@ -299,6 +349,12 @@ def main(argv: list[str] | None = None) -> dict:
         produced["step_time"] = {
             "mlp": step_times("mlp", MLP_RULES, data, reps=reps),
             "cnn": step_times("cnn", CNN_RULES, data, reps=max(reps // 4, 5), warmup=100),
+        }
+    if "depth_speed" in parts:
+        reps = 20 if args.quick else 200
+        rules = (*SPEED_DEPTH_RULES, "torch_bp")
+        produced["depth_step_time"] = {
+            str(depth): step_times("mlp", rules, data, reps=reps, depth=depth) for depth in DEPTHS
         }
     # a run of some parts keeps the other parts already in --out (read now, not at the start,
     # so that runs of different parts side by side all land in the file)

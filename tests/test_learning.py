@@ -96,3 +96,25 @@ def test_layer_adam_matches_the_single_tensor_reference_across_groups():
         reference.step()
     for p, q in zip(ours, theirs):
         torch.testing.assert_close(p, q)
+
+
+def test_layer_adam_flushes_subnormal_moments_of_weights_that_stop_learning():
+    """A weight whose gradient becomes 0 for good (a feature that is always 0) has its first
+    moment decay by 0.9 a step into subnormal floats, which slowed the fused kernel 7x; they are
+    flushed to 0 every 64 steps, and the weights stay those of torch's Adam to float tolerance."""
+    ours, theirs = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    fast = LayerAdam([ours], lr=0.01)
+    reference = torch.optim.Adam([theirs], lr=0.01, fused=True)
+    tiny = torch.finfo(torch.float32).tiny
+    for step in range(1000):
+        grad = torch.tensor([1.0, 1e-3, 0.5]) if step == 0 else torch.tensor([0.0, 0.0, 0.5])
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        assert fast.fast_step()
+        reference.step()
+    for key in ("exp_avg", "exp_avg_sq"):
+        ref = reference.state[theirs][key]
+        assert ((ref != 0) & (ref.abs() < tiny)).any() or key == "exp_avg_sq"  # torch keeps them
+        state = fast.state[ours][key]
+        assert not ((state != 0) & (state.abs() < tiny)).any(), key
+    assert fast.state[ours]["exp_avg"][:2].eq(0).all()
+    torch.testing.assert_close(ours, theirs)

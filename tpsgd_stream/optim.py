@@ -7,10 +7,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["OPTIMIZERS", "LayerAdam", "make_optimizer", "pad_optimizer_state"]
+__all__ = ["OPTIMIZERS", "LayerAdam", "flush_subnormal", "make_optimizer", "pad_optimizer_state"]
 
 OPTIMIZERS = ("adam", "sgd")
 _ONE = torch.tensor(1.0)  # the step increment of CPU step counters
+_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
+_FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
 
 
 class LayerAdam(torch.optim.Adam):
@@ -23,6 +25,13 @@ class LayerAdam(torch.optim.Adam):
     ``torch.optim.Adam(fused=True)``; it falls back to the parent's ``step`` where the kernel is
     missing or a feature it does not handle (AMSGrad, weight decay, a closure) is asked for.
 
+    Every 64 steps, moments below the smallest normal float32 (~1.2e-38) are set to 0, as a
+    processor's flush-to-zero mode would: the first moment of a weight whose gradient stays 0
+    (the weights of a feature that is always 0, e.g. a blank pixel after scaling) decays by
+    0.9 a step into subnormal floats within ~800 steps, and the fused kernel ran 7x slower on
+    such state (74 against 11 microseconds a step for a 64-128-10 layer's tensors). The moments
+    flushed are at most 1e-38, so the weights move by at most lr * 1e-30 less.
+
     Examples
     --------
     >>> p = torch.nn.Parameter(torch.ones(3)); q = torch.nn.Parameter(torch.ones(3))
@@ -33,6 +42,8 @@ class LayerAdam(torch.optim.Adam):
     >>> torch.equal(p, q)
     True
     """
+
+    _fast_steps = 0  # (a class default: pickles made before the counter load as well)
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-3):
         super().__init__(params, lr=lr, fused=True)
@@ -86,6 +97,9 @@ class LayerAdam(torch.optim.Adam):
                 eps=eps,
                 maximize=False,
             )
+            if self._fast_steps % _FLUSH_EVERY == _FLUSH_EVERY - 1:
+                flush_subnormal([*avgs, *avg_sqs])
+        self._fast_steps += 1
         return True
 
     def _gather(self, group: dict, into: tuple[list, ...]) -> None:
@@ -104,6 +118,20 @@ class LayerAdam(torch.optim.Adam):
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
+
+
+def flush_subnormal(tensors: list[torch.Tensor]) -> None:
+    """Set the entries of float32 ``tensors`` smaller in magnitude than the smallest normal
+    float32 to 0, in place.
+
+    Examples
+    --------
+    >>> t = torch.tensor([1e-39, -1e-40, 1e-30, 0.5])
+    >>> flush_subnormal([t]); t
+    tensor([0.0000e+00, 0.0000e+00, 1.0000e-30, 5.0000e-01])
+    """
+    for tensor in tensors:
+        tensor.masked_fill_(tensor.abs() < _TINY, 0.0)
 
 
 def make_optimizer(

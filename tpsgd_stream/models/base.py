@@ -33,12 +33,24 @@ from ._inputs import NON_FINITE, check_frame, parse_values
 __all__ = ["TPSGDEstimator"]
 
 
+# In-place activations of the numpy forward pass (which owns every array it applies them to).
 def _leaky_relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, act_module.LEAKY_SLOPE * z)
+    return np.maximum(z, act_module.LEAKY_SLOPE * z, out=z)
+
+
+def _relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0, out=z)
+
+
+def _tanh(z: np.ndarray) -> np.ndarray:
+    return np.tanh(z, out=z)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -z))
+    np.negative(z, out=z)
+    np.logaddexp(0.0, z, out=z)
+    np.negative(z, out=z)
+    return np.exp(z, out=z)
 
 
 _CACHE_SIZE = 1024  # entries of each key-tuple -> columns cache
@@ -51,8 +63,8 @@ def _name_key(name) -> tuple[str, str]:
 
 NUMPY_ACTIVATIONS = {
     "leaky_relu": _leaky_relu,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
+    "relu": _relu,
+    "tanh": _tanh,
     "sigmoid": _sigmoid,
     "identity": None,
 }
@@ -306,9 +318,10 @@ class TPSGDEstimator(base.Estimator):
     def _forward(self, rows: np.ndarray) -> np.ndarray:
         """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``)."""
         for weight, bias, act in self._numpy_weights():
-            rows = rows @ weight + bias
+            rows = rows @ weight  # a new array: the bias and activation then work in place
+            rows += bias
             if act is not None:
-                rows = act(rows)
+                act(rows)
         return rows
 
     def _row(self, x: dict) -> np.ndarray:
