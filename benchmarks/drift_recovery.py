@@ -168,9 +168,14 @@ def make_model(
 
     depth = len(hidden) + 1
     adaptive = dict(
-        detector=ADWIN(), passes=passes, min_samples=min_samples, refine_cut=True, seed=seed
+        detector=ADWIN(),
+        passes=passes,
+        min_samples=min_samples,
+        refine_cut=True,
+        remap_labels=False,
+        seed=seed,
     )
-    ours = dict(remap_labels=True, refits=3, **adaptive)
+    ours = adaptive | dict(remap_labels=True, refits=3)
     return {
         "none": lambda: net(),
         "river_retrain": lambda: drift.DriftRetrainingClassifier(net(), drift_detector=DDM()),

@@ -26,7 +26,10 @@ def _run(model, shifts, n=N):
 @pytest.mark.parametrize("detector", [None, DDM()], ids=["ADWIN", "DDM"])
 def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), detector=detector, seed=0
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+        detector=detector,
+        seed=0,
+        remap_labels=False,
     )
     snapshots = []
     original = DriftAdaptiveClassifier._adapt
@@ -71,7 +74,9 @@ def test_replay_window_never_exceeds_its_bound():
 
 
 def test_costs_are_reported_and_below_a_full_retraining():
-    model = DriftAdaptiveClassifier(TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), seed=0)
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), seed=0, remap_labels=False
+    )
     _run(model, [Shift("label_swap", SHIFT)])
     event = next(e for e in model.drift_events if e.action == "adapt")
     assert event.seconds > 0 and event.parameters == 32 * 10 + 10
@@ -114,7 +119,10 @@ def test_river_checks(check):
 
 def test_freeze_encoder_keeps_the_encoder_fixed_after_the_first_adaptation():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(16,), seed=0), freeze_encoder=True, seed=0
+        TPSGDClassifier(hidden_layer_sizes=(16,), seed=0),
+        freeze_encoder=True,
+        seed=0,
+        remap_labels=False,
     )
     pipeline = preprocessing.StandardScaler() | model
     stream = list(digits_shift_stream([Shift("label_swap", 800)], n_samples=1600, seed=0))
@@ -194,7 +202,10 @@ def test_a_swapped_in_hidden_layer_brings_its_learned_head(monkeypatch):
 
 def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), detector=DDM(), background=True
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+        detector=DDM(),
+        background=True,
+        remap_labels=False,
     )
     _run(model, [Shift("label_swap", SHIFT)])
     assert [e.action for e in model.drift_events][0] == "adapt"
@@ -202,7 +213,10 @@ def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
 
 def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), signal="loss", seed=0
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+        signal="loss",
+        seed=0,
+        remap_labels=False,
     )
     correct = _run(model, [Shift("label_swap", SHIFT)])
     signals = np.array([s for *_, s in model._replay])
@@ -215,7 +229,10 @@ def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
 
 def test_the_race_keeps_the_best_depth_and_reports_every_candidate():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(32, 32), seed=0), adaptor_layers="race", seed=0
+        TPSGDClassifier(hidden_layer_sizes=(32, 32), seed=0),
+        adaptor_layers="race",
+        seed=0,
+        remap_labels=False,
     )
     _run(model, [Shift("label_swap", SHIFT)])
     event = next(e for e in model.drift_events if e.action == "adapt")
@@ -293,22 +310,47 @@ def test_a_planted_label_permutation_is_remapped_without_touching_the_weights(mo
 
 
 @pytest.mark.parametrize("shifts", [[], [Shift("rotate", SHIFT)]], ids=["stationary", "rotate"])
-def test_remapping_leaves_streams_without_a_label_permutation_as_they_were(shifts):
-    runs = {}
+def test_remapping_never_remaps_without_a_label_permutation_and_re_trains_from_the_cut(shifts):
+    """Without a permutation, ``remap_labels`` only waits for ``min_samples`` after the change
+    point before judging; the adaptor is then re-trained from the detector's own cut."""
+    events = {}
     for remap in (False, True):
         model = DriftAdaptiveClassifier(
             TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), remap_labels=remap, seed=0
         )
-        runs[remap] = (_run(model, shifts), [(e.index, e.action) for e in model.drift_events])
-    assert np.array_equal(runs[False][0], runs[True][0]) and runs[False][1] == runs[True][1]
-    assert all(action != "remap" for _, action in runs[True][1])
+        _run(model, shifts)
+        events[remap] = [e for e in model.drift_events if e.action not in ("ignored", "pending")]
+    assert all(e.action != "remap" for e in events[True])
+    if not shifts:
+        assert events[False] == events[True] == []
+        return
+    plain, remap = events[False][0], events[True][0]
+    assert plain.action == remap.action == "adapt"
+    assert (remap.index, remap.cut) == (plain.index, plain.cut)  # ADWIN's cut, not the change
+    assert remap.change_point is not None and plain.change_point is None
+    assert remap.n_samples >= plain.n_samples >= model.min_samples
+
+
+def test_by_default_a_label_swap_is_remapped_after_the_change_point():
+    model = DriftAdaptiveClassifier(TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), seed=0)
+    correct = _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
+    repairs = [e for e in model.drift_events if e.action not in ("ignored", "pending")]
+    assert [e.action for e in repairs] == ["remap"]
+    event = repairs[0]
+    assert event.permutation == PLANTED and abs(event.change_point - SHIFT) <= 5
+    assert event.cut < event.change_point  # ADWIN's cut, left where it was
+    remapped_at = event.change_point + model.min_samples  # it waited for min_samples after it
+    assert correct[remapped_at : remapped_at + 500].mean() > 0.85
 
 
 def test_the_refined_cut_lands_on_the_shift():
     cuts = {}
     for refine in (False, True):
         model = DriftAdaptiveClassifier(
-            TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), refine_cut=refine, seed=0
+            TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+            refine_cut=refine,
+            seed=0,
+            remap_labels=False,
         )
         _run(model, [Shift("label_swap", SHIFT)])
         cuts[refine] = next(e.cut for e in model.drift_events if e.action == "adapt")
@@ -317,7 +359,11 @@ def test_the_refined_cut_lands_on_the_shift():
 
 def test_refits_follow_the_doubling_schedule_with_fewer_passes():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), refine_cut=True, refits=2, seed=0
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+        refine_cut=True,
+        refits=2,
+        seed=0,
+        remap_labels=False,
     )
     _run(model, [Shift("label_swap", SHIFT)])
     events = [e for e in model.drift_events if e.action in ("adapt", "refit")]
@@ -348,7 +394,7 @@ def test_repairs_clear_the_optimizer_state_through_the_network_hook(monkeypatch)
     _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
     assert calls == [None]  # the remap clears every layer's moments
     calls.clear()
-    model = DriftAdaptiveClassifier(TPSGDClassifier(**net), seed=0)
+    model = DriftAdaptiveClassifier(TPSGDClassifier(**net), seed=0, remap_labels=False)
     _run(model, [Shift("label_swap", SHIFT)])
     adapted = [e for e in model.drift_events if e.action == "adapt"]
     assert adapted and calls == [[1]] * len(adapted)  # a re-training: the output layer's only

@@ -44,6 +44,7 @@ class DemoResult:
     seconds: float
     segments: list[float] = field(default_factory=list)
     adaptations: list[int] = field(default_factory=list)
+    actions: list[tuple[int, str]] = field(default_factory=list)  # (index, "adapt" or "remap")
 
     @property
     def accuracy(self) -> float:
@@ -100,7 +101,8 @@ def run_demo(
         result = prequential(name, pipeline, records, progress=progress)
         result.segments = [float(result.correct[a:b].mean()) for a, b in zip(bounds, bounds[1:])]
         events = getattr(model, "drift_events", [])
-        result.adaptations = [e.index for e in events if e.action == "adapt"]
+        result.actions = [(e.index, e.action) for e in events if e.action in ("adapt", "remap")]
+        result.adaptations = [index for index, _ in result.actions]
         results.append(result)
     if plot:
         plot_stream_accuracy(
@@ -129,6 +131,7 @@ def _print_table(results: list[DemoResult], stream, plot) -> None:
             f"{r.name} vs {bp.name}: accuracy {r.accuracy / bp.accuracy:.3f}x, "
             f"speed {r.samples_per_second / bp.samples_per_second:.2f}x"
         )
-    print(f"adaptor re-trained at samples {adaptive.adaptations} (triangles on the plot)")
+    repairs = ", ".join(f"{i} ({action})" for i, action in adaptive.actions) or "none"
+    print(f"adaptor repaired at samples {repairs} (triangles on the plot)")
     if plot:
         print(f"plot: {plot}")

@@ -154,7 +154,9 @@ def run_file(
         "batch_size": batch_size,
         "detector": detector,
         "adaptations": [
-            e.index for e in getattr(learner, "drift_events", []) if e.action in ("adapt", "swap")
+            e.index
+            for e in getattr(learner, "drift_events", [])
+            if e.action in ("adapt", "swap", "remap")
         ],
         "n_samples": len(X),
         "metric": type(metric).__name__,

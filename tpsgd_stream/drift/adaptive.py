@@ -22,10 +22,13 @@ labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
 
 - ``refine_cut``: ADWIN keeps whole buckets, so its cut often lies a hundred samples or more
   before the shift; the change point of the replayed signal after it (CUSUM) is used instead.
-- ``remap_labels``: when a permutation of the old model's predictions explains the labels
-  after the cut (a label swap), the classes are remapped onto the output and projection rows
-  their inputs trained (:mod:`~tpsgd_stream.drift.relabel`): no weight changes, no
-  re-training, and the hidden layers' targets stay consistent with what they learned.
+- ``remap_labels`` (on by default): when a permutation of the old model's predictions
+  explains the labels after the change point (a label swap), the classes are remapped onto
+  the output and projection rows their inputs trained (:mod:`~tpsgd_stream.drift.relabel`):
+  no weight changes, no re-training, and the hidden layers' targets stay consistent with what
+  they learned. The permutation is looked for on the samples after the change point of the
+  replayed signal (as ``refine_cut`` finds it), where the old regime no longer mixes in;
+  when none is found, the adaptor is re-trained from the detector's own cut.
 - ``refits``: after a re-training, the adaptor is re-trained again on all samples since the
   cut each time their number doubles (2, 4, ... times the first), with the passes scaled so
   that each costs about what the first did: the encoder goes on learning, and the readout
@@ -70,6 +73,8 @@ class DriftEvent:
     parameters re-trained, multiply-adds spent, and the multiply-adds a full re-training of
     the network on the same samples would have cost. ``adaptor_layers`` is the depth used and
     ``race`` the held-out accuracy of each candidate depth (``adaptor_layers="race"``).
+    ``change_point`` is where the replayed signal after ``cut`` rises (set with
+    ``remap_labels`` or ``refine_cut``): the permutation is looked for after it.
 
     Examples
     --------
@@ -90,6 +95,12 @@ class DriftEvent:
     adaptor_layers: int = 0
     race: dict = field(default_factory=dict)
     permutation: dict = field(default_factory=dict)
+    change_point: int | None = None
+
+    @property
+    def new_regime(self) -> int:
+        """The first index of the samples a remap is judged on (and re-training waits for)."""
+        return self.cut if self.change_point is None else max(self.cut, self.change_point)
 
 
 class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
@@ -138,14 +149,16 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         ``f0, f1, ...``). It is put in ``eval()`` mode and never trained.
     remap_labels
         Before re-training, look for a permutation of the labels (Hungarian assignment on the
-        old predictions against the labels after the cut); when it explains at least
+        old predictions against the labels of the ``min_samples`` or more samples after the
+        change point of the replayed signal); when it explains at least
         ``remap_agreement`` of those samples and 10 points more than no permutation, remap
         the classes instead of re-training (action ``"remap"``), clear the optimizers'
         moments (they point towards the old units) and restart the detector.
     remap_agreement
         The fraction of the samples after the cut a permutation must explain, in (0, 1].
     refine_cut
-        Move the detector's cut to the change point of the replayed signal after it.
+        Re-train from the change point of the replayed signal after the detector's cut, not
+        from the cut itself.
     refits
         Re-trainings scheduled after each adaptation, when the samples since the cut reach
         2, 4, ... times those of the adaptation (within ``window``), each with
@@ -155,13 +168,13 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     Notes
     -----
-    ``remap_labels``, ``refine_cut`` and ``refits`` are off by default (``BENCHMARKS.md``,
-    "Drift recovery", quick streams): ``remap_labels`` with ``refine_cut`` gained 15-29
-    points over the 500 samples after each label swap, but the refined cut alone cost 2-3
-    points of whole-stream accuracy on Elec2 (no permutation there) and 4-5 points over the
-    500 samples after a rotation; ``remap_labels`` alone finds a permutation late or not at
-    all (ADWIN's cut mixes the regimes); ``refits=3`` added 0-4 points for 2-8 times the
-    re-training MACs.
+    ``remap_labels`` is on and ``refine_cut`` and ``refits`` are off by default
+    (``BENCHMARKS.md``, "Drift recovery", quick streams): looking for a permutation after the
+    change point gained 15-29 points over the 500 samples after each label swap and stayed
+    within 0.6 points of no remapping after rotations and on Elec2; re-training from the
+    change point (``refine_cut``) cost 2-3 points of whole-stream accuracy on Elec2 and 4-5
+    points over the 500 samples after a rotation; ``refits=3`` added 0-4 points for 2-8
+    times the re-training MACs.
 
     Examples
     --------
@@ -174,20 +187,20 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     >>> for x, y in stream:
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
-    >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
-    [(1535, 1456, 100)]
+    >>> [(e.action, e.change_point, len(e.permutation)) for e in model.drift_events
+    ...  if e.action == "remap"]
+    [('remap', 1500, 10)]
 
-    The same swap recognised as a permutation of the labels (its cut refined to the shift):
+    The swap recognised as a permutation of the labels after the change point: no weight
+    changed. Without remapping, the output layer is re-trained from ADWIN's cut instead:
 
-    >>> model = DriftAdaptiveClassifier(
-    ...     TPSGDClassifier(seed=0), remap_labels=True, refine_cut=True, seed=0
-    ... )
+    >>> model = DriftAdaptiveClassifier(TPSGDClassifier(seed=0), remap_labels=False, seed=0)
     >>> pipeline = preprocessing.StandardScaler() | model
     >>> for x, y in stream:
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
-    >>> [(e.action, e.cut, len(e.permutation)) for e in model.drift_events if e.action == "remap"]
-    [('remap', 1500, 10)]
+    >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
+    [(1535, 1456, 100)]
     """
 
     def __init__(
@@ -204,7 +217,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         signal: str = "error",
         race_depths: int = 3,
         encoder: torch.nn.Module | None = None,
-        remap_labels: bool = False,
+        remap_labels: bool = True,
         remap_agreement: float = 0.5,
         refine_cut: bool = False,
         refits: int = 0,
@@ -318,7 +331,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         if detector.drift_detected:
             self._on_drift(index)
         pending = self._pending
-        if pending is not None and self._n - pending.cut >= self.min_samples:
+        if pending is not None and self._n - pending.new_regime >= self.min_samples:
             self._adapt(pending)
         elif self._refit is not None and self._n - self._refit[0] >= self._refit[1]:
             cut, due, left, first = self._refit
@@ -350,8 +363,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             event.action = "ignored"  # the signal fell: nothing to repair
             self._background = None
             return
-        if self.refine_cut:
-            event.cut = self._change_point(cut)
+        if self.refine_cut or self.remap_labels:
+            event.change_point = self._change_point(cut)
+            if self.refine_cut:
+                event.cut = event.change_point
         self._refit = None  # the refits of the older regime are moot
         if self._background_ready:
             self._swap(event)
@@ -476,7 +491,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     def _remap(self, event: DriftEvent) -> bool:
         """Remap the classes when a permutation of the old predictions explains the labels
         after the cut; returns whether it did."""
-        after = [(p, y) for i, _, y, p, _ in self._replay if i >= event.cut]
+        after = [(p, y) for i, _, y, p, _ in self._replay if i >= event.new_regime]
         mapping, agreement, identity = estimate_permutation(*zip(*after), self.model._classes)
         if not mapping or agreement < self.remap_agreement or agreement - identity < _MIN_GAIN:
             return False
