@@ -155,7 +155,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         the classes instead of re-training (action ``"remap"``), clear the optimizers'
         moments (they point towards the old units) and restart the detector.
     remap_agreement
-        The fraction of the samples after the cut a permutation must explain, in (0, 1].
+        The fraction of the samples after the change point a permutation must explain, in
+        (0, 1].
     refine_cut
         Re-train from the change point of the replayed signal after the detector's cut, not
         from the cut itself.
@@ -490,7 +491,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     def _remap(self, event: DriftEvent) -> bool:
         """Remap the classes when a permutation of the old predictions explains the labels
-        after the cut; returns whether it did."""
+        after the change point; returns whether it did."""
         after = [(p, y) for i, _, y, p, _ in self._replay if i >= event.new_regime]
         mapping, agreement, identity = estimate_permutation(*zip(*after), self.model._classes)
         if not mapping or agreement < self.remap_agreement or agreement - identity < _MIN_GAIN:
