@@ -43,7 +43,6 @@ class DemoResult:
     correct: np.ndarray
     seconds: float
     segments: list[float] = field(default_factory=list)
-    adaptations: list[int] = field(default_factory=list)
     actions: list[tuple[int, str]] = field(default_factory=list)  # (index, "adapt" or "remap")
 
     @property
@@ -102,14 +101,13 @@ def run_demo(
         result.segments = [float(result.correct[a:b].mean()) for a, b in zip(bounds, bounds[1:])]
         events = getattr(model, "drift_events", [])
         result.actions = [(e.index, e.action) for e in events if e.action in ("adapt", "remap")]
-        result.adaptations = [index for index, _ in result.actions]
         results.append(result)
     if plot:
         plot_stream_accuracy(
             {r.name: r.correct for r in results},
             plot,
             shifts=bounds[1:-1],
-            detections={r.name: r.adaptations for r in results},
+            detections={r.name: [index for index, _ in r.actions] for r in results},
             title=f"Prequential accuracy on scikit-learn digits ({n_samples} samples)",
         )
     if not quiet:
