@@ -126,27 +126,20 @@ def make_frames(data) -> list[tuple[pd.DataFrame, pd.Series]]:
     ]
 
 
-def prescale(frames):
-    """Frames as the pipeline's StandardScaler sees them: predict with the old statistics,
-    learn with the updated ones (two frames per minibatch)."""
+def prescale(samples, *, many: bool) -> list[tuple]:
+    """Inputs as the pipeline's StandardScaler hands them on: scaled with the old statistics
+    for prediction, with the updated ones for learning, as ``(before, after, y)``. ``many``:
+    ``samples`` are 32-row ``(frame, labels)`` minibatches, else ``(dict, label)`` pairs."""
     scaler = preprocessing.StandardScaler()
+    if many:
+        transform, learn = scaler.transform_many, scaler.learn_many
+    else:
+        transform, learn = scaler.transform_one, scaler.learn_one
     out = []
-    for X, y in frames:
-        before = scaler.transform_many(X)
-        scaler.learn_many(X)
-        out.append((before, scaler.transform_many(X), y))
-    return out
-
-
-def prescale_dicts(data) -> list[tuple[dict, dict, object]]:
-    """Dicts as the pipeline's StandardScaler hands them on, one sample at a time: scaled
-    with the old statistics for ``predict_one``, with the updated ones for ``learn_one``."""
-    scaler = preprocessing.StandardScaler()
-    out = []
-    for x, y in data:
-        before = scaler.transform_one(x)
-        scaler.learn_one(x)
-        out.append((before, scaler.transform_one(x), y))
+    for x, y in samples:
+        before = transform(x)
+        learn(x)
+        out.append((before, transform(x), y))
     return out
 
 
@@ -210,8 +203,8 @@ def contenders(name: str, data, deep_mlp: type | None = None):
     """(label, path, run(seed) -> (correct, seconds)) for one stream; ``deep_mlp``:
     deep-river's ``MultiLayerPerceptron`` class, or ``None`` to leave it out."""
     frames = make_frames(data)
-    scaled = prescale(frames)
-    scaled_dicts = prescale_dicts(data)
+    scaled = prescale(frames, many=True)
+    scaled_dicts = prescale(data, many=False)
     binary = len({y for _, y in data}) == 2
     river_name = "river LogisticRegression" if binary else "river SoftmaxRegression"
     river_cls = linear_model.LogisticRegression if binary else linear_model.SoftmaxRegression
