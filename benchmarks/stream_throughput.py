@@ -22,6 +22,9 @@ stream. Contenders, each behind an online standardisation:
   sample: its design), on the ``learn_one`` path behind ``StandardScaler``; only when
   ``deep_river`` is importable (it is not a dependency of this project: install it with
   ``pip install --no-deps --target DIR deep-river==0.3.4`` and put ``DIR`` on ``PYTHONPATH``).
+- The pipeline's floor: river's ``StandardScaler`` in front of a classifier that learns
+  nothing (``learn_one`` path), and deep-river's MLP alone on the pre-scaled dicts ("model
+  only"), so that the estimators' ratios can be read without the scaler's share.
 - A plain PyTorch loop: the same MLP trained by backprop with Adam on minibatches of 32, on
   tensors prepared beforehand, with a hand-written online standardisation (the ceiling: no
   dicts, no DataFrames, the classes known in advance).
@@ -50,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from river import datasets, linear_model, preprocessing
+from river import base, datasets, linear_model, preprocessing
 from sklearn.datasets import load_digits
 
 from tpsgd_stream.models import TPSGDClassifier
@@ -98,6 +101,24 @@ def deep_river_mlp() -> type | None:
 
 
 # ------------------------------------------------------------------------------ contenders
+class NoOpClassifier(base.Classifier):
+    """Learns nothing and predicts the first label it saw: behind the ``StandardScaler`` it
+    times the pipeline alone, the floor under every ``learn_one`` contender."""
+
+    def __init__(self):
+        self.label = None
+
+    def learn_one(self, x, y):
+        if self.label is None:
+            self.label = y
+
+    def predict_proba_one(self, x):
+        return {} if self.label is None else {self.label: 1.0}
+
+    def predict_one(self, x):
+        return self.label
+
+
 def run_learn_one(model, data) -> tuple[int, float]:
     correct = 0
     start = time.perf_counter()
@@ -228,6 +249,11 @@ def contenders(name: str, data, deep_mlp: type | None = None):
             lambda s, r=rule: run_one_model_only(tpsgd(r, s), scaled_dicts),
         )
     yield river_name, "learn_one", lambda s: run_learn_one(piped(river_cls()), data)
+    yield (
+        "StandardScaler alone (no-op model)",
+        "learn_one",
+        lambda s: run_learn_one(piped(NoOpClassifier()), data),
+    )
     if deep_mlp is not None:
         n_features = len({k for x, _ in data for k in x})
         n_classes = len({y for _, y in data})
@@ -247,6 +273,11 @@ def contenders(name: str, data, deep_mlp: type | None = None):
             "deep-river MultiLayerPerceptron",
             "learn_one",
             lambda s: run_learn_one(piped(deep(s)), data),
+        )
+        yield (
+            "deep-river MultiLayerPerceptron",
+            "learn_one, model only",
+            lambda s: run_one_model_only(deep(s), scaled_dicts),
         )
     for rule in (*LOCAL_RULES, "bp"):
         yield (

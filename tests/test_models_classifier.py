@@ -115,6 +115,26 @@ def test_learn_many_takes_the_same_steps_as_learn_one():
     assert np.array_equal(one._buffer, many._buffer)
 
 
+def test_several_new_labels_in_one_frame_grow_as_one_at_a_time():
+    """learn_many grows the output layer once for all the new labels of a frame: the units,
+    weights, heads and Adam moments must be those of learn_one's growth one label at a time."""
+    data = _stream(48)
+    late = [(x, label) for (x, _), label in zip(_stream(12, seed=1), ["d", "e", "d", 9] * 3)]
+    one, many = TPSGDClassifier(seed=2, batch_size=8), TPSGDClassifier(seed=2, batch_size=8)
+    for x, y in data + late:
+        one.learn_one(x, y)
+    many.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]))
+    many.learn_many(pd.DataFrame([x for x, _ in late]), pd.Series([y for _, y in late]))
+    assert one._classes == many._classes and one._classes[3:] == ["d", "e", 9]
+    assert one._n_updates == many._n_updates == 7
+    assert all(torch.equal(a, b) for a, b in zip(_weights(one), _weights(many)))
+    moments = [
+        [state["exp_avg_sq"] for state in model._net.optimizers[0].state.values()]
+        for model in (one, many)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(*moments))
+
+
 def test_many_matches_one_on_a_real_stream():
     model = TPSGDClassifier(seed=0)
     data = list(datasets.ImageSegments().take(120))

@@ -158,8 +158,20 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
             self._weights = None  # the numpy copy used for prediction lacks the new unit
         return index
 
-    def _register_many(self, labels: np.ndarray) -> np.ndarray:
-        return np.fromiter((self._register(y) for y in labels), dtype=np.int64, count=len(labels))
+    def _register_many(self, labels) -> np.ndarray:
+        """The output units of ``labels``; the new ones, in order of first appearance, grow the
+        output layer in one step (the same units and rows as one at a time, without regrowing
+        the weights, optimizer state and heads once per label)."""
+        index = self._class_index
+        new = [y for y in dict.fromkeys(labels) if y not in index]
+        if new:
+            for y in new:
+                index[y] = len(self._classes)
+                self._classes.append(y)
+            if len(self._classes) > self._net.n_outputs:
+                self._net.grow_outputs(len(self._classes) - self._net.n_outputs)
+            self._weights = None  # the numpy copy used for prediction lacks the new units
+        return np.fromiter(map(index.__getitem__, labels), np.int64, len(labels))
 
     def _task_state(self) -> dict:
         return {"classes": [encode(c) for c in self._classes]}
