@@ -119,22 +119,30 @@ class NoOpClassifier(base.Classifier):
         return self.label
 
 
-def run_learn_one(model, data) -> tuple[int, float]:
+def run_one(model, samples) -> tuple[int, float]:
+    """Prequential ``learn_one`` path over ``(x to predict, x to learn, y)`` triples: the same
+    dict twice through a pipeline, or the scaler's outputs before and after it learned x."""
     correct = 0
     start = time.perf_counter()
-    for x, y in data:
-        correct += model.predict_one(x) == y
-        model.learn_one(x, y)
+    for x_pred, x_learn, y in samples:
+        correct += model.predict_one(x_pred) == y
+        model.learn_one(x_learn, y)
     return correct, time.perf_counter() - start
 
 
-def run_learn_many(model, frames) -> tuple[int, float]:
+def run_many(model, samples) -> tuple[int, float]:
+    """As :func:`run_one`, on ``(frame, frame, labels)`` triples."""
     correct = 0
     start = time.perf_counter()
-    for X, y in frames:
-        correct += int((model.predict_many(X).to_numpy() == y.to_numpy()).sum())
-        model.learn_many(X, y)
+    for X_pred, X_learn, y in samples:
+        correct += int((model.predict_many(X_pred).to_numpy() == y.to_numpy()).sum())
+        model.learn_many(X_learn, y)
     return correct, time.perf_counter() - start
+
+
+def twice(samples) -> list[tuple]:
+    """``(x, y)`` pairs as ``(x, x, y)`` triples, for a pipeline that scales x itself."""
+    return [(x, x, y) for x, y in samples]
 
 
 def make_frames(data) -> list[tuple[pd.DataFrame, pd.Series]]:
@@ -162,24 +170,6 @@ def prescale(samples, *, many: bool) -> list[tuple]:
         learn(x)
         out.append((before, transform(x), y))
     return out
-
-
-def run_one_model_only(model, scaled) -> tuple[int, float]:
-    correct = 0
-    start = time.perf_counter()
-    for x_pred, x_learn, y in scaled:
-        correct += model.predict_one(x_pred) == y
-        model.learn_one(x_learn, y)
-    return correct, time.perf_counter() - start
-
-
-def run_model_only(model, scaled) -> tuple[int, float]:
-    correct = 0
-    start = time.perf_counter()
-    for X_pred, X_learn, y in scaled:
-        correct += int((model.predict_many(X_pred).to_numpy() == y.to_numpy()).sum())
-        model.learn_many(X_learn, y)
-    return correct, time.perf_counter() - start
 
 
 def run_torch_loop(data, seed: int) -> tuple[int, float]:
@@ -224,6 +214,7 @@ def contenders(name: str, data, deep_mlp: type | None = None):
     """(label, path, run(seed) -> (correct, seconds)) for one stream; ``deep_mlp``:
     deep-river's ``MultiLayerPerceptron`` class, or ``None`` to leave it out."""
     frames = make_frames(data)
+    raw, raw_frames = twice(data), twice(frames)  # through the pipeline's own scaler
     scaled = prescale(frames, many=True)
     scaled_dicts = prescale(data, many=False)
     binary = len({y for _, y in data}) == 2
@@ -240,19 +231,19 @@ def contenders(name: str, data, deep_mlp: type | None = None):
         yield (
             f"TPSGDClassifier ({rule})",
             "learn_one",
-            lambda s, r=rule: run_learn_one(piped(tpsgd(r, s)), data),
+            lambda s, r=rule: run_one(piped(tpsgd(r, s)), raw),
         )
     for rule in LOCAL_RULES:
         yield (
             f"TPSGDClassifier ({rule})",
             "learn_one, model only",
-            lambda s, r=rule: run_one_model_only(tpsgd(r, s), scaled_dicts),
+            lambda s, r=rule: run_one(tpsgd(r, s), scaled_dicts),
         )
-    yield river_name, "learn_one", lambda s: run_learn_one(piped(river_cls()), data)
+    yield river_name, "learn_one", lambda s: run_one(piped(river_cls()), raw)
     yield (
         "StandardScaler alone (no-op model)",
         "learn_one",
-        lambda s: run_learn_one(piped(NoOpClassifier()), data),
+        lambda s: run_one(piped(NoOpClassifier()), raw),
     )
     if deep_mlp is not None:
         n_features = len({k for x, _ in data for k in x})
@@ -272,30 +263,30 @@ def contenders(name: str, data, deep_mlp: type | None = None):
         yield (
             "deep-river MultiLayerPerceptron",
             "learn_one",
-            lambda s: run_learn_one(piped(deep(s)), data),
+            lambda s: run_one(piped(deep(s)), raw),
         )
         yield (
             "deep-river MultiLayerPerceptron",
             "learn_one, model only",
-            lambda s: run_one_model_only(deep(s), scaled_dicts),
+            lambda s: run_one(deep(s), scaled_dicts),
         )
     for rule in (*LOCAL_RULES, "bp"):
         yield (
             f"TPSGDClassifier ({rule})",
             "learn_many",
-            lambda s, r=rule: run_learn_many(piped(tpsgd(r, s)), frames),
+            lambda s, r=rule: run_many(piped(tpsgd(r, s)), raw_frames),
         )
     for rule in (*LOCAL_RULES, "bp"):
         yield (
             f"TPSGDClassifier ({rule})",
             "learn_many, model only",
-            lambda s, r=rule: run_model_only(tpsgd(r, s), scaled),
+            lambda s, r=rule: run_many(tpsgd(r, s), scaled),
         )
     for edge_rule in ("forward_grad", "bitflip"):  # the other on-device families (issue 8)
         yield (
             f"TPSGDClassifier ({edge_rule})",
             "learn_one",
-            lambda s, r=edge_rule: run_learn_one(piped(tpsgd(r, s)), data),
+            lambda s, r=edge_rule: run_one(piped(tpsgd(r, s)), raw),
         )
     yield "PyTorch loop (backprop, minibatch 32)", "tensors", lambda s: run_torch_loop(data, s)
 
