@@ -27,10 +27,12 @@ def _load(name: str) -> dict | None:
 
 def memory_vs_depth(result: dict) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for rule, by_depth in result["memory"].items():
+    styles = ["o-", "s--", "^:", "D-."]  # rules that hold the same bytes stay visible
+    for k, (rule, by_depth) in enumerate(result["memory"].items()):
         depths = sorted(by_depth, key=int)
         kib = [by_depth[d]["activation_bytes"] / 1024 for d in depths]
-        ax.plot([int(d) for d in depths], kib, "o-", label=rule)
+        size = 9 - 2 * (k % len(styles))
+        ax.plot([int(d) for d in depths], kib, styles[k % len(styles)], ms=size, label=rule)
     ax.set_xlabel("hidden layers of 256")
     ax.set_ylabel("activations held in a step (KiB)")
     ax.set_title("MLP training step, batch 128: memory against depth")

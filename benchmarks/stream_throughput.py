@@ -32,7 +32,9 @@ stream. Contenders, each behind an online standardisation:
 All contenders run with ``torch.set_num_threads(1)``: the tensors are tiny, and on a shared
 machine intra-op threads made single small ops up to 100x slower. Every configuration runs
 ``--repeats`` times, interleaved, with seeds 0, 1, ...: accuracy is the mean over seeds,
-samples/s the best run (other processes share the machine).
+samples/s the best and the median run, and every run's samples/s is kept in the JSON, so that a
+ratio between two contenders can be taken run by run (paired: both ran within seconds of each
+other) before its median, which the machine's slow changes of speed bias less.
 
 Run: ``python benchmarks/stream_throughput.py [--repeats 5] [--streams digits ...]``; writes
 ``benchmarks/results/stream_throughput.json``.
@@ -339,6 +341,7 @@ def main() -> None:
                     "accuracy_per_seed": [round(a, 4) for a in accs],
                     "samples_per_s": round(max(speeds)),
                     "samples_per_s_median": round(float(np.median(speeds))),
+                    "samples_per_s_runs": [round(v) for v in speeds],  # by seed, for paired ratios
                 }
             )
             print(
