@@ -1,0 +1,165 @@
+"""How far can re-training only the last layers go after a covariate shift?
+
+The drift benchmark's targets ask an adaptor (the last layers, re-trained on the new regime with
+the encoder frozen) to come within 1 point of full-network fine-tuning after a rotation, at
+most 1/5 of a full re-training's multiply-adds. This measures the ceiling of that idea on the
+drift benchmark's own nets, without a detector or a stream in the way:
+
+1. train the network (``tpsgd_head`` hidden layers, Adam lr 0.01, batch 32) for one pass on
+   the first regime of the rotated stream (``digits``: 3,000 samples, hidden (64, 64);
+   ``mnist``: 10,000 samples of MNIST 14x14, hidden (128, 128)), as the stream would;
+2. copy it, and re-train its last ``depth`` layers (1: the output layer; the deepest: the whole
+   network, i.e. fine-tuning) for 10 passes on the first ``k`` samples after the rotation,
+   from the current weights or (``reinit``) from fresh ones;
+3. test on held-out samples of the rotated regime (the last 1,500 of it).
+
+Inputs are standardised with the whole stream's mean and standard deviation (an oracle
+scaler, the best case for every variant). ``MACs vs full`` is the re-training's multiply-adds
+against fine-tuning the whole network on the same samples and passes (the encoder runs
+forward once, as ``DriftAdaptiveClassifier`` caches it).
+
+Run: ``python benchmarks/adaptor_ceiling.py [--seeds 0 1 2] [--data DIR]``; writes
+``benchmarks/results/adaptor_ceiling.json``. MNIST is skipped when its archive is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tpsgd_stream.drift import Shift, ShiftStream, digits_shift_stream
+from tpsgd_stream.network import Network
+
+sys.path.insert(0, str(Path(__file__).parent))
+from drift_recovery import mnist14  # noqa: E402  (a sibling script)
+
+PASSES = 10
+BATCH = 32
+N_TEST = 1500
+
+
+def stream_arrays(name: str, seed: int, data) -> tuple[np.ndarray, np.ndarray, int, tuple]:
+    """Inputs, labels, the rotation's position and the hidden sizes of one stream."""
+    if name == "digits":
+        n, shift, hidden = 6000, 3000, (64, 64)
+        stream = digits_shift_stream([Shift("rotate", shift)], n_samples=n, seed=seed)
+    else:
+        X, y = mnist14(data)
+        n, shift, hidden = 20000, 10000, (128, 128)
+        stream = ShiftStream(
+            X[:20000],
+            y[:20000],
+            [Shift("rotate", shift)],
+            n_samples=n,
+            image_shape=(14, 14),
+            seed=seed,
+        )
+    samples = list(stream)
+    X = np.array([list(x.values()) for x, _ in samples], dtype=np.float32)
+    y = np.array([t for _, t in samples])
+    std = X.std(0)
+    std[std < 1e-3] = 1.0  # pixels blank in every sample
+    return (X - X.mean(0)) / std, y, shift, hidden
+
+
+def retrain(net, X, T, layers, passes: int, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(passes):
+        order = torch.randperm(len(X), generator=generator)
+        for begin in range(0, len(X), BATCH):
+            chosen = order[begin : begin + BATCH]
+            net.train_step(X[chosen], T[chosen], layers=layers, start=layers[0])
+
+
+def macs_vs_full(net, depth: int) -> float:
+    """Re-training ``depth`` layers (encoder forward once) against the whole net."""
+    macs = [net.layers[i].weight.numel() for i in net.trainable_indices]
+    encoder, adaptor = sum(macs[:-depth]), sum(macs[-depth:])
+    return (encoder + 2 * PASSES * adaptor) / (2 * PASSES * sum(macs))
+
+
+def measure(name: str, seed: int, data, sizes) -> dict:
+    X, y, shift, hidden = stream_arrays(name, seed, data)
+    X, T = torch.from_numpy(X), torch.nn.functional.one_hot(torch.from_numpy(y), 10).float()
+    labels = torch.from_numpy(y)
+
+    def make():
+        return Network.mlp(X.shape[1], hidden, 10, rule="tpsgd_head", lr=1e-2, seed=seed)
+
+    net = make()
+    for begin in range(0, shift, BATCH):  # the first regime, one pass, as the stream does
+        net.train_step(X[begin : begin + BATCH], T[begin : begin + BATCH])
+    test = slice(len(X) - N_TEST, len(X))
+    out = {"before": float((net.predict(X[test]) == labels[test]).float().mean())}
+    for k in sizes:
+        fit = slice(shift, shift + k)
+        features = {}
+        for depth in range(1, len(hidden) + 2):
+            for reinit in (False, True):
+                copy = make()
+                copy.load_state_dict(net.state_dict())
+                layers = copy.trainable_indices[-depth:]
+                if reinit:
+                    for i in layers:
+                        copy.layers[i].reset_parameters(torch.Generator().manual_seed(seed + i))
+                    copy.reset_optimizer_state(layers)
+                if layers[0] not in features:  # the frozen encoder's output, computed once
+                    features[layers[0]] = copy.forward(X[fit], stop=layers[0])
+                retrain(copy, features[layers[0]], T[fit], layers, PASSES, seed)
+                accuracy = (copy.predict(X[test]) == labels[test]).float().mean()
+                out[f"k={k} depth={depth}{' reinit' if reinit else ''}"] = float(accuracy)
+    out["macs_vs_full"] = {str(d): macs_vs_full(net, d) for d in range(1, len(hidden) + 2)}
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1500])
+    parser.add_argument("--streams", nargs="+", default=["digits", "mnist"])
+    parser.add_argument("--data", default=os.environ.get("TPSGD_DATA"), help="data folder")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "adaptor_ceiling.json")
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "torch": torch.__version__,
+        "passes": PASSES,
+        "seeds": args.seeds,
+        "streams": {},
+    }
+    for name in args.streams:
+        try:
+            runs = [measure(name, seed, args.data, args.sizes) for seed in args.seeds]
+        except FileNotFoundError as err:
+            print(f"skipping {name}: {err}", file=sys.stderr)
+            continue
+        keys = [k for k in runs[0] if k != "macs_vs_full"]
+        summary = {
+            k: {"mean": float(np.mean([r[k] for r in runs])), "per_seed": [r[k] for r in runs]}
+            for k in keys
+        }
+        results["streams"][name] = {"accuracy": summary, "macs_vs_full": runs[0]["macs_vs_full"]}
+        for k in keys:
+            print(f"{name:7s} {k:24s} {100 * summary[k]['mean']:6.1f} %", flush=True)
+        print(f"{name:7s} MACs vs full by depth: {runs[0]['macs_vs_full']}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
