@@ -1,5 +1,9 @@
 """DriftAdaptiveClassifier: adaptor-only re-training on a detected drift, and nothing else."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -398,3 +402,24 @@ def test_repairs_clear_the_optimizer_state_through_the_network_hook(monkeypatch)
     _run(model, [Shift("label_swap", SHIFT)])
     adapted = [e for e in model.drift_events if e.action == "adapt"]
     assert adapted and calls == [[1]] * len(adapted)  # a re-training: the output layer's only
+
+
+def test_adaptor_ceiling_benchmark_on_a_short_digits_run(tmp_path):
+    """The ceiling benchmark: re-training helps after the rotation, a deeper re-training helps
+    more, and the cost ratios are those of the net's weight counts."""
+    spec = importlib.util.spec_from_file_location(
+        "adaptor_ceiling", Path(__file__).parents[1] / "benchmarks" / "adaptor_ceiling.py"
+    )
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    out = tmp_path / "ceiling.json"
+    ceiling.main(["--seeds", "0", "--sizes", "300", "--streams", "digits", "--out", str(out)])
+    digits = json.loads(out.read_text())["streams"]["digits"]
+    accuracy = {k: v["mean"] for k, v in digits["accuracy"].items()}
+    assert accuracy["before"] < 0.4  # the rotation broke the upright model
+    assert accuracy["k=300 depth=1"] > accuracy["before"] + 0.3
+    assert accuracy["k=300 depth=3"] > accuracy["k=300 depth=1"]
+    weights = [64 * 64, 64 * 64, 64 * 10]  # (64, 64) hidden, 10 classes, 10 passes
+    full = 2 * 10 * sum(weights)
+    assert digits["macs_vs_full"]["1"] == pytest.approx((8192 + 2 * 10 * 640) / full)
+    assert digits["macs_vs_full"]["3"] == pytest.approx(1.0)
