@@ -28,10 +28,7 @@ writes ``benchmarks/results/adaptor_ceiling.json``. MNIST is skipped when its ar
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -42,7 +39,8 @@ from tpsgd_stream.drift import Shift, ShiftStream, digits_shift_stream
 from tpsgd_stream.network import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
-from drift_recovery import mnist14  # noqa: E402  (a sibling script)
+from drift_recovery import mnist14  # noqa: E402  (sibling scripts)
+from run_record import run_header, write_results  # noqa: E402
 
 PASSES = 10
 BATCH = 32
@@ -159,9 +157,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "torch": torch.__version__,
+        **run_header(),
         "passes": PASSES,
         "seeds": args.seeds,
         "streams": {},
@@ -183,10 +179,7 @@ def main(argv=None) -> dict:
             for k in keys:
                 print(f"{name:7s} {arch} {k:24s} {100 * summary[k]['mean']:6.1f} %", flush=True)
             print(f"{name:7s} {arch} MACs vs full by depth: {entry['macs_vs_full']}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results(results, args.out)
     return results
 
 

@@ -15,10 +15,7 @@ Run: ``python benchmarks/learn_one_breakdown.py [--rule tpsgd_head] [--repeats 7
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +25,9 @@ from sklearn.datasets import load_digits
 
 from tpsgd_stream.models import TPSGDClassifier
 from tpsgd_stream.models._inputs import parse_values
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def scaled_digits() -> list[tuple[dict, int]]:
@@ -58,6 +58,7 @@ def main(argv=None) -> dict:
         "--out", default=str(Path(__file__).parent / "results" / "learn_one_breakdown.json")
     )
     args = parser.parse_args(argv)
+    header = run_header()  # (the load average before the timings)
     torch.set_num_threads(1)
     data = scaled_digits()
     model = TPSGDClassifier(rule=args.rule, seed=0)
@@ -88,19 +89,13 @@ def main(argv=None) -> dict:
     for name, us in timings.items():
         print(f"{name:24s} {us:7.2f} us a sample")
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "torch": torch.__version__,
+        **header,
         "rule": args.rule,
         "batch_size": model.batch_size,
         "repeats": repeats,
-        "load_average": os.getloadavg(),
         "us_per_sample": timings,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results(results, args.out)
     return results
 
 
