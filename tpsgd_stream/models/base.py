@@ -101,21 +101,32 @@ def check_training_params(estimator, activations) -> None:
     resolve_device(estimator.device)  # a clear ValueError now rather than at the first sample
 
 
-def register_label(estimator, y) -> tuple[int, bool]:
-    """The output unit of label ``y``, and whether it is new; a new label grows the network's
-    output by one unit (existing units, and so the other classes' logits, are unchanged).
+def register_labels(estimator, labels) -> bool:
+    """Give each new label of ``labels``, in order of first appearance, the next output unit,
+    and grow the network's output once for all of them (existing units, and so the other
+    classes' logits, are unchanged); return whether any label was new.
 
     ``estimator`` keeps ``_classes`` (unit -> label), ``_class_index`` (label -> unit) and
     ``_net`` (anything with ``n_outputs`` and ``grow_outputs``).
     """
+    index, classes = estimator._class_index, estimator._classes
+    new = [y for y in dict.fromkeys(labels) if y not in index]
+    for y in new:
+        index[y] = len(classes)
+        classes.append(y)
+    missing = len(classes) - estimator._net.n_outputs
+    if missing > 0:
+        estimator._net.grow_outputs(missing)
+    return bool(new)
+
+
+def register_label(estimator, y) -> tuple[int, bool]:
+    """The output unit of label ``y``, and whether it is new (as :func:`register_labels`)."""
     index = estimator._class_index.get(y)
     if index is not None:
         return index, False
-    index = estimator._class_index[y] = len(estimator._classes)
-    estimator._classes.append(y)
-    if len(estimator._classes) > estimator._net.n_outputs:
-        estimator._net.grow_outputs(1)
-    return index, True
+    register_labels(estimator, (y,))
+    return estimator._class_index[y], True
 
 
 class TPSGDEstimator(base.Estimator):

@@ -9,7 +9,7 @@ from river import base
 
 from ._inputs import check_label
 from ._persistence import decode, encode
-from .base import TPSGDEstimator, register_label
+from .base import TPSGDEstimator, register_label, register_labels
 
 __all__ = ["TPSGDClassifier"]
 
@@ -159,19 +159,12 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         return index
 
     def _register_many(self, labels) -> np.ndarray:
-        """The output units of ``labels``; the new ones, in order of first appearance, grow the
-        output layer in one step (the same units and rows as one at a time, without regrowing
-        the weights, optimizer state and heads once per label)."""
-        index = self._class_index
-        new = [y for y in dict.fromkeys(labels) if y not in index]
-        if new:
-            for y in new:
-                index[y] = len(self._classes)
-                self._classes.append(y)
-            if len(self._classes) > self._net.n_outputs:
-                self._net.grow_outputs(len(self._classes) - self._net.n_outputs)
+        """The output units of ``labels``; the new ones grow the output layer in one step (the
+        same units and rows as one at a time, without regrowing the weights, optimizer state
+        and heads once per label)."""
+        if register_labels(self, labels):
             self._weights = None  # the numpy copy used for prediction lacks the new units
-        return np.fromiter(map(index.__getitem__, labels), np.int64, len(labels))
+        return np.fromiter(map(self._class_index.__getitem__, labels), np.int64, len(labels))
 
     def _task_state(self) -> dict:
         return {"classes": [encode(c) for c in self._classes]}
