@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from tpsgd_stream.drift import Shift, ShiftStream, digits_shift_stream
+from tpsgd_stream.drift.adaptive import retraining_multiply_adds
 from tpsgd_stream.network import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,22 +91,11 @@ def retrain(net, X, T, layers, passes: int, seed: int) -> None:
             net.train_step(X[chosen], T[chosen], layers=layers, start=layers[0])
 
 
-def layer_macs(net: Network, sample: torch.Tensor) -> list[int]:
-    """Multiply-adds of each trainable layer's forward pass on one ``sample``."""
-    macs, h = [], sample
-    for index, layer in enumerate(net.layers):
-        out = net.forward(h, start=index, stop=index + 1)
-        if index in net.trainable_indices:
-            positions = out.shape[-2] * out.shape[-1] if out.dim() == 4 else 1
-            macs.append(layer.weight.numel() * positions)
-        h = out
-    return macs
-
-
-def macs_vs_full(macs: list[int], depth: int) -> float:
-    """Re-training the last ``depth`` layers (encoder forward once) against the whole net."""
-    encoder, adaptor = sum(macs[:-depth]), sum(macs[-depth:])
-    return (encoder + 2 * PASSES * adaptor) / (2 * PASSES * sum(macs))
+def macs_vs_full(net: Network, sample: torch.Tensor, depth: int) -> float:
+    """Re-training the last ``depth`` layers (encoder forward once) against the whole net, as
+    ``DriftAdaptiveClassifier`` counts it."""
+    adaptor, full = retraining_multiply_adds(net.multiply_adds(sample), depth, 1, PASSES)
+    return adaptor / full
 
 
 def measure(name: str, arch: str, seed: int, data, sizes) -> dict:
@@ -139,8 +129,7 @@ def measure(name: str, arch: str, seed: int, data, sizes) -> dict:
                 retrain(copy, features[layers[0]], T[fit], layers, PASSES, seed)
                 accuracy = (copy.predict(X[test]) == labels[test]).float().mean()
                 out[f"k={k} depth={depth}{' reinit' if reinit else ''}"] = float(accuracy)
-    macs = layer_macs(net, X[:1])
-    out["macs_vs_full"] = {str(d): macs_vs_full(macs, d) for d in range(1, n_trainable + 1)}
+    out["macs_vs_full"] = {str(d): macs_vs_full(net, X[:1], d) for d in range(1, n_trainable + 1)}
     return out
 
 

@@ -11,7 +11,13 @@ Streams (prequential: predict, then learn, one sample at a time):
   the 48 previous samples (one day; past inputs only, computed causally). Elec2's label says
   whether the NSW price is above its moving average, so these features nearly decide it.
 
-Contenders, all on the same ``StandardScaler() | TPSGDClassifier`` network:
+Networks (``--arch``): ``mlp``, a ``TPSGDClassifier`` (hidden (64, 64); (128, 128) on MNIST),
+on every stream; ``cnn``, a ``TPSGDImageClassifier`` (the paper's Table 3 net: two Conv2d
+16@kxk and a linear readout, k = 3 on digits, 5 on MNIST 14x14), on the image streams only:
+there the convolutions are the encoder and the readout the adaptor, and ``scratch`` and
+``finetune`` re-train the convolutions too.
+
+Contenders, all on the same ``StandardScaler() | network``:
 
 - ``none``: keep learning online, no detector.
 - ``river_retrain``: river's ``drift.DriftRetrainingClassifier`` (DDM; a fresh model trained in
@@ -44,8 +50,9 @@ ratio to a full re-training on the same samples) and parameters re-trained, the 
 re-trainings (``refits``) and the multiply-adds of all repairs of a run together. Elec2 also
 gets the accuracy of the no-change baseline (predict the previous label).
 
-Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR]``. Writes
-``benchmarks/results/drift_recovery.json`` and one PNG per stream (seed 0) beside it.
+Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR] [--arch cnn]``.
+Writes ``benchmarks/results/drift_recovery.json`` (``drift_recovery_cnn.json`` with ``--arch
+cnn``) and one PNG per stream (seed 0) beside it, named after the JSON.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ from river.drift.binary import DDM
 from tpsgd_stream.datasets import load_elec2, load_mnist
 from tpsgd_stream.drift import DriftAdaptiveClassifier, Shift, ShiftStream, digits_shift_stream
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
-from tpsgd_stream.models import TPSGDClassifier
+from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 from tpsgd_stream.plotting import plot_stream_accuracy
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,6 +91,15 @@ CONTENDERS = (
     "adaptor_bp",
 )
 WINDOW_CONTENDERS = ("none", "finetune", "adaptor_tpsgd", "adaptor_bp")  # on elec2_window
+STREAMS = ("digits", "swap", "mnist", "elec2", "elec2_window")
+IMAGE_STREAMS = ("digits", "swap", "mnist")
+
+
+def cnn(name: str) -> dict:
+    """The paper's Table 3 net (two Conv2d 16@kxk, a linear readout) for an image stream:
+    k = 3 on 8x8 digits, 5 on 14x14 MNIST."""
+    side, kernel = (14, 5) if name == "mnist" else (8, 3)
+    return {"image_shape": (side, side), "channels": (16, 16), "kernel_size": kernel}
 
 
 # ----------------------------------------------------------------------------- streams
@@ -154,19 +170,21 @@ def make_streams(args, seed: int) -> dict:
 # --------------------------------------------------------------------------- contenders
 def make_model(
     name: str,
-    hidden: tuple,
+    network: dict,
     seed: int,
     passes: int = 3,
     min_samples: int = 100,
     batch_size: int = 32,
     rule: str = "tpsgd_head",
 ):
-    def net(rule=rule):
-        return TPSGDClassifier(
-            hidden_layer_sizes=hidden, rule=rule, lr=1e-2, batch_size=batch_size, seed=seed
-        )
+    """Contender ``name`` on the network ``network`` (``hidden_layer_sizes`` for an MLP;
+    ``image_shape``, ``kernel_size`` and ``channels`` for a CNN)."""
+    estimator = TPSGDImageClassifier if "image_shape" in network else TPSGDClassifier
 
-    depth = len(hidden) + 1
+    def net(rule=rule):
+        return estimator(**network, rule=rule, lr=1e-2, batch_size=batch_size, seed=seed)
+
+    depth = net()._n_trainable_layers
     adaptive = dict(
         detector=ADWIN(),
         passes=passes,
@@ -193,10 +211,10 @@ def make_model(
     }[name]()
 
 
-def run_one(samples, name: str, hidden: tuple, seed: int, **options) -> dict:
+def run_one(samples, name: str, network: dict, seed: int, **options) -> dict:
     """Prequential run of one contender; returns its 0/1 correctness, detections, events."""
     torch.manual_seed(seed)  # nothing here should use it; a guard against hidden randomness
-    model = make_model(name, hidden, seed, **options)
+    model = make_model(name, network, seed, **options)
     scaled = name not in ("arf", "hat")
     pipeline = preprocessing.StandardScaler() | model if scaled else model
     correct, detections = [], []
@@ -291,9 +309,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="shorter streams (CI / smoke)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data", default=os.environ.get("TPSGD_DATA"), help="data folder")
-    parser.add_argument(
-        "--streams", nargs="+", default=["digits", "swap", "mnist", "elec2", "elec2_window"]
-    )
+    parser.add_argument("--streams", nargs="+", default=list(STREAMS))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
     parser.add_argument("--passes", type=int, default=3, help="re-training passes")
     parser.add_argument("--min-samples", type=int, default=100, help="new samples to wait for")
@@ -301,20 +317,33 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="of every stream (default: 32; Elec2 1)"
     )
-    parser.add_argument("--out", default=str(RESULTS / "drift_recovery.json"))
+    parser.add_argument(
+        "--arch",
+        default="mlp",
+        choices=["mlp", "cnn"],
+        help="the network: the MLP, or (image streams only) the paper's Table 3 CNN",
+    )
+    parser.add_argument("--out", default=None, help="default: results/drift_recovery[_cnn].json")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "_cnn" if args.arch == "cnn" else ""
+        args.out = str(RESULTS / f"drift_recovery{suffix}.json")
     torch.set_num_threads(1)
-    hidden = {"digits": (64, 64), "swap": (64, 64), "mnist": (128, 128)}
-    hidden |= {"elec2": (64, 64), "elec2_window": (64, 64)}
-    batch = {name: 1 if name.startswith("elec2") else 32 for name in hidden}
+    networks = {name: {"hidden_layer_sizes": (64, 64)} for name in STREAMS}
+    networks["mnist"] = {"hidden_layer_sizes": (128, 128)}
+    if args.arch == "cnn":
+        networks = {name: cnn(name) for name in IMAGE_STREAMS}
+        args.streams = [name for name in args.streams if name in IMAGE_STREAMS]
+    batch = {name: 1 if name.startswith("elec2") else 32 for name in networks}
     if args.batch_size is not None:
-        batch = dict.fromkeys(hidden, args.batch_size)
+        batch = dict.fromkeys(networks, args.batch_size)
     results = {
         "command": "python benchmarks/drift_recovery.py " + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "seeds": args.seeds,
         "rule": args.rule,
+        "arch": args.arch,
         "streams": {},
     }
     for seed in args.seeds:
@@ -327,7 +356,7 @@ def main(argv=None) -> dict:
                     "n": len(samples),
                     "shifts": shifts,
                     "kinds": [s.kind for s in stream.shifts],
-                    "hidden": hidden[name],
+                    "network": networks[name],
                     "batch_size": batch[name],
                     "runs": {},
                 },
@@ -347,7 +376,7 @@ def main(argv=None) -> dict:
                     batch_size=batch[name],
                     rule=args.rule,
                 )
-                run = run_one(samples, contender, hidden[name], seed, **options)
+                run = run_one(samples, contender, networks[name], seed, **options)
                 summary = summarise(run, shifts)
                 entry["runs"].setdefault(contender, []).append(summary)
                 print(f"seed {seed} {name:7s} {contender:14s} {_line(summary)}", flush=True)
@@ -355,7 +384,7 @@ def main(argv=None) -> dict:
             if seed == args.seeds[0]:
                 plot_stream_accuracy(
                     curves,
-                    Path(args.out).with_name(f"drift_recovery_{name}.png"),
+                    Path(args.out).with_name(f"{Path(args.out).stem}_{name}.png"),
                     shifts=shifts,
                     detections=marks,
                     title=f"{name}: prequential accuracy (seed {seed})",

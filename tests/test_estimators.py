@@ -12,13 +12,13 @@ import pytest
 import torch
 from river import checks
 
-from tpsgd_stream.models import TPSGDClassifier, TPSGDRegressor
+from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier, TPSGDRegressor
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy machine OpenMP barriers cost
 # milliseconds per op; one thread keeps these tests fast.
 torch.set_num_threads(1)
 
-ESTIMATORS = (TPSGDClassifier, TPSGDRegressor)
+ESTIMATORS = (TPSGDClassifier, TPSGDImageClassifier, TPSGDRegressor)
 
 
 def _cases():

@@ -171,13 +171,16 @@ class Network(nn.Module):
         """Conv2d layers (``channels``, each ``kernel_size`` wide, optional max-pool) + Linear.
 
         The default is the tpSGD paper's Table 3 net: two Conv2d 16@5x5 and a linear readout.
+        A kernel wider than the map it slides over is cut to the map's smaller side, and a
+        ``pool`` is skipped once the map is smaller than it, so any image size gives a network.
         """
         c, h, w = image_shape
         layers: list[nn.Module] = []
         for out in channels:
-            layers.append(Conv2d(c, out, kernel_size, activation=activation))
-            c, h, w = out, h - kernel_size + 1, w - kernel_size + 1
-            if pool:
+            k = min(kernel_size, h, w)
+            layers.append(Conv2d(c, out, k, activation=activation))
+            c, h, w = out, h - k + 1, w - k + 1
+            if pool and min(h, w) >= pool:
                 layers.append(MaxPool2d(pool))
                 h, w = h // pool, w // pool
         layers += [Flatten(), Dense(c * h * w, int(n_outputs), activation="identity")]
@@ -255,6 +258,25 @@ class Network(nn.Module):
                 z[0].numel(), seed=self.seed, stream=index
             )
         return self._projections[index].matrix(self.n_outputs, z.shape[1:], device=self.device)
+
+    def multiply_adds(self, x: torch.Tensor) -> list[int]:
+        """Multiply-adds of each trainable layer's forward pass on the one-sample input ``x``:
+        a dense layer's weights, a convolution's weights times its output positions.
+
+        Examples
+        --------
+        >>> net = Network.cnn((1, 8, 8), 10, channels=(4,), kernel_size=3)
+        >>> net.multiply_adds(torch.zeros(1, 1, 8, 8))  # 4x1x3x3 weights at 6x6, then 144x10
+        [1296, 1440]
+        """
+        macs = []
+        with torch.no_grad():
+            for layer in self._stack:
+                x = layer(x)
+                if isinstance(layer, Trainable):
+                    positions = x.shape[-2] * x.shape[-1] if x.dim() == 4 else 1
+                    macs.append(layer.weight.numel() * positions)
+        return macs
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """Integer labels -> float one-hot targets of width ``n_outputs``."""

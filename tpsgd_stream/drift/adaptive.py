@@ -48,16 +48,30 @@ import torch
 from river import base
 from river.drift import ADWIN
 
-from ..layers import Dense, Trainable
 from ..seeding import derive_seed
 from .relabel import estimate_permutation
 
-__all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS"]
+__all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS", "retraining_multiply_adds"]
 
 SIGNALS = ("error", "loss")
 _MAX_LOSS = -math.log(1e-4)  # the loss signal of a class given probability < 1e-4
 _RACE_KEY = 2**20  # seeds the race split apart from the layer re-initialisations
 _MIN_GAIN = 0.1  # a label permutation must explain this many more samples than the identity
+
+
+def retraining_multiply_adds(macs: list[int], depth: int, n: int, passes: int) -> tuple[int, int]:
+    """Multiply-adds of re-training the last ``depth`` of the trainable layers whose forward
+    passes cost ``macs`` a sample, on ``n`` samples for ``passes`` passes (the encoder's
+    features computed once, each adaptor layer's forward pass and weight gradient every pass),
+    and of re-training all the layers the same way.
+
+    Examples
+    --------
+    >>> retraining_multiply_adds([100, 10], depth=1, n=2, passes=3)  # 2 x (100 + 2 x 3 x 10)
+    (320, 1320)
+    """
+    encoder, adaptor = sum(macs[:-depth]), sum(macs[-depth:])
+    return n * (encoder + 2 * passes * adaptor), n * 2 * passes * sum(macs)
 
 
 @dataclass
@@ -109,7 +123,9 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     Parameters
     ----------
     model
-        A :class:`~tpsgd_stream.models.TPSGDClassifier` (learning as usual between drifts).
+        A :class:`~tpsgd_stream.models.TPSGDClassifier` (learning as usual between drifts), or
+        a :class:`~tpsgd_stream.models.TPSGDImageClassifier`, whose convolutions then form
+        the encoder and its readout the adaptor (``adaptor_layers=1``).
     detector
         A river drift detector fed the prequential signal; ``None`` means ``ADWIN()``.
         Binary detectors (``drift.binary.DDM``, ``EDDM``, ``FHDDM``) get the 0/1 error.
@@ -227,8 +243,11 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         from ..models import TPSGDClassifier
 
         if not isinstance(model, TPSGDClassifier):
-            raise TypeError(f"model must be a TPSGDClassifier, got {type(model).__name__}.")
-        n_trainable = len(model.hidden_layer_sizes) + 1
+            raise TypeError(
+                f"model must be a TPSGDClassifier (or a subclass such as TPSGDImageClassifier), "
+                f"got {type(model).__name__}."
+            )
+        n_trainable = model._n_trainable_layers
         checked = [("window", window, 1), ("min_samples", min_samples, 1)]
         checked += [("passes", passes, 1), ("race_depths", race_depths, 1), ("refits", refits, 0)]
         if adaptor_layers != "race":
@@ -400,7 +419,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         model, net = self.model, self.model._net
         rows = np.stack([model._row(x) for x, _ in samples]).astype(np.float32)
         labels = torch.tensor([model._class_index[y] for _, y in samples])
-        return torch.from_numpy(rows).to(net.device), net.one_hot(labels)
+        return model._inputs(torch.from_numpy(rows).to(net.device)), net.one_hot(labels)
 
     def _reinitialise(self, net, adaptor: list[int], index: int) -> None:
         for i in adaptor:
@@ -538,17 +557,13 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         """Multiply-adds of re-training ``depth`` layers on ``n`` samples, and of a full
         re-training of the network on the same samples (``passes`` passes each).
 
-        Per sample a dense layer costs ``in x out`` for its forward pass and as much again for
-        its weight gradient; the encoder runs forward once, the adaptor ``passes`` times.
+        Per sample a layer costs its forward pass (``Network.multiply_adds``: a dense layer's
+        weights, a convolution's weights times its output positions) and as much again for its
+        weight gradient; the encoder runs forward once, the adaptor ``passes`` times.
         """
-        passes = self.passes if passes is None else passes
-        macs = [
-            layer.weight.numel() if isinstance(layer, Dense) else 0
-            for layer in self.model._net.layers
-            if isinstance(layer, Trainable)
-        ]
-        encoder, adaptor = sum(macs[:-depth]), sum(macs[-depth:])
-        return n * (encoder + 2 * passes * adaptor), n * 2 * passes * sum(macs)
+        model, net = self.model, self.model._net
+        macs = net.multiply_adds(model._inputs(torch.zeros(1, model._width, device=net.device)))
+        return retraining_multiply_adds(macs, depth, n, self.passes if passes is None else passes)
 
     # ------------------------------------------------------------------------ prediction
     def _encode(self, x: dict) -> dict:

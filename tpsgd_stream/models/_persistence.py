@@ -58,7 +58,7 @@ def save(model, path) -> None:
         "version": FORMAT_VERSION,
         "estimator": type(model).__name__,
         "params": {
-            name: tuple(int(h) for h in value) if name == "hidden_layer_sizes" else value
+            name: tuple(int(h) for h in value) if isinstance(value, tuple) else value
             for name, value in model._get_params().items()
         },
         "seed": int(model._seed),

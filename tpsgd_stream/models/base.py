@@ -73,6 +73,13 @@ NUMPY_ACTIVATIONS = {
 }
 
 
+def is_tuple_of_positive_ints(value) -> bool:
+    """Whether ``value`` is a tuple of positive ints (numpy ints too, bools not)."""
+    return isinstance(value, tuple) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in value
+    )
+
+
 def check_training_params(estimator, activations) -> None:
     """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
     the estimators, with a ``ValueError`` naming the estimator, the parameter and its value."""
@@ -147,14 +154,7 @@ class TPSGDEstimator(base.Estimator):
     # ------------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
         name = type(self).__name__
-        sizes = self.hidden_layer_sizes
-        if not isinstance(sizes, tuple) or not all(
-            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in sizes
-        ):
-            raise ValueError(
-                f"{name}: hidden_layer_sizes must be a tuple of positive ints, such as (64,), "
-                f"got {sizes!r}."
-            )
+        self._check_architecture()
         batch = self.batch_size
         if isinstance(batch, bool) or not (isinstance(batch, (int, np.integer)) and batch >= 1):
             raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch!r}.")
@@ -163,6 +163,19 @@ class TPSGDEstimator(base.Estimator):
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
         check_training_params(self, sorted(NUMPY_ACTIVATIONS))
+
+    def _check_architecture(self) -> None:
+        """Check the parameters that shape the network (here: ``hidden_layer_sizes``)."""
+        if not is_tuple_of_positive_ints(self.hidden_layer_sizes):
+            raise ValueError(
+                f"{type(self).__name__}: hidden_layer_sizes must be a tuple of positive ints, "
+                f"such as (64,), got {self.hidden_layer_sizes!r}."
+            )
+
+    @property
+    def _n_trainable_layers(self) -> int:
+        """Trainable layers of the network this estimator builds (hidden layers + output)."""
+        return len(self.hidden_layer_sizes) + 1
 
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
@@ -228,9 +241,10 @@ class TPSGDEstimator(base.Estimator):
             self._buffer = np.concatenate([self._buffer, pad], axis=1)
             self._weights = None
 
-    def _learn_columns_of(self, keys: tuple) -> np.ndarray:
+    def _learn_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         """Columns of ``keys`` (a dict's keys or a frame's columns); unknown keys become new
-        features.
+        features. The second item, a mask of the keys that have a column, is ``None`` here
+        (every key has one) and exists for estimators of a fixed input, which ignore new keys.
 
         Cached per tuple of keys (streams repeat the same keys in the same order), at most
         ``_CACHE_SIZE`` entries.
@@ -243,7 +257,7 @@ class TPSGDEstimator(base.Estimator):
             if len(self._learn_columns) >= _CACHE_SIZE:
                 self._learn_columns.clear()
             self._learn_columns[keys] = columns
-        return columns
+        return columns, None
 
     def _predict_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         """Columns of the known ``keys``, and a mask of the known keys (``None``: all known)."""
@@ -272,18 +286,22 @@ class TPSGDEstimator(base.Estimator):
 
     def _update(self) -> None:
         n = self._n_buffered
-        x = torch.from_numpy(self._buffer[:n]).to(self._net.device)
+        x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
         self._net.train_step(x, self._targets(self._buffer_y[:n]), layers=self._train_layers)
         self._n_buffered = 0
         self._n_updates += 1
         self._weights = None
 
+    def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
+        """The network's input for float32 ``rows`` of the buffer's width (here: the rows)."""
+        return rows
+
     # ------------------------------------------------------------------------ learning
     def _learn_row(self, x: dict, y, register) -> None:
         """Check ``x``, then map its features and ``register(y)`` its label, then buffer it."""
         values = parse_values(x, type(self).__name__, self.non_finite)
-        columns = self._learn_columns_of(tuple(x))
-        self._push(columns, values, register(y))
+        columns, known = self._learn_columns_of(tuple(x))
+        self._push(columns, values if known is None else values[known], register(y))
 
     def _learn_frame(self, X, y: np.ndarray, register) -> None:
         """Buffer the rows of ``X`` in order; ``register(chunk)`` maps the labels of a chunk.
@@ -298,8 +316,10 @@ class TPSGDEstimator(base.Estimator):
             )
         if len(X) == 0:
             return
-        columns = self._learn_columns_of(tuple(X.columns.tolist()))
+        columns, known = self._learn_columns_of(tuple(X.columns.tolist()))
         values = values.astype(np.float32)  # cast first: a same-type scatter is faster
+        if known is not None:
+            values = values[:, known]
         start = 0
         while start < len(values):
             take = min(self.batch_size - self._n_buffered, len(values) - start)
