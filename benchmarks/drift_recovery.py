@@ -26,13 +26,15 @@ Contenders, all on the same ``StandardScaler() | network``:
   the cut (ADWIN; ``DriftAdaptiveClassifier`` with every layer as the adaptor).
 - ``finetune``: the same, without re-initialising (full-network fine-tuning).
 - ``adaptor_plain``: re-initialise and re-train the output layer only (encoder frozen for the
-  re-training, then learning on), hidden layers learn with tpSGD (``--rule``, by default
-  ``tpsgd_head``, the classifier's default).
+  re-training, then learning on: ``freeze_encoder=False``), hidden layers learn with tpSGD
+  (``--rule``, by default ``tpsgd_head``, the classifier's default).
 - ``adaptor_frozen``: ``adaptor_plain`` with ``freeze_encoder=True`` (after the first
   adaptation only the output layer learns).
 - ``adaptor_tpsgd``: ``adaptor_plain`` with ``remap_labels=True`` (a label permutation is
-  remapped instead of re-trained) and ``refits=3`` (the output layer re-trained again at 2, 4
-  and 8 times the samples of the adaptation, each at about the same cost).
+  remapped instead of re-trained), ``refits=3`` (the output layer re-trained again, from its
+  current weights, at 2, 4 and 8 times the samples of the adaptation, each at about the same
+  cost) and the library's ``freeze_encoder=None`` (frozen after the first adaptation on the
+  CNN, learning on for the MLP).
 - ``adaptor_race``: ``adaptor_plain`` with the adaptor's depth raced at each drift (1-3 layers).
 - ``adaptor_bp``: ``adaptor_tpsgd`` with ``rule="bp"``.
 - on Elec2 also river's ``forest.ARFClassifier`` and ``tree.HoeffdingAdaptiveTreeClassifier``.
@@ -52,7 +54,7 @@ gets the accuracy of the no-change baseline (predict the previous label).
 
 Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR] [--arch cnn]``.
 Writes ``benchmarks/results/drift_recovery.json`` (``drift_recovery_cnn.json`` with ``--arch
-cnn``) and one PNG per stream (seed 0) beside it, named after the JSON.
+cnn``) and one PNG per stream (seed 0) beside it, ``drift_recovery[_cnn]_STREAM.png``.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def make_model(
         remap_labels=False,
         seed=seed,
     )
-    ours = adaptive | dict(remap_labels=True, refits=3)
+    # (d) and (e): the library's defaults (freeze_encoder=None: frozen on a CNN, not on an MLP)
+    ours = adaptive | dict(remap_labels=True, refits=3, freeze_encoder=None)
     return {
         "none": lambda: net(),
         "river_retrain": lambda: drift.DriftRetrainingClassifier(net(), drift_detector=DDM()),
@@ -274,10 +277,13 @@ def summarise(run: dict, shifts: list[int]) -> dict:
     out["adaptor_layers"] = [a["adaptor_layers"] for a in adaptations]
     trained = [a for a in adaptations if a["full_multiply_adds"]]  # remaps train nothing
     mean = lambda key: _mean([a[key] for a in trained])  # noqa: E731
+    ratio = lambda a: a["multiply_adds"] / a["full_multiply_adds"]  # noqa: E731
     out |= {
         "adapt_seconds": mean("seconds"),
         "adapt_multiply_adds": mean("multiply_adds"),
-        "adapt_vs_full": _mean([a["multiply_adds"] / a["full_multiply_adds"] for a in trained]),
+        "adapt_vs_full": _mean([ratio(a) for a in trained]),
+        # the repairs a detection triggered (re-trainings, swaps), without the scheduled refits
+        "detection_vs_full": _mean([ratio(a) for a in trained if a["action"] != "refit"]),
         "adapt_parameters": mean("parameters"),
     }
     return out
@@ -324,11 +330,18 @@ def main(argv=None) -> dict:
         help="the network: the MLP, or (image streams only) the paper's Table 3 CNN",
     )
     parser.add_argument("--out", default=None, help="default: results/drift_recovery[_cnn].json")
+    parser.add_argument(
+        "--tables-from", metavar="JSON", help="print the tables of a results file, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.tables_from:
+        print(markdown_tables(json.loads(Path(args.tables_from).read_text())))
+        return {}
     if args.out is None:
         suffix = "_cnn" if args.arch == "cnn" else ""
         args.out = str(RESULTS / f"drift_recovery{suffix}.json")
     torch.set_num_threads(1)
+    plot_prefix = "drift_recovery_cnn" if args.arch == "cnn" else "drift_recovery"
     networks = {name: {"hidden_layer_sizes": (64, 64)} for name in STREAMS}
     networks["mnist"] = {"hidden_layer_sizes": (128, 128)}
     if args.arch == "cnn":
@@ -384,7 +397,7 @@ def main(argv=None) -> dict:
             if seed == args.seeds[0]:
                 plot_stream_accuracy(
                     curves,
-                    Path(args.out).with_name(f"{Path(args.out).stem}_{name}.png"),
+                    Path(args.out).with_name(f"{plot_prefix}_{name}.png"),
                     shifts=shifts,
                     detections=marks,
                     title=f"{name}: prequential accuracy (seed {seed})",
@@ -395,6 +408,63 @@ def main(argv=None) -> dict:
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
     return results
+
+
+def markdown_tables(results: dict) -> str:
+    """The per-stream tables of BENCHMARKS.md (means over the seeds) from a results JSON."""
+    blocks = []
+    for name, entry in results["streams"].items():
+        network = entry.get("network") or {"hidden_layer_sizes": entry["hidden"]}
+        shape = ", ".join(
+            f"{k} {tuple(v) if isinstance(v, list) else v}" for k, v in network.items()
+        )
+        shifts = ", ".join(f"{k} at {s}" for k, s in zip(entry["kinds"], entry["shifts"]))
+        title = f"**{name}** ({entry['n']} samples, {shape}, batch {entry['batch_size']}, "
+        title += f"shifts {shifts or 'none planted'}"
+        if "no_change" in entry:
+            title += f"; no-change baseline {100 * entry['no_change']:.1f} %"
+        columns = ["contender", "acc %"]
+        if entry["shifts"]:
+            columns += ["500 after %", "2,000 after %", "recovery", "delay", "false alarms"]
+        else:
+            columns += ["detections"]
+        columns += ["adaptations (remaps) + refits", "s / re-training", "MACs / re-training"]
+        columns += ["vs full", "per detection vs full", "params", "MACs per run"]
+        rows = [f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
+        for contender, m in entry["mean"].items():
+            cells = [contender, f"{100 * m['accuracy']:.1f}"]
+            if entry["shifts"]:
+                cells += [_pair(m["after_500"], 100, ".1f"), _pair(m["after_2000"], 100, ".1f")]
+                cells += [_pair(m["recovery"], 1, ".0f"), _pair(m["delays"], 1, ".0f")]
+                cells += [f"{m['false_alarms']:.1f}"]
+            else:
+                cells += [f"{m['detections']:.1f}"]
+            if m["adapt_seconds"] is None and not m["remaps"]:
+                cells += ["-"] * 7
+            else:
+                cells += [f"{m['adaptations']:.1f} ({m['remaps']:.1f}) + {m['refits']:.1f}"]
+                cells += [_number(m["adapt_seconds"], ".3f"), _si(m["adapt_multiply_adds"])]
+                cells += [_number(m["adapt_vs_full"], ".2f", "x")]
+                cells += [_number(m.get("detection_vs_full"), ".2f", "x")]
+                cells += [_number(m["adapt_parameters"], ",.0f"), _si(m["total_multiply_adds"])]
+            rows.append(f"| {' | '.join(cells)} |")
+        blocks.append(title + ")\n\n" + "\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def _pair(values: list, scale: float, spec: str) -> str:
+    return " / ".join("-" if v is None else format(scale * v, spec) for v in values)
+
+
+def _number(value, spec: str, unit: str = "") -> str:
+    return "-" if value is None else format(value, spec) + unit
+
+
+def _si(value) -> str:
+    """Multiply-adds as ``64.1 M`` or ``3.33 G``."""
+    if value is None:
+        return "-"
+    return f"{value / 1e9:.2f} G" if value >= 1e9 else f"{value / 1e6:.1f} M"
 
 
 def _line(s: dict) -> str:

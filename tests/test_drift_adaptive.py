@@ -429,3 +429,33 @@ def test_adaptor_ceiling_benchmark_on_a_short_digits_run(tmp_path):
     convs, linear = 16 * 9 * 36 + 16 * 16 * 9 * 16, 256 * 10
     expected = (convs + 2 * 10 * linear) / (2 * 10 * (convs + linear))
     assert digits["cnn"]["macs_vs_full"]["1"] == pytest.approx(expected)
+
+
+def test_refits_go_on_from_the_re_trained_adaptor(monkeypatch):
+    reinitialised = []
+    original = DriftAdaptiveClassifier._reinitialise
+
+    def watched(self, net, adaptor, index):
+        reinitialised.append(index)
+        original(self, net, adaptor, index)
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_reinitialise", watched)
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(hidden_layer_sizes=(32,), seed=0), refits=2, seed=0, remap_labels=False
+    )
+    _run(model, [Shift("label_swap", SHIFT)])
+    kinds = [(e.action, e.index) for e in model.drift_events if e.action in ("adapt", "refit")]
+    assert "refit" in dict(kinds) and "adapt" in dict(kinds)
+    assert reinitialised == [i for action, i in kinds if action == "adapt"]
+
+
+@pytest.mark.parametrize("freeze, frozen", [(None, False), (True, True), (False, False)])
+def test_freeze_encoder_by_default_freezes_a_cnn_but_not_an_mlp(freeze, frozen):
+    from tpsgd_stream.models import TPSGDImageClassifier
+
+    mlp = DriftAdaptiveClassifier(TPSGDClassifier(seed=0), freeze_encoder=freeze)
+    cnn = DriftAdaptiveClassifier(TPSGDImageClassifier(seed=0), freeze_encoder=freeze)
+    assert mlp._freezes_encoder is frozen
+    assert cnn._freezes_encoder is (True if freeze is None else frozen)
+    with pytest.raises(ValueError, match="freeze_encoder"):
+        DriftAdaptiveClassifier(TPSGDClassifier(seed=0), freeze_encoder=1)

@@ -1,7 +1,8 @@
 """Re-train only the shallow adaptor of a streaming classifier when its error drifts up.
 
-The wrapped :class:`~tpsgd_stream.models.TPSGDClassifier` is split into an *encoder* (its
-first layers) and an *adaptor* (its last ``adaptor_layers`` trainable layers). A river drift
+The wrapped :class:`~tpsgd_stream.models.TPSGDClassifier` (or
+:class:`~tpsgd_stream.models.TPSGDImageClassifier`) is split into an *encoder* (its first
+layers) and an *adaptor* (its last ``adaptor_layers`` trainable layers). A river drift
 detector watches the prequential error (or loss). When it signals a drift and the signal has
 gone *up* (ADWIN also fires when it falls), the adaptor is repaired with the encoder frozen:
 
@@ -29,10 +30,10 @@ labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
   they learned. The permutation is looked for on the samples after the change point of the
   replayed signal (as ``refine_cut`` finds it), where the old regime no longer mixes in;
   when none is found, the adaptor is re-trained from the detector's own cut.
-- ``refits``: after a re-training, the adaptor is re-trained again on all samples since the
-  cut each time their number doubles (2, 4, ... times the first), with the passes scaled so
-  that each costs about what the first did: the encoder goes on learning, and the readout
-  keeps up with it.
+- ``refits``: after a re-training, the adaptor is re-trained again (from its current weights)
+  on all samples since the cut each time their number doubles (2, 4, ... times the first),
+  with the passes scaled so that each costs about what the first did: the readout keeps up
+  with an encoder that goes on learning, and learns from more of the new regime.
 """
 
 from __future__ import annotations
@@ -142,11 +143,15 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         Passes over the new-regime samples when re-training the adaptor.
     reinitialise
         Start the adaptor (re-trained or background) from fresh random weights (``True``) or
-        from the current ones (fine-tuning).
+        from the current ones (fine-tuning). Scheduled ``refits`` always go on from the
+        current adaptor, which has learned the new regime already.
     freeze_encoder
         After the first adaptation, go on learning online with the adaptor only (``True``), or
-        with the whole network (``False``, the default: an encoder frozen for good fell
-        behind later in calibration).
+        with the whole network (``False``). ``None`` (the default) chooses by the model, as
+        measured (``BENCHMARKS.md``, "Drift recovery"): ``True`` for a
+        :class:`~tpsgd_stream.models.TPSGDImageClassifier`, whose convolutional features
+        survived the covariate shifts measured and whose readout then re-trains on stable
+        features; ``False`` for an MLP, whose frozen encoder fell behind.
     background
         Train a background adaptor (one online pass) from a detector's warning on (detectors
         with ``warning_detected``) and swap it in at the drift if it has seen ``min_samples``
@@ -229,7 +234,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         min_samples: int = 100,
         passes: int = 3,
         reinitialise: bool = True,
-        freeze_encoder: bool = False,
+        freeze_encoder: bool | None = None,
         background: bool = False,
         signal: str = "error",
         race_depths: int = 3,
@@ -266,6 +271,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             isinstance(remap_agreement, (int, float)) and 0 < remap_agreement <= 1
         ):
             raise ValueError(f"remap_agreement must lie in (0, 1], got {remap_agreement!r}.")
+        if freeze_encoder is not None and not isinstance(freeze_encoder, bool):
+            raise ValueError(f"freeze_encoder must be None, True or False, got {freeze_encoder!r}.")
         if signal not in SIGNALS:
             raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}.")
         if signal == "loss" and isinstance(detector, base.BinaryDriftDetector):
@@ -316,9 +323,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     @classmethod
     def _unit_test_params(cls):
-        from ..models import TPSGDClassifier
+        from ..models import TPSGDClassifier, TPSGDImageClassifier
 
         yield {"model": TPSGDClassifier(hidden_layer_sizes=(8,), seed=0)}
+        yield {"model": TPSGDImageClassifier(channels=(4,), seed=0)}
 
     @property
     def _multiclass(self) -> bool:
@@ -496,7 +504,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             depth = self.adaptor_layers
         adaptor = self._adaptor(depth)
         features = net.forward(rows, stop=adaptor[0])  # the frozen encoder, once
-        if self.reinitialise:
+        if self.reinitialise and action != "refit":  # a refit refines the re-trained adaptor
             self._reinitialise(net, adaptor, event.index)
         passes = self.passes
         if budget:
@@ -544,7 +552,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     def _finish(self, event, action, adaptor, n, seconds, macs, passes=None) -> None:
         net = self.model._net
         self.model._weights = None  # the numpy copy used for prediction is stale
-        if self.freeze_encoder:
+        if self._freezes_encoder:
             self.model._train_layers = adaptor or self._adaptor()
         event.action, event.n_samples, event.seconds = action, n, seconds
         event.adaptor_layers = len(adaptor)
@@ -552,6 +560,14 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         event.multiply_adds = macs
         event.full_multiply_adds = self._costs(len(adaptor), n, passes)[1] if adaptor else 0
         self._pending = None
+
+    @property
+    def _freezes_encoder(self) -> bool:
+        if self.freeze_encoder is not None:
+            return self.freeze_encoder
+        from ..models import TPSGDImageClassifier
+
+        return isinstance(self.model, TPSGDImageClassifier)
 
     def _costs(self, depth: int, n: int, passes: int | None = None) -> tuple[int, int]:
         """Multiply-adds of re-training ``depth`` layers on ``n`` samples, and of a full
