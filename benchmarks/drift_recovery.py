@@ -193,6 +193,7 @@ def make_model(
         min_samples=min_samples,
         refine_cut=True,
         remap_labels=False,
+        freeze_encoder=False,
         seed=seed,
     )
     # (d) and (e): the library's defaults (freeze_encoder=None: frozen on a CNN, not on an MLP)

@@ -12,7 +12,7 @@ from river.drift.binary import DDM
 
 from tpsgd_stream.drift import DriftAdaptiveClassifier, digits_shift_stream
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
-from tpsgd_stream.models import TPSGDClassifier
+from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 from tpsgd_stream.plotting import plot_stream_accuracy
 
 
@@ -29,6 +29,10 @@ def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
         "adaptor (DDM, background)": DriftAdaptiveClassifier(
             TPSGDClassifier(**net), detector=DDM(), background=True, seed=0
         ),
+        # the paper's convolutional net: its convolutions are the frozen encoder after a drift
+        "CNN adaptor (ADWIN, remap)": DriftAdaptiveClassifier(
+            TPSGDImageClassifier(image_shape=(8, 8), seed=0), refine_cut=True, refits=3, seed=0
+        ),
     }
     pipelines = {name: preprocessing.StandardScaler() | m for name, m in models.items()}
     correct = {name: [] for name in models}
@@ -43,7 +47,7 @@ def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
         after = accuracy_after(correct[name], shifts, n=500)
         report = detection_report(detections[name], shifts)
         print(
-            f"{name:26s} acc after each shift {[round(a, 3) for a in after]}  "
+            f"{name:27s} acc after each shift {[round(a, 3) for a in after]}  "
             f"recovery {recovery_time(correct[name], shifts)}  delays {report.delays}  "
             f"false alarms {report.false_alarms}  actions {[e.action for e in events]}"
         )

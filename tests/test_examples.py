@@ -37,7 +37,7 @@ def test_domain_shift_reports_every_model_and_plots_shifts(tmp_path):
     done = _run("domain_shift.py", "--small", "--plot", "shift.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "acc after each shift" in line]
-    assert len(lines) == 3 and "no adaptation" in lines[0]
+    assert len(lines) == 4 and "no adaptation" in lines[0] and "CNN" in lines[3]
     assert "adapt" in lines[1]  # the adaptor re-trained on a detected drift
     assert (tmp_path / "shift.png").read_bytes().startswith(b"\x89PNG")
 
