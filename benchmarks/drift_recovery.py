@@ -206,7 +206,9 @@ def make_model(
             net(), adaptor_layers=depth, reinitialise=False, **adaptive
         ),
         "adaptor_plain": lambda: DriftAdaptiveClassifier(net(), **adaptive),
-        "adaptor_frozen": lambda: DriftAdaptiveClassifier(net(), freeze_encoder=True, **adaptive),
+        "adaptor_frozen": lambda: DriftAdaptiveClassifier(
+            net(), **adaptive | dict(freeze_encoder=True)
+        ),
         "adaptor_tpsgd": lambda: DriftAdaptiveClassifier(net(), **ours),
         "adaptor_race": lambda: DriftAdaptiveClassifier(net(), adaptor_layers="race", **adaptive),
         "adaptor_bp": lambda: DriftAdaptiveClassifier(net("bp"), **ours),
