@@ -37,6 +37,9 @@ Contenders, all on the same ``StandardScaler() | network``:
   CNN, learning on for the MLP).
 - ``adaptor_race``: ``adaptor_plain`` with the adaptor's depth raced at each drift (1-3 layers).
 - ``adaptor_bp``: ``adaptor_tpsgd`` with ``rule="bp"``.
+- ``adaptor_defaults``: ``adaptor_tpsgd`` without refits: the library's defaults, with the
+  benchmark's detector, passes, ``min_samples`` and ``refine_cut``; every repair a single
+  re-training of the output layer, or a remap.
 - on Elec2 also river's ``forest.ARFClassifier`` and ``tree.HoeffdingAdaptiveTreeClassifier``.
 
 Every ``DriftAdaptiveClassifier`` contender uses ADWIN with ``refine_cut=True`` (the cut moved
@@ -91,6 +94,7 @@ CONTENDERS = (
     "adaptor_tpsgd",
     "adaptor_race",
     "adaptor_bp",
+    "adaptor_defaults",
 )
 WINDOW_CONTENDERS = ("none", "finetune", "adaptor_tpsgd", "adaptor_bp")  # on elec2_window
 STREAMS = ("digits", "swap", "mnist", "elec2", "elec2_window")
@@ -212,6 +216,15 @@ def make_model(
         "adaptor_tpsgd": lambda: DriftAdaptiveClassifier(net(), **ours),
         "adaptor_race": lambda: DriftAdaptiveClassifier(net(), adaptor_layers="race", **adaptive),
         "adaptor_bp": lambda: DriftAdaptiveClassifier(net("bp"), **ours),
+        # the library's defaults (remap_labels, no refits, freeze_encoder=None) on this stream
+        "adaptor_defaults": lambda: DriftAdaptiveClassifier(
+            net(),
+            detector=ADWIN(),
+            passes=passes,
+            min_samples=min_samples,
+            refine_cut=True,
+            seed=seed,
+        ),
         "arf": lambda: forest.ARFClassifier(seed=seed),
         "hat": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
     }[name]()
@@ -333,6 +346,7 @@ def main(argv=None) -> dict:
         help="the network: the MLP, or (image streams only) the paper's Table 3 CNN",
     )
     parser.add_argument("--out", default=None, help="default: results/drift_recovery[_cnn].json")
+    parser.add_argument("--no-plots", action="store_true", help="write the JSON only")
     parser.add_argument(
         "--tables-from", metavar="JSON", help="print the tables of a results file, run nothing"
     )
@@ -397,7 +411,7 @@ def main(argv=None) -> dict:
                 entry["runs"].setdefault(contender, []).append(summary)
                 print(f"seed {seed} {name:7s} {contender:14s} {_line(summary)}", flush=True)
                 curves[contender], marks[contender] = run["correct"], run["detections"]
-            if seed == args.seeds[0]:
+            if seed == args.seeds[0] and not args.no_plots:
                 plot_stream_accuracy(
                     curves,
                     Path(args.out).with_name(f"{plot_prefix}_{name}.png"),
