@@ -348,11 +348,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="default: results/drift_recovery[_cnn].json")
     parser.add_argument("--no-plots", action="store_true", help="write the JSON only")
     parser.add_argument(
-        "--tables-from", metavar="JSON", help="print the tables of a results file, run nothing"
+        "--tables-from",
+        metavar="JSON",
+        nargs="+",
+        help="print the tables of results files (a later file's contenders join the earlier "
+        "file's tables of the same streams), run nothing",
     )
     args = parser.parse_args(argv)
     if args.tables_from:
-        print(markdown_tables(json.loads(Path(args.tables_from).read_text())))
+        results, *others = (json.loads(Path(path).read_text()) for path in args.tables_from)
+        for other in others:
+            for name, entry in other["streams"].items():
+                if name in results["streams"]:
+                    mean = results["streams"][name]["mean"]
+                    mean |= {c: m for c, m in entry["mean"].items() if c not in mean}
+        print(markdown_tables(results))
         return {}
     if args.out is None:
         suffix = "_cnn" if args.arch == "cnn" else ""

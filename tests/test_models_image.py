@@ -126,6 +126,7 @@ def test_save_and_load_give_the_same_model(tmp_path):
         ({"channels": [16]}, "channels"),
         ({"kernel_size": 0}, "kernel_size"),
         ({"pool": -1}, "pool"),
+        ({"hidden_layer_sizes": ()}, "hidden_layer_sizes"),
         ({"rule": "nope"}, "rule"),
     ],
 )
@@ -173,3 +174,35 @@ def test_under_the_drift_wrapper_the_convolutions_are_the_frozen_encoder(monkeyp
     assert event.multiply_adds == n * (convs + 2 * passes * readout_macs)
     assert event.full_multiply_adds == n * 2 * passes * (convs + readout_macs)
     assert event.multiply_adds < event.full_multiply_adds / 5
+
+
+def test_the_papers_image_adaptor_is_the_last_three_layers_and_only_they_re_train(monkeypatch):
+    """Conv2d 64@5x5, Dense 256, Dense n_classes (scaled down here: 8@3x3, 16) as the adaptor
+    of ``adaptor_layers=3``; the first convolution is the encoder, frozen from the repair on."""
+    model = TPSGDImageClassifier(channels=(4, 8), kernel_size=3, hidden_layer_sizes=(16,), seed=0)
+    wrapper = DriftAdaptiveClassifier(model, adaptor_layers=3, remap_labels=False, seed=0)
+    snapshots = []
+    original = DriftAdaptiveClassifier._adapt
+
+    def watched(self, event, *args):
+        snapshots.append(_params(self.model))
+        original(self, event, *args)
+        snapshots.append(_params(self.model))
+
+    monkeypatch.setattr(DriftAdaptiveClassifier, "_adapt", watched)
+    pipeline = preprocessing.StandardScaler() | wrapper
+    for x, y in digits_shift_stream([Shift("label_swap", 600)], n_samples=1200, seed=0):
+        pipeline.learn_one(x, y)
+    kinds = [type(layer).__name__ for layer in model._net.layers]
+    assert kinds == ["Conv2d", "Conv2d", "Flatten", "Dense", "Dense"]
+    assert model._net.layers[3].weight.shape == (16, 8 * 4 * 4)
+    adapted = [e for e in wrapper.drift_events if e.action == "adapt"]
+    assert adapted and adapted[0].adaptor_layers == 3
+    assert adapted[0].parameters == 8 * 4 * 9 + 8 + 16 * 128 + 16 + 10 * 16 + 10
+    encoder = [k for k in snapshots[0] if k.startswith(("layers.0.", "heads.0"))]
+    assert len(encoder) == 3  # weight, bias, learned head
+    final = _params(model)
+    for state in (snapshots[1], final):  # unchanged by the repair, and by everything after it
+        assert all(torch.equal(snapshots[0][k], state[k]) for k in encoder)
+    for k in ("layers.1.weight", "layers.3.weight", "layers.4.weight"):
+        assert not torch.equal(snapshots[0][k], snapshots[1][k])

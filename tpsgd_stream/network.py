@@ -166,11 +166,15 @@ class Network(nn.Module):
         kernel_size: int = 5,
         pool: int = 0,
         activation: str = "leaky_relu",
+        hidden: Iterable[int] = (),
         **kwargs,
     ) -> Network:
-        """Conv2d layers (``channels``, each ``kernel_size`` wide, optional max-pool) + Linear.
+        """Conv2d layers (``channels``, each ``kernel_size`` wide, optional max-pool), Dense
+        layers of ``hidden`` units, and a linear readout.
 
-        The default is the tpSGD paper's Table 3 net: two Conv2d 16@5x5 and a linear readout.
+        The default is the tpSGD paper's Table 3 net: two Conv2d 16@5x5 and a linear readout;
+        ``channels=(..., 64), hidden=(256,)`` ends in the paper's image adaptor (Conv2d 64@5x5,
+        Dense 256, Dense n_outputs).
         A kernel wider than the map it slides over is cut to the map's smaller side, and a
         ``pool`` is skipped once the map is smaller than it, so any image size gives a network.
         """
@@ -183,7 +187,10 @@ class Network(nn.Module):
             if pool and min(h, w) >= pool:
                 layers.append(MaxPool2d(pool))
                 h, w = h // pool, w // pool
-        layers += [Flatten(), Dense(c * h * w, int(n_outputs), activation="identity")]
+        layers.append(Flatten())
+        sizes = [c * h * w, *(int(units) for units in hidden)]
+        layers += [Dense(a, b, activation=activation) for a, b in zip(sizes[:-1], sizes[1:])]
+        layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
         return cls(layers, **kwargs)
 
     def _rule_of(self, index: int) -> Rule | None:

@@ -58,8 +58,9 @@ class _Float64Layer:
 class TPSGDImageClassifier(TPSGDClassifier):
     """Streaming image classifier: a convolutional network trained without backprop.
 
-    The tpSGD paper's Table 3 network (``channels`` Conv2d layers, then a linear readout),
-    each convolution learning from its own local loss (see :mod:`tpsgd_stream.rules`; with the
+    The tpSGD paper's Table 3 network (``channels`` Conv2d layers, then a linear readout;
+    optionally dense ``hidden_layer_sizes`` in between), each hidden layer learning from its
+    own local loss (see :mod:`tpsgd_stream.rules`; with the
     default ``tpsgd_head`` rule a small learned head reads each filter map out), the readout
     from the cross-entropy. Each sample is one image as a dict of pixel values, such as a
     flattened array ``{"x0": ..., "x1": ...}``. Classes may appear at any time, as in
@@ -80,6 +81,12 @@ class TPSGDImageClassifier(TPSGDClassifier):
         map is cut to the map's side.
     pool
         Max-pooling window after each convolution (0: none; skipped once a map is smaller).
+    hidden_layer_sizes
+        Units of dense hidden layers between the convolutions and the readout (``None``, the
+        default: none; river cannot clone an estimator with an empty tuple parameter). With
+        ``channels=(16, 64), kernel_size=5, hidden_layer_sizes=(256,)`` the last three layers
+        are the paper's image adaptor (Conv2d 64@5x5, Dense 256, Dense n_classes): wrapped in
+        ``DriftAdaptiveClassifier(..., adaptor_layers=3)`` they are what a drift re-trains.
     activation, rule, optimizer, lr, batch_size, seed, device, non_finite
         As :class:`TPSGDClassifier`.
 
@@ -120,6 +127,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
         channels: tuple[int, ...] = (16, 16),
         kernel_size: int = 3,
         pool: int = 0,
+        hidden_layer_sizes: tuple[int, ...] | None = None,
         activation: str = "leaky_relu",
         rule: str = "tpsgd_head",
         optimizer: str = "adam",
@@ -133,6 +141,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
         self.channels = channels
         self.kernel_size = kernel_size
         self.pool = pool
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.rule = rule
         self.optimizer = optimizer
@@ -148,6 +157,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
     def _unit_test_params(cls):
         yield {"channels": (4,), "seed": 0}
         yield {"channels": (3, 3), "kernel_size": 2, "pool": 2, "rule": "drtp", "batch_size": 3}
+        yield {"channels": (2,), "hidden_layer_sizes": (5,), "rule": "tpsgd_l2", "batch_size": 2}
 
     def _check_architecture(self) -> None:
         name = type(self).__name__
@@ -162,6 +172,12 @@ class TPSGDImageClassifier(TPSGDClassifier):
                 f"{name}: channels must be a non-empty tuple of positive ints, such as (16, 16), "
                 f"got {self.channels!r}."
             )
+        sizes = self.hidden_layer_sizes
+        if sizes is not None and not (is_tuple_of_positive_ints(sizes) and sizes):
+            raise ValueError(
+                f"{name}: hidden_layer_sizes must be None or a non-empty tuple of positive ints, "
+                f"such as (256,), got {sizes!r}."
+            )
         for param, low in (("kernel_size", 1), ("pool", 0)):
             value = getattr(self, param)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -169,7 +185,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     @property
     def _n_trainable_layers(self) -> int:
-        return len(self.channels) + 1
+        return len(self.channels) + len(self.hidden_layer_sizes or ()) + 1
 
     def _reset(self) -> None:
         super()._reset()
@@ -191,6 +207,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
             channels=tuple(int(c) for c in self.channels),
             kernel_size=int(self.kernel_size),
             pool=int(self.pool),
+            hidden=tuple(int(h) for h in self.hidden_layer_sizes or ()),
             activation=self.activation,
             rule=self.rule,
             loss=self._loss,
