@@ -207,13 +207,9 @@ class TPSGDEstimator(base.Estimator):
         """Columns of the buffer and of the network's input (>= the number of features)."""
         return self._buffer.shape[1]
 
-    def _build(self, n_inputs: int) -> None:
-        """Create the network on the first sample learned; its features get the usual init."""
-        n_inputs = max(n_inputs, 1)  # a first sample without features still gets a network
-        self._net = Network.mlp(
-            n_inputs,
-            self.hidden_layer_sizes,
-            max(self._n_outputs, 1),
+    def _training_kwargs(self) -> dict:
+        """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
+        return dict(
             activation=self.activation,
             rule=self.rule,
             loss=self._loss,
@@ -221,6 +217,13 @@ class TPSGDEstimator(base.Estimator):
             lr=self.lr,
             seed=self._seed,
             device=self.device,
+        )
+
+    def _build(self, n_inputs: int) -> None:
+        """Create the network on the first sample learned; its features get the usual init."""
+        n_inputs = max(n_inputs, 1)  # a first sample without features still gets a network
+        self._net = Network.mlp(
+            n_inputs, self.hidden_layer_sizes, max(self._n_outputs, 1), **self._training_kwargs()
         )
         self._buffer = np.zeros((self.batch_size, n_inputs), dtype=np.float32)
 

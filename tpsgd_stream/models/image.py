@@ -208,13 +208,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
             kernel_size=int(self.kernel_size),
             pool=int(self.pool),
             hidden=tuple(int(h) for h in self.hidden_layer_sizes or ()),
-            activation=self.activation,
-            rule=self.rule,
-            loss=self._loss,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            seed=self._seed,
-            device=self.device,
+            **self._training_kwargs(),
         )
         self._buffer = np.zeros((self.batch_size, math.prod(self._shape)), dtype=np.float32)
 
