@@ -63,10 +63,8 @@ cnn``) and one PNG per stream (seed 0) beside it, ``drift_recovery[_cnn]_STREAM.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -82,6 +80,9 @@ from tpsgd_stream.drift import DriftAdaptiveClassifier, Shift, ShiftStream, digi
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 from tpsgd_stream.plotting import plot_stream_accuracy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header, write_results  # noqa: E402  (a sibling script)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS = (
@@ -378,9 +379,7 @@ def main(argv=None) -> dict:
     if args.batch_size is not None:
         batch = dict.fromkeys(networks, args.batch_size)
     results = {
-        "command": "python benchmarks/drift_recovery.py " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        **run_header("drift_recovery.py", argv),
         "seeds": args.seeds,
         "rule": args.rule,
         "arch": args.arch,
@@ -431,9 +430,7 @@ def main(argv=None) -> dict:
                 )
     for entry in results["streams"].values():
         entry["mean"] = {c: average(runs) for c, runs in entry["runs"].items()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return results
 
 

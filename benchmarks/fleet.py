@@ -16,9 +16,7 @@ Writes ``benchmarks/results/fleet.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +27,9 @@ from sklearn.datasets import make_classification
 from tpsgd_stream.drift import Shift, ShiftStream
 from tpsgd_stream.fleet import StreamFleet
 from tpsgd_stream.models import TPSGDClassifier
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def interleaved_records(n_streams: int, n_samples: int) -> list[tuple]:
@@ -102,22 +103,7 @@ def main() -> None:
             f"  accuracy {r['accuracy_last_10pct']:.3f}  recovery {r['recovery_seconds']}"
         )
     ray.shutdown()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "machine": f"{platform.machine()}, torch {torch.__version__}, 1 torch thread",
-                "command": f"python benchmarks/fleet.py --streams {args.streams} "
-                f"--samples {args.samples} --checkpoint-every {args.checkpoint_every}",
-                "runs": runs,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {out}")
+    write_results({**run_header("fleet.py"), "torch_threads": 1, "runs": runs}, args.out)
 
 
 if __name__ == "__main__":

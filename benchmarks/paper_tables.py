@@ -17,9 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,6 +31,9 @@ from tqdm.auto import tqdm
 from tpsgd_stream import Network, get_rule
 from tpsgd_stream.datasets import load_mnist
 from tpsgd_stream.training import accuracy, fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header  # noqa: E402  (a sibling script)
 
 BATCH = 128
 MLP_RULES = (
@@ -318,12 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         + len(EDGE_RULES) * (len(seeds) + 1) * ("edge" in parts)
     )
     stamp = {
-        "command": " ".join(
-            ["python benchmarks/paper_tables.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch threads, torch {torch.__version__}",
+        **run_header("paper_tables.py", argv),
+        "torch_threads": torch.get_num_threads(),
         "epochs": args.epochs,
         "seeds": seeds,
         "batch_size": BATCH,

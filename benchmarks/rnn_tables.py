@@ -27,9 +27,7 @@ row-wise MNIST (1 epoch); MNIST-1D was also run for 60 epochs with longer credit
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +37,9 @@ import torch
 
 from tpsgd_stream.datasets import load_eeg_seizure, load_mnist, load_mnist1d
 from tpsgd_stream.recurrent import RecurrentNetwork
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header  # noqa: E402  (a sibling script)
 
 BATCH = 128
 SETS = ("mnist_rows", "eeg", "mnist1d", "mnist1d_x4")
@@ -243,8 +244,7 @@ def main(argv=None) -> dict:
         args.train, args.test = args.train or 10_000, args.test or 2_000
     torch.set_num_threads(args.threads)
     setup = {k: v for k, v in vars(args).items() if k not in ("out", "data")}
-    results = {"setup": setup, "machine": platform.processor() or platform.machine()}
-    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    results = {**run_header("rnn_tables.py", argv), "setup": setup}
     cache = {}
     for table in args.tables:
         if table == "memory":

@@ -18,9 +18,9 @@ Run: ``python benchmarks/soak.py [--n 1000000]``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +29,9 @@ import torch
 from river import preprocessing
 
 from tpsgd_stream.models import TPSGDClassifier
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def rss_mb() -> float:
@@ -98,7 +101,7 @@ def main() -> None:
     points = np.array([p for p in trace if p[0] > args.n / 2])
     slope = float(np.polyfit(points[:, 0], points[:, 1], 1)[0]) * 1e5 if len(points) > 1 else 0.0
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **run_header("soak.py"),
         "n_samples": args.n,
         "samples_per_s": round(args.n / seconds),
         "errors": errors[:20],
@@ -112,9 +115,7 @@ def main() -> None:
         "classes": list(model["TPSGDClassifier"]._classes),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "rss_mb"}, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.out)
 
 
 if __name__ == "__main__":

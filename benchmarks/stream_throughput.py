@@ -44,11 +44,9 @@ a results file's tables (Markdown, paired ratios), as BENCHMARKS.md shows them.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -60,6 +58,9 @@ from river import base, datasets, linear_model, preprocessing
 from sklearn.datasets import load_digits
 
 from tpsgd_stream.models import TPSGDClassifier
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_record import run_header, write_results  # noqa: E402  (a sibling script)
 
 BATCH = 32
 HIDDEN = (128,)  # TPSGDClassifier's default; the torch loop uses the same net
@@ -317,16 +318,12 @@ def main() -> None:
     deep_mlp = deep_river_mlp()
 
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.system()}",
-        "torch": torch.__version__,
+        **run_header("stream_throughput.py"),
         "torch_threads": 1,
         "batch": BATCH,
         "hidden_layer_sizes": HIDDEN,
         "lr": LR,
         "repeats": args.repeats,
-        "load_average": os.getloadavg(),
         "deep_river": None if deep_mlp is None else _version("deep_river"),
         "streams": {},
     }
@@ -365,10 +362,7 @@ def main() -> None:
             "results": rows,
         }
     results["load_average_after"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(results, args.out)
 
 
 def paired_ratio(row: dict, reference: dict) -> float:
