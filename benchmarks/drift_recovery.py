@@ -352,17 +352,16 @@ def main(argv=None) -> dict:
         "--tables-from",
         metavar="JSON",
         nargs="+",
-        help="print the tables of results files (a later file's contenders join the earlier "
-        "file's tables of the same streams), run nothing",
+        help="print the tables of results files (a later file's streams, and its contenders "
+        "on the streams of an earlier file, join them), run nothing",
     )
     args = parser.parse_args(argv)
     if args.tables_from:
         results, *others = (json.loads(Path(path).read_text()) for path in args.tables_from)
         for other in others:
             for name, entry in other["streams"].items():
-                if name in results["streams"]:
-                    mean = results["streams"][name]["mean"]
-                    mean |= {c: m for c, m in entry["mean"].items() if c not in mean}
+                mean = results["streams"].setdefault(name, entry)["mean"]
+                mean |= {c: m for c, m in entry["mean"].items() if c not in mean}
         print(markdown_tables(results))
         return {}
     if args.out is None:
