@@ -51,8 +51,9 @@ Reported per stream and contender (mean over seeds): accuracy over the 500 and 2
 after each shift, recovery time (samples until the 200-sample accuracy regains 95 % of its
 pre-shift value), detection delay, false alarms (detections matched to no shift, repeated
 detections of one shift included), and per adaptation its seconds, multiply-adds (and their
-ratio to a full re-training on the same samples) and parameters re-trained, the scheduled
-re-trainings (``refits``) and the multiply-adds of all repairs of a run together. Elec2 also
+ratio to a full re-training on the same samples), parameters re-trained and bytes held
+(``DriftEvent.memory_bytes``), the scheduled re-trainings (``refits``) and the multiply-adds
+of all repairs of a run together. Elec2 also
 gets the accuracy of the no-change baseline (predict the previous label).
 
 Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR] [--arch cnn]``.
@@ -262,6 +263,7 @@ def run_one(samples, name: str, network: dict, seed: int, **options) -> dict:
                 "seconds": e.seconds,
                 "multiply_adds": e.multiply_adds,
                 "full_multiply_adds": e.full_multiply_adds,
+                "memory_bytes": e.memory_bytes,
                 "parameters": e.parameters,
                 "adaptor_layers": e.adaptor_layers,
                 "race": {str(k): v for k, v in e.race.items()},
@@ -302,6 +304,7 @@ def summarise(run: dict, shifts: list[int]) -> dict:
         # the repairs a detection triggered (re-trainings, swaps), without the scheduled refits
         "detection_vs_full": _mean([ratio(a) for a in trained if a["action"] != "refit"]),
         "adapt_parameters": mean("parameters"),
+        "adapt_memory_bytes": mean("memory_bytes"),
     }
     return out
 
@@ -452,7 +455,7 @@ def markdown_tables(results: dict) -> str:
         else:
             columns += ["detections"]
         columns += ["adaptations (remaps) + refits", "s / re-training", "MACs / re-training"]
-        columns += ["vs full", "per detection vs full", "params", "MACs per run"]
+        columns += ["vs full", "per detection vs full", "params", "KiB held", "MACs per run"]
         rows = [f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
         for contender, m in entry["mean"].items():
             cells = [contender, f"{100 * m['accuracy']:.1f}"]
@@ -463,13 +466,16 @@ def markdown_tables(results: dict) -> str:
             else:
                 cells += [f"{m['detections']:.1f}"]
             if m["adapt_seconds"] is None and not m["remaps"]:
-                cells += ["-"] * 7
+                cells += ["-"] * 8
             else:
                 cells += [f"{m['adaptations']:.1f} ({m['remaps']:.1f}) + {m['refits']:.1f}"]
                 cells += [_number(m["adapt_seconds"], ".3f"), _si(m["adapt_multiply_adds"])]
                 cells += [_number(m["adapt_vs_full"], ".2f", "x")]
                 cells += [_number(m.get("detection_vs_full"), ".2f", "x")]
-                cells += [_number(m["adapt_parameters"], ",.0f"), _si(m["total_multiply_adds"])]
+                cells += [_number(m["adapt_parameters"], ",.0f")]
+                memory = m.get("adapt_memory_bytes")
+                cells += [_number(None if memory is None else memory / 1024, ",.0f")]
+                cells += [_si(m["total_multiply_adds"])]
             rows.append(f"| {' | '.join(cells)} |")
         blocks.append(title + ")\n\n" + "\n".join(rows))
     return "\n\n".join(blocks)

@@ -459,3 +459,27 @@ def test_freeze_encoder_by_default_freezes_a_cnn_but_not_an_mlp(freeze, frozen):
     assert cnn._freezes_encoder is (True if freeze is None else frozen)
     with pytest.raises(ValueError, match="freeze_encoder"):
         DriftAdaptiveClassifier(TPSGDClassifier(seed=0), freeze_encoder=1)
+
+
+def test_an_adaptation_reports_the_bytes_it_held():
+    """Replayed rows, one-hot targets and cached features, the output layer's parameters,
+    gradients and Adam moments, and one step's activations; a whole-network re-training
+    holds more."""
+
+    def run(adaptor_layers):
+        model = DriftAdaptiveClassifier(
+            TPSGDClassifier(hidden_layer_sizes=(32,), seed=0),
+            adaptor_layers=adaptor_layers,
+            remap_labels=False,
+            seed=0,
+        )
+        _run(model, [Shift("label_swap", SHIFT)])
+        return next(e for e in model.drift_events if e.action == "adapt")
+
+    event = run(1)
+    n, floats = event.n_samples, 4
+    cached = n * (64 + 10 + 32) * floats  # rows, targets, the hidden layer's features
+    state = (32 * 10 + 10) * floats * 4 + 2 * floats  # weights, gradients, 2 moments, 2 steps
+    activations = event.memory_bytes - cached - state
+    assert 0 < activations <= 32 * (32 + 10) * floats * 4  # one minibatch of 32 at most
+    assert run(2).memory_bytes > event.memory_bytes

@@ -60,6 +60,23 @@ _RACE_KEY = 2**20  # seeds the race split apart from the layer re-initialisation
 _MIN_GAIN = 0.1  # a label permutation must explain this many more samples than the identity
 
 
+def _tensor_bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _state_bytes(net, layers) -> int:
+    """Bytes of the parameters (learned heads included), gradients and optimizer state of
+    ``net``'s ``layers``."""
+    total = 0
+    for i in layers:
+        for group in net.optimizers[i].param_groups:
+            for param in group["params"]:
+                total += 2 * _tensor_bytes(param)  # the parameter and its gradient
+                state = net.optimizers[i].state.get(param, {})
+                total += _tensor_bytes(*(v for v in state.values() if torch.is_tensor(v)))
+    return total
+
+
 def retraining_multiply_adds(macs: list[int], depth: int, n: int, passes: int) -> tuple[int, int]:
     """Multiply-adds of re-training the last ``depth`` of the trainable layers whose forward
     passes cost ``macs`` a sample, on ``n`` samples for ``passes`` passes (the encoder's
@@ -85,8 +102,12 @@ class DriftEvent:
     re-training after an adaptation, not a detection), ``"ignored"`` (the signal fell) or
     ``"pending"`` (waiting for ``min_samples`` new samples). The cost fields
     describe the repair (race and background training included): samples used, seconds,
-    parameters re-trained, multiply-adds spent, and the multiply-adds a full re-training of
-    the network on the same samples would have cost. ``adaptor_layers`` is the depth used and
+    parameters re-trained, multiply-adds spent, the multiply-adds a full re-training of
+    the network on the same samples would have cost, and ``memory_bytes``, the bytes of
+    tensors the repair held: the replayed rows and the encoder's cached features, the
+    adaptor's parameters, gradients, learned heads and optimizer state, and the peak
+    activations of one training step (a race adds its largest candidate copy of the network,
+    a swap counts the background copy instead of the rows). ``adaptor_layers`` is the depth used and
     ``race`` the held-out accuracy of each candidate depth (``adaptor_layers="race"``).
     ``change_point`` is where the replayed signal after ``cut`` rises (set with
     ``remap_labels`` or ``refine_cut``): the permutation is looked for after it.
@@ -107,6 +128,7 @@ class DriftEvent:
     parameters: int = 0
     multiply_adds: int = 0
     full_multiply_adds: int = 0
+    memory_bytes: int = 0
     adaptor_layers: int = 0
     race: dict = field(default_factory=dict)
     permutation: dict = field(default_factory=dict)
@@ -447,6 +469,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             for begin in range(0, len(features), batch):
                 chosen = order[begin : begin + batch]
                 net.train_step(features[chosen], targets[chosen], layers=adaptor, start=adaptor[0])
+                self._peak_bytes = max(self._peak_bytes, net.activation_bytes)
 
     # ------------------------------------------------------------ background from a warning
     def _train_background(self, x: dict, y) -> None:
@@ -485,6 +508,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             net.optimizers[i].load_state_dict(background.optimizers[i].state_dict())
         self._finish(event, "swap", adaptor, self._background_seen, *self._background_cost)
         event.full_multiply_adds = self._costs(len(adaptor), self._background_seen)[1]
+        event.memory_bytes = _state_bytes(background, background.trainable_indices)
         self._background = None
 
     # ----------------------------------------------------------------------- re-training
@@ -499,6 +523,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             return
         samples = [(x, y) for i, x, y, *_ in self._replay if i >= event.cut]
         rows, targets = self._samples(samples)
+        self._peak_bytes = 0  # the largest transient of the steps (and race) below
         macs = 0
         if self.adaptor_layers == "race":
             depth, event.race, macs = self._race(rows, targets, event.index)
@@ -517,6 +542,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             self._refit = (event.cut, 2 * len(samples), self.refits, len(samples))
         seconds = time.perf_counter() - start_time
         self._finish(event, action, adaptor, len(samples), seconds, macs, passes)
+        cached = _tensor_bytes(rows, targets, None if features is rows else features)
+        event.memory_bytes = cached + _state_bytes(net, adaptor) + self._peak_bytes
 
     def _remap(self, event: DriftEvent) -> bool:
         """Remap the classes when a permutation of the old predictions explains the labels
@@ -548,6 +575,9 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             predicted = candidate.forward(features[held], start=adaptor[0]).argmax(1)
             scores[depth] = float((predicted == targets[held].argmax(1)).float().mean())
             macs += self._costs(depth, n_fit)[0]
+            held_bytes = _state_bytes(candidate, candidate.trainable_indices)
+            held_bytes += _tensor_bytes(None if features is rows else features)
+            self._peak_bytes = max(self._peak_bytes, held_bytes + candidate.activation_bytes)
         best = max(scores, key=lambda d: (scores[d], -d))  # ties go to the shallower
         return best, scores, macs
 
