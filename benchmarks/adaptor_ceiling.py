@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {
-        **run_header(),
+        **run_header("adaptor_ceiling.py", argv),
         "passes": PASSES,
         "seeds": args.seeds,
         "streams": {},

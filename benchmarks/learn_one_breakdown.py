@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
         "--out", default=str(Path(__file__).parent / "results" / "learn_one_breakdown.json")
     )
     args = parser.parse_args(argv)
-    header = run_header()  # (the load average before the timings)
+    header = run_header("learn_one_breakdown.py", argv)  # (the load average before the timings)
     torch.set_num_threads(1)
     data = scaled_digits()
     model = TPSGDClassifier(rule=args.rule, seed=0)
