@@ -340,6 +340,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         self._background_batch: list = []
         self._background_cost = [0.0, 0]  # seconds, multiply-adds
         self.drift_events: list[DriftEvent] = []
+        self._layer_macs: tuple = (None, [])  # (input width, classes) -> per-layer forward MACs
 
     @property
     def _wrapped_model(self):
@@ -610,8 +611,12 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         weight gradient; the encoder runs forward once, the adaptor ``passes`` times.
         """
         model, net = self.model, self.model._net
-        macs = net.multiply_adds(model._inputs(torch.zeros(1, model._width, device=net.device)))
-        return retraining_multiply_adds(macs, depth, n, self.passes if passes is None else passes)
+        shape = (model._width, net.n_outputs)  # the layers' sizes change only when these grow
+        if self._layer_macs[0] != shape:
+            sample = model._inputs(torch.zeros(1, model._width, device=net.device))
+            self._layer_macs = (shape, net.multiply_adds(sample))
+        passes = self.passes if passes is None else passes
+        return retraining_multiply_adds(self._layer_macs[1], depth, n, passes)
 
     # ------------------------------------------------------------------------ prediction
     def _encode(self, x: dict) -> dict:
