@@ -81,31 +81,42 @@ def _unflat(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _gated_error(
-    probs: torch.Tensor, target: torch.Tensor, smoothing: float, confident: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
-    """The smoothed error ``p - t`` of every row, the gate ``(n, 1)``, the kept rows, and
-    whether gathering them pays (at most half the rows kept: most samples are learned)."""
-    keep = (probs * target).sum(1, keepdim=True) < confident
-    error = probs - (target * (1.0 - smoothing) + smoothing / target.shape[1])
-    rows = keep.view(-1).nonzero().view(-1)
-    return error, keep, rows, 2 * rows.shape[0] <= probs.shape[0]
+    features: torch.Tensor,
+    readout: torch.Tensor,
+    target: torch.Tensor,
+    smoothing: float,
+    confident: float,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The gated, smoothed error of a linear readout, in the ``(K, n)`` layout, scaled by
+    ``1/n``; the rows (samples) still learning; whether gathering them pays (at most half
+    kept: most samples are learned).
+
+    ``p = softmax(readout @ features^T)`` over the ``K`` classes, ``t = (1 - eps) y* + eps / K``
+    and the gate ``m = [p . y* < confident]`` give ``m (p - t) / n``. Classes run along the
+    first axis: a softmax or sum over ``K`` = 10 entries is then one vectorised pass across the
+    samples, where over the last axis of ``(n, K)`` it ran 10x slower on CPU (about 30 against
+    3 us for ``(128, 10)``), a large part of a local head's cost on a 256-unit layer.
+    """
+    n = features.shape[0]
+    target_t = target.t()
+    probs = torch.softmax(torch.mm(readout, features.t()), dim=0)
+    keep = (probs * target_t).sum(0) < confident
+    error = probs.sub_(target_t, alpha=1.0 - smoothing).sub_(smoothing / target_t.shape[0])
+    error.mul_(keep * (1.0 / n))
+    rows = keep.nonzero().view(-1)
+    return error, rows, 2 * rows.shape[0] <= n
 
 
 def _gather_rows(
-    rows: torch.Tensor,
-    error: torch.Tensor,
-    z: torch.Tensor,
-    a: torch.Tensor,
-    act: Activation,
-    target_on: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``rows`` of ``error`` and ``z``, and of ``a`` only where the activation's slope reads it
+    rows: torch.Tensor, z: torch.Tensor, a: torch.Tensor, act: Activation, target_on: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``rows`` of ``z``, and of ``a`` only where the activation's slope reads it
     (``sigma'(z)`` is applied to activation targets, and tanh's or sigmoid's reads ``a``);
     ``None`` in its place otherwise."""
     z = z.index_select(0, rows)
     if target_on == "activation" and act.reads_output:
-        return error.index_select(0, rows), z, a.index_select(0, rows)
-    return error.index_select(0, rows), z, None
+        return z, a.index_select(0, rows)
+    return z, None
 
 
 def _project(signal: torch.Tensor, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -572,13 +583,13 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
         the samples still learn (their rows alone then make the weight gradient)."""
         output = a if self.target_on == "activation" else z
         flat_p = _flat(matrix)
-        probs = torch.softmax(F.linear(_flat(output), flat_p), dim=1)  # h @ P^T
-        error, keep, rows, sparse = _gated_error(probs, target, self.smoothing, self.confident)
+        error, rows, sparse = _gated_error(
+            _flat(output), flat_p, target, self.smoothing, self.confident
+        )
         if sparse:
-            error, z, a = _gather_rows(rows, error, z, a, act, self.target_on)
-        else:
-            error = error * keep
-        grad = _unflat(torch.mm(error.div_(output.shape[0]), flat_p), output)
+            error = error.index_select(1, rows)
+            z, a = _gather_rows(rows, z, a, act, self.target_on)
+        grad = _unflat(torch.mm(error.t(), flat_p), output)
         if self.target_on == "activation":
             grad = act.backward(grad, z, a)
         return RowDelta(rows, grad) if sparse else grad
@@ -726,13 +737,12 @@ class TPSGDLocalHead(Rule):
         output = a if self.target_on == "activation" else z
         features = _head_features(output, self.pool)
         flat = _flat(features)
-        probs = torch.softmax(F.linear(flat, matrix), dim=1)  # f @ H^T
-        error, keep, rows, sparse = _gated_error(probs, target, self.smoothing, self.confident)
-        error = error.mul_(keep).div_(output.shape[0])
-        head_grad = torch.mm(error.t(), flat)  # the (K, units) product is cheap on all rows
+        error, rows, sparse = _gated_error(flat, matrix, target, self.smoothing, self.confident)
+        head_grad = torch.mm(error, flat)  # the (K, units) product is cheap on all rows
         if sparse:  # only the rows the layer's gradient needs
-            error, z, a = _gather_rows(rows, error, z, a, act, self.target_on)
-        grad = _unflat(torch.mm(error, matrix), features)
+            error = error.index_select(1, rows)
+            z, a = _gather_rows(rows, z, a, act, self.target_on)
+        grad = _unflat(torch.mm(error.t(), matrix), features)
         if features is not output:  # the pool's adjoint (it reads only the output's shape)
             grad = _spread(grad, output.narrow(0, 0, grad.shape[0]), self.pool)
         if self.target_on == "activation":
