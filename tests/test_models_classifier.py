@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,12 +223,19 @@ def test_wide_dict_rows_in_any_key_order_with_missing_and_new_features():
     assert model._buffer[1, features["p7"]] == 0.0  # missing: 0, not the stale value
 
 
-def test_frame_with_a_repeated_column_name_clears_the_other_columns():
+def test_frame_with_a_repeated_column_name_is_rejected_and_changes_nothing():
     model = TPSGDClassifier(seed=0, batch_size=4, hidden_layer_sizes=(8,))
     model.learn_many(pd.DataFrame({"a": [1.0] * 4, "b": [2.0] * 4}), pd.Series([0, 1, 0, 1]))
-    repeated = pd.DataFrame([[3.0, 4.0]], columns=["a", "a"])
-    model.learn_many(repeated, pd.Series([1]))
-    assert model._buffer[0, model._features["b"]] == 0.0
+    before = pickle.dumps(model)
+    for repeated in (
+        pd.DataFrame([[3.0, 4.0]], columns=["a", "a"]),
+        pd.DataFrame([[3.0, "s"]], columns=["a", "a"]),  # an object column too
+    ):
+        with pytest.raises(ValueError, match=r"repeated column name\(s\) \['a'\]"):
+            model.learn_many(repeated, pd.Series([1]))
+        with pytest.raises(ValueError, match="repeated column"):
+            model.predict_many(repeated)
+    assert pickle.dumps(model) == before
 
 
 def test_learn_many_with_known_and_new_labels_takes_the_same_steps_as_learn_one():

@@ -46,6 +46,10 @@ BAD_ROWS = [
     ({"a": 1.0, "color": "red"}, TypeError, "'color'.*str"),
     ({"a": None}, TypeError, "'a'.*NoneType"),
     ({"a": 1 + 2j}, TypeError, "'a'.*complex"),
+    # finite in float64, infinite in the float32 the networks train in
+    ({"a": 1.0, "b": 1e39}, ValueError, "'b'.*float32"),
+    ({"a": -(10**400)}, ValueError, "'a'.*float32"),  # beyond any float
+    ({"a": np.timedelta64(3, "s")}, TypeError, "'a'.*timedelta64"),
 ]
 
 
@@ -151,3 +155,56 @@ def test_non_finite_zero_never_writes_to_the_frame(cls):
     model.predict_many(frame)
     pd.testing.assert_frame_equal(frame, copy)
     assert np.array_equal(model._buffer[0], np.array([3.0, 0.5], dtype=np.float32))
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+@pytest.mark.parametrize("x", [[1.0, 2.0], np.ones(2), pd.Series({"a": 1.0}), None])
+def test_x_that_is_not_a_dict_is_rejected_and_model_unchanged(cls, x):
+    model = _trained(cls)
+    before = _state(model)
+    for call in (lambda: model.learn_one(x, 1), lambda: model.predict_one(x)):
+        with pytest.raises(TypeError, match="x must be a dict"):
+            call()
+    _assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_frame_beyond_float32_is_rejected_or_zeroed(cls):
+    model = _trained(cls)
+    before = _state(model)
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, -1e300]})
+    with pytest.raises(ValueError, match=r"\['b'\].*float32"):
+        model.learn_many(frame, pd.Series([0, 1]))
+    _assert_unchanged(before, model)
+    zeroing = cls(seed=0, batch_size=2, non_finite="zero")
+    zeroing.learn_many(frame, pd.Series([0, 1]))
+    zeroing.learn_one({"a": 1.0, "b": 1e39}, 1)
+    zeroing.learn_one({"a": 2.0, "b": 2.0}, 0)
+    assert zeroing._n_updates == 2
+    assert all(torch.isfinite(p).all() for p in zeroing._net.parameters())
+
+
+def test_many_large_values_within_float32_are_accepted():
+    """Their sum of squares is above the fast check's bound; each value is representable."""
+    model = TPSGDClassifier(seed=0, batch_size=1)
+    model.learn_one({f"f{i}": 2e38 for i in range(4)}, 0)
+    assert model._n_updates == 1
+
+
+@pytest.mark.parametrize(
+    "label", [np.float32("nan"), np.float64("nan"), pd.NA, pd.NaT, np.datetime64("NaT")]
+)
+def test_missing_labels_of_any_type_are_rejected(label):
+    model = _trained(TPSGDClassifier)
+    before = _state(model)
+    with pytest.raises(ValueError, match="every sample needs a label"):
+        model.learn_one({"a": 1.0}, label)
+    _assert_unchanged(before, model)
+
+
+def test_tensor_label_is_rejected_rather_than_a_new_class_per_sample():
+    model = _trained(TPSGDClassifier)
+    before = _state(model)
+    with pytest.raises(TypeError, match=r"y.item\(\)"):
+        model.learn_one({"a": 1.0}, torch.tensor(1))
+    _assert_unchanged(before, model)

@@ -60,3 +60,22 @@ def test_classification_rule_and_unknown_loss_are_rejected():
         TPSGDRegressor(rule="tpsgd_ce")
     with pytest.raises(ValueError, match="loss"):
         TPSGDRegressor(loss="cross_entropy")
+
+
+@pytest.mark.parametrize("rule", ["tpsgd_ce", "tpsgd_ce_ls", "tpsgd_head"])
+def test_rules_that_read_out_classes_are_refused_when_built(rule):
+    with pytest.raises(ValueError, match=f"TPSGDRegressor: unsupported rule '{rule}'"):
+        TPSGDRegressor(rule=rule)
+
+
+def test_huge_targets_are_refused_and_learn_many_needs_labels_per_row():
+    model = TPSGDRegressor(seed=0, batch_size=2)
+    model.learn_one({"a": 1.0}, 2.0)
+    before = [p.detach().clone() for p in model._net.parameters()], model._task_state()
+    with pytest.raises(ValueError, match="float32"):
+        model.learn_one({"a": 1.0}, 1e200)  # (its square would overflow the running variance)
+    for y in (None, 3.0):
+        with pytest.raises(TypeError, match="y must be a pandas Series"):
+            model.learn_many(pd.DataFrame({"a": [1.0]}), y)
+    assert all(torch.equal(a, b) for a, b in zip(before[0], model._net.parameters()))
+    assert model._task_state() == before[1]

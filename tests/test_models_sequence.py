@@ -123,8 +123,8 @@ def test_local_rule_never_calls_backward(monkeypatch):
         (np.zeros((4, 3)), ValueError, "2 features per step; got an array of 3"),
         (np.zeros((0, 2)), ValueError, "empty"),
         ([], ValueError, "empty"),
-        (np.array([[0.0, 1.0], [np.nan, 0.0]]), ValueError, r"NaN or infinite .*step\(s\) \[1\]"),
-        ([{"a": 1.0}, {"a": np.inf}], ValueError, "NaN or infinite"),
+        (np.array([[0.0, 1.0], [np.nan, 0.0]]), ValueError, r"NaN, infinite .*step\(s\) \[1\]"),
+        ([{"a": 1.0}, {"a": np.inf}], ValueError, "NaN, infinite"),
         ({"a": 1.0}, TypeError, "list of dicts"),
         ([{"a": "x"}], TypeError, "real number"),
         (np.array([["a", "b"]]), TypeError, "numeric"),
@@ -263,7 +263,7 @@ def test_stream_window_resets_the_state():
 @pytest.mark.parametrize(
     "x, error, match",
     [
-        ({"a": np.nan}, ValueError, "NaN or infinite"),
+        ({"a": np.nan}, ValueError, "NaN, infinite"),
         ({"a": "high"}, TypeError, "real number"),
         (np.zeros(2), TypeError, "dict"),
     ],
@@ -297,3 +297,18 @@ def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
         loaded.learn_one(x, y)
     assert _same(_snapshot(model), _snapshot(loaded))
     assert np.array_equal(model._h, loaded._h)
+
+
+@pytest.mark.parametrize(
+    "cls, rule",
+    [
+        (TPSGDSequenceClassifier, "tpsgd_head"),
+        (TPSGDSequenceClassifier, "forward_grad"),
+        (TPSGDStreamingSequenceClassifier, "tpsgd_head"),
+        (TPSGDStreamingSequenceClassifier, "dfa"),  # no output error one step at a time
+        (TPSGDStreamingSequenceClassifier, "sdfa"),
+    ],
+)
+def test_rules_a_sequence_model_cannot_train_with_are_refused_when_built(cls, rule):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: unsupported rule '{rule}'"):
+        cls(rule=rule)

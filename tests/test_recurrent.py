@@ -292,3 +292,25 @@ def test_rnn_tables_seeds_mnist1d_x4_and_merged_results(tmp_path):
         assert row["accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=0.01)
     with pytest.raises(SystemExit):
         tables.main(["--sets", "mnist1d_x3"])
+
+
+@pytest.mark.parametrize("rule", ["tpsgd_head", "forward_grad"])
+def test_rules_that_cannot_train_recurrent_cells_are_refused_when_built(rule):
+    with pytest.raises(ValueError, match=f"rule '{rule}' cannot train recurrent cells"):
+        RecurrentNetwork(3, 8, 2, rule=rule)
+
+
+def test_gated_rule_gives_cells_a_dense_delta_with_the_learned_rows_zero():
+    """``tpsgd_ce_ls`` returns only the rows still learning once most samples are confident;
+    a cell's gradient and the credit it sends back need every row."""
+    net = RecurrentNetwork(3, 8, 2, rule="tpsgd_ce_ls", seed=0)
+    rule = net.rule
+    matrix = step_matrix(
+        rule.projection, 2, 8, seed=0, stream=0, step=0, scale=rule.default_scale(8)
+    )
+    target = torch.eye(2)[[0, 0, 0, 1]]
+    a = 400.0 * matrix[[0, 0, 0, 1]]  # read out through B_0: every sample confident...
+    a[3] = 0.5  # ...but the last, read out near uniform (sigmoid cells: slope 1/4 there)
+    delta = net.step_delta(0, 0, a, a, None, target)
+    assert isinstance(delta, torch.Tensor) and delta.shape == (4, 8)
+    assert torch.count_nonzero(delta[:3]) == 0 and torch.count_nonzero(delta[3]) > 0

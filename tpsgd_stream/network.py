@@ -25,7 +25,7 @@ from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
-from .rules import HeadDelta, RowDelta, Rule, TPSGDCrossEntropy, TPSGDLocalHead, get_rule
+from .rules import HeadDelta, RowDelta, Rule, get_rule
 from .seeding import derive_seed
 
 __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
@@ -105,7 +105,7 @@ class Network(nn.Module):
         self.output_index = len(layers) - 1
         self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
         for i, rule_ in enumerate(self.rules):
-            if isinstance(rule_, (TPSGDCrossEntropy, TPSGDLocalHead)) and loss != "cross_entropy":
+            if rule_ is not None and rule_.reads_classes and loss != "cross_entropy":
                 raise ValueError(f"Layer {i}: rule {rule_.name!r} needs loss='cross_entropy'.")
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Trainable):

@@ -31,10 +31,24 @@ from .losses import LOSSES, output_error, output_loss
 from .network import Network, resolve_device
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import step_matrix
-from .rules import Rule, get_rule
+from .rules import RULES, RowDelta, Rule, get_rule
 from .seeding import derive_seed
 
-__all__ = ["ElmanCell", "RecurrentNetwork"]
+__all__ = ["ElmanCell", "RecurrentNetwork", "recurrent_rules"]
+
+
+def recurrent_rules() -> tuple[str, ...]:
+    """Names of the rules that train :class:`RecurrentNetwork` cells: all but those that learn
+    a head per layer (``tpsgd_head``) or train by weight perturbation (``forward_grad``).
+
+    Examples
+    --------
+    >>> "tpsgd_ce" in recurrent_rules(), "tpsgd_head" in recurrent_rules()
+    (True, False)
+    """
+    return tuple(
+        sorted(name for name, rule in RULES.items() if not (rule.learns_head or rule.perturbative))
+    )
 
 
 class ElmanCell(nn.Module):
@@ -184,6 +198,12 @@ class RecurrentNetwork(nn.Module):
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
         self.rule = get_rule(rule)
+        if self.rule.name not in recurrent_rules():
+            raise ValueError(
+                f"rule {self.rule.name!r} cannot train recurrent cells (a learned head per layer, "
+                f"or weight perturbation, are not implemented for them); expected one of "
+                f"{recurrent_rules()}."
+            )
         self.loss, self.seed = loss, int(seed)
         self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
         self.train_recurrent = bool(train_recurrent)
@@ -430,7 +450,9 @@ class RecurrentNetwork(nn.Module):
                 device=self.device,
             )
         act = self.cells[c].act
-        return rule_.delta(z=z, a=a, act=act, target=target, error=error, matrix=matrix)
+        delta = rule_.delta(z=z, a=a, act=act, target=target, error=error, matrix=matrix)
+        # a gated rule's rows: the cell's gradient and the credit sent back need every row
+        return delta.dense(like=z) if isinstance(delta, RowDelta) else delta
 
     def _bptt_step(self, x, target, lengths) -> torch.Tensor:
         """Back-propagation through time: the unrolled graph is kept (memory grows with T)."""

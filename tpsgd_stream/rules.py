@@ -209,6 +209,7 @@ class Rule:
     perturbative = False  # True: trained by weight perturbation, not by a delta (forward_grad)
     discrete = False  # True: binary/ternary weights changed by flips, no optimizer (bitflip)
     learns_head = False  # True: reads the layer out through a learned head (tpsgd_head)
+    reads_classes = False  # True: a softmax over the classes (needs loss="cross_entropy")
     default_projection: str | None = "normal"
 
     def __init__(
@@ -420,6 +421,7 @@ class TPSGDCrossEntropy(Rule):
     """
 
     name = "tpsgd_ce"
+    reads_classes = True
     temperature = 3.2
 
     def default_scale(self, n_units: int) -> float:
@@ -699,6 +701,7 @@ class TPSGDLocalHead(Rule):
 
     name = "tpsgd_head"
     learns_head = True
+    reads_classes = True
     default_projection = "orthogonal"
     entry_std = 0.08
     smoothing = 0.1

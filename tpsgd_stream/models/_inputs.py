@@ -2,20 +2,33 @@
 
 Every check runs before the estimator changes any state, so a rejected sample leaves the model
 exactly as it was. The fast path for one dict is: one ``set(map(type, values))`` to check the
-value types, one ``np.fromiter`` and one ``np.isfinite``.
+value types, one ``np.fromiter`` and one dot product (NaN, infinities and values beyond
+float32's range all show in the sum of squares).
+
+Networks train in float32, so a value beyond its range (``|x| > 3.4e38``) counts as non-finite:
+cast to float32 it would be infinite and turn the weights into NaN.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 import pandas as pd
+import torch
 
-__all__ = ["NON_FINITE", "parse_values", "check_frame", "check_label"]
+__all__ = [
+    "NON_FINITE",
+    "FLOAT32_MAX",
+    "parse_values",
+    "check_frame",
+    "check_label",
+    "label_list",
+]
 
 NON_FINITE = ("raise", "zero")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MAX_SQUARED = FLOAT32_MAX**2  # a sum of squares above it has a value beyond float32 (or many)
 
 # Value types accepted without a closer look (isinstance checks cover the rest).
 _FAST_TYPES = frozenset(
@@ -25,6 +38,8 @@ _FAST_TYPES = frozenset(
 
 
 def _is_number(value) -> bool:
+    if isinstance(value, np.timedelta64):  # (numpy counts it as an integer)
+        return False
     if isinstance(value, (numbers.Real, np.bool_)):
         return True
     return (
@@ -32,6 +47,10 @@ def _is_number(value) -> bool:
         and np.issubdtype(type(value), np.number)
         and not (np.issubdtype(type(value), np.complexfloating))
     )
+
+
+def _can_be_nan(value) -> bool:
+    return isinstance(value, (float, np.floating, np.datetime64, np.timedelta64))
 
 
 def _type_error(owner: str, name, value) -> TypeError:
@@ -44,29 +63,44 @@ def _type_error(owner: str, name, value) -> TypeError:
 
 def _non_finite_error(owner: str, names: list) -> ValueError:
     return ValueError(
-        f"{owner}: feature(s) {names} are NaN or infinite. Impute them upstream, or pass "
+        f"{owner}: feature(s) {names} are NaN, infinite or beyond float32's range "
+        f"(|x| > {FLOAT32_MAX:.4g}). Impute or rescale them upstream, or pass "
         f"non_finite='zero' to treat them as missing (0)."
     )
+
+
+def _in_range(array: np.ndarray) -> np.ndarray:
+    """Which entries are finite and within float32's range (NaN compares false)."""
+    return np.abs(array) <= FLOAT32_MAX
 
 
 def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
     """The values of ``x`` as a float64 array, in ``x``'s key order.
 
-    Raises ``TypeError`` naming a non-numeric feature and ``ValueError`` naming NaN or infinite
-    ones (unless ``non_finite == "zero"``, which sets them to 0).
+    Raises ``TypeError`` naming a non-numeric feature (or when ``x`` is not a dict) and
+    ``ValueError`` naming NaN, infinite or float32-overflowing ones (unless
+    ``non_finite == "zero"``, which sets them to 0).
     """
+    if not isinstance(x, dict):
+        raise TypeError(
+            f"{owner}: x must be a dict of feature name -> number, got {type(x).__name__}."
+        )
     values = x.values()
     if not _FAST_TYPES.issuperset(map(type, values)):
         for name, value in x.items():
             if not _is_number(value):
                 raise _type_error(owner, name, value)
-    array = np.fromiter(values, dtype=np.float64, count=len(x))
-    if not math.isfinite(sum(values)):  # one Python sum: NaN and inf propagate
-        finite = np.isfinite(array)
-        if not finite.all():  # (a finite sum can overflow: then all may still be finite)
+    try:
+        array = np.fromiter(values, dtype=np.float64, count=len(x))
+    except OverflowError:  # an int beyond any float
+        big = [k for k, v in x.items() if isinstance(v, int) and abs(v) > FLOAT32_MAX]
+        raise _non_finite_error(owner, big) from None
+    if not array.dot(array) <= _MAX_SQUARED:  # NaN, inf, |x| > 3.4e38: not <=
+        ok = _in_range(array)
+        if not ok.all():  # (many large values can sum above it, each within range)
             if non_finite != "zero":
-                raise _non_finite_error(owner, [k for k, ok in zip(x, finite) if not ok])
-            array[~finite] = 0.0
+                raise _non_finite_error(owner, [k for k, good in zip(x, ok) if not good])
+            array[~ok] = 0.0
     return array
 
 
@@ -77,18 +111,21 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
     """
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"{owner}: expected a pandas DataFrame, got {type(X).__name__}.")
+    if X.columns.has_duplicates:
+        repeated = X.columns[X.columns.duplicated()].unique().tolist()
+        raise ValueError(f"{owner}: the frame has repeated column name(s) {repeated}.")
     array = X.to_numpy()  # one block for an all-numeric frame; object dtype if any is not
     if array.dtype.kind in "biuf":
         array = array.astype(np.float64, copy=False)  # may be a view: read, never written
     else:
         columns = [_column(X[name], name, owner) for name in X.columns]
         array = np.stack(columns, axis=1) if columns else np.zeros((len(X), 0))
-    finite = np.isfinite(array)
-    if not finite.all():
+    ok = _in_range(array)
+    if not ok.all():
         if non_finite != "zero":
-            names = [name for name, ok in zip(X.columns, finite.all(axis=0)) if not ok]
+            names = [name for name, good in zip(X.columns, ok.all(axis=0)) if not good]
             raise _non_finite_error(owner, names)
-        array = np.where(finite, array, 0.0)  # a copy: the user's frame is never written to
+        array = np.where(ok, array, 0.0)  # a copy: the user's frame is never written to
     return array
 
 
@@ -102,13 +139,37 @@ def _column(column: pd.Series, name, owner: str) -> np.ndarray:
     return column.to_numpy(dtype=np.float64)
 
 
+_PLAIN_LABELS = frozenset({int, str, bool})
+
+
 def check_label(y, owner: str) -> None:
-    """A label must be hashable and not ``None`` (nor a float NaN)."""
-    if y is None or (isinstance(y, float) and y != y):
+    """A label must be hashable by value and not missing (``None``, a NaN of any float type,
+    ``pd.NA``, ``NaT``): a torch tensor, hashed by identity, would add a class per sample."""
+    if type(y) in _PLAIN_LABELS:
+        return
+    if y is None or y is pd.NA or y is pd.NaT or (_can_be_nan(y) and y != y):
         raise ValueError(f"{owner}: the label is {y!r}; every sample needs a label to learn from.")
+    if isinstance(y, torch.Tensor):
+        raise TypeError(
+            f"{owner}: the label is a torch tensor, which hashes by identity (every sample would "
+            f"be a new class); pass y.item() or a plain int / str."
+        )
     try:
         hash(y)
     except TypeError:
         raise TypeError(
             f"{owner}: labels must be hashable (int, str, bool, ...), got {type(y).__name__}."
         ) from None
+
+
+def label_list(y, owner: str) -> list:
+    """The labels (or targets) of a ``learn_many`` call as a list, one per row: from a pandas
+    Series, a list, a tuple or a 1-d array (tuples inside stay labels)."""
+    if isinstance(y, pd.Series):
+        return y.tolist()
+    if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.ndim == 1):
+        return list(y)
+    raise TypeError(
+        f"{owner}: y must be a pandas Series (or a list) with one label per row of X, "
+        f"got {type(y).__name__}."
+    )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from river import base
 
-from ..recurrent import RecurrentNetwork
+from ..recurrent import RecurrentNetwork, recurrent_rules
 from . import _persistence
 from ._inputs import parse_values
 from .base import check_training_params, register_label
@@ -50,7 +50,11 @@ class _SequenceBase(base.Classifier):
                 f"{name}: readout_hidden must be None (a linear readout) or a tuple of positive "
                 f"ints such as (64,), got {hidden!r}."
             )
-        check_training_params(self, ACTIVATIONS)
+        check_training_params(self, ACTIVATIONS, self._rules())
+
+    def _rules(self) -> tuple[str, ...]:
+        """Names of the rules this estimator trains with: those of recurrent cells."""
+        return recurrent_rules()
 
     def _reset(self) -> None:
         self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed

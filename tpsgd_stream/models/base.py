@@ -80,19 +80,20 @@ def is_tuple_of_positive_ints(value) -> bool:
     )
 
 
-def check_training_params(estimator, activations) -> None:
+def check_training_params(estimator, activations, rules=None) -> None:
     """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
-    the estimators, with a ``ValueError`` naming the estimator, the parameter and its value."""
+    the estimators, with a ``ValueError`` naming the estimator, the parameter and its value.
+    ``rules``: the rule names this estimator can train with (default: every rule)."""
     name = type(estimator).__name__
     if estimator.activation not in activations:
         raise ValueError(
             f"{name}: unknown activation {estimator.activation!r}; expected one of "
             f"{list(activations)}."
         )
-    if estimator.rule not in RULES:
-        raise ValueError(
-            f"{name}: unknown rule {estimator.rule!r}; expected one of {sorted(RULES)}."
-        )
+    rules = sorted(RULES) if rules is None else list(rules)
+    if estimator.rule not in rules:
+        known = "unsupported" if estimator.rule in RULES else "unknown"
+        raise ValueError(f"{name}: {known} rule {estimator.rule!r}; expected one of {rules}.")
     if estimator.optimizer not in OPTIMIZERS:
         raise ValueError(
             f"{name}: unknown optimizer {estimator.optimizer!r}; expected one of {OPTIMIZERS}."
@@ -162,7 +163,7 @@ class TPSGDEstimator(base.Estimator):
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
-        check_training_params(self, sorted(NUMPY_ACTIVATIONS))
+        check_training_params(self, sorted(NUMPY_ACTIVATIONS), self._rules())
 
     def _check_architecture(self) -> None:
         """Check the parameters that shape the network (here: ``hidden_layer_sizes``)."""
@@ -171,6 +172,10 @@ class TPSGDEstimator(base.Estimator):
                 f"{type(self).__name__}: hidden_layer_sizes must be a tuple of positive ints, "
                 f"such as (64,), got {self.hidden_layer_sizes!r}."
             )
+
+    def _rules(self) -> list[str]:
+        """Names of the rules this estimator trains with (here: all)."""
+        return sorted(RULES)
 
     @property
     def _n_trainable_layers(self) -> int:
@@ -329,7 +334,7 @@ class TPSGDEstimator(base.Estimator):
             stop = start + take
             targets = register(y[start:stop])
             block = self._buffer[self._n_buffered : self._n_buffered + take]
-            block[:] = 0.0  # (a frame's columns may repeat a name: always clear)
+            block[:] = 0.0  # (the frame may lack some features: always clear)
             block[:, columns] = values[start:stop]
             self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
             self._n_buffered += take

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from river import base
 
-from ._inputs import check_label
+from ._inputs import check_label, label_list
 from ._persistence import decode, encode
 from .base import TPSGDEstimator, register_label, register_labels
 
@@ -49,8 +49,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         Torch device of the network (``"cpu"``, ``"cuda"``); prediction of single rows always
         runs on a numpy copy of the weights.
     non_finite
-        ``"raise"``: a NaN or infinite feature value raises ``ValueError``. ``"zero"``: it is
-        treated as missing (0).
+        ``"raise"``: a NaN or infinite feature value, or one beyond float32's range (the
+        network's), raises ``ValueError``. ``"zero"``: it is treated as missing (0).
 
     Notes
     -----
@@ -215,7 +215,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self._learn_row(x, y, self._register)
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
-        labels = y.tolist() if isinstance(y, pd.Series) else np.asarray(y, dtype=object)
+        labels = label_list(y, type(self).__name__)
         units = self._known_units(labels)
         if units is not None:  # every label seen before: nothing to check or register
             self._learn_frame(X, units, _same)

@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 from river import base
 
+from ..rules import RULES
+from ._inputs import FLOAT32_MAX, label_list
 from .base import TPSGDEstimator
 
 __all__ = ["TPSGDRegressor"]
@@ -47,7 +49,8 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
     device
         Torch device of the network.
     non_finite
-        ``"raise"`` (NaN or infinite feature values raise ``ValueError``) or ``"zero"``.
+        ``"raise"`` (NaN, infinite or beyond-float32 feature values raise ``ValueError``) or
+        ``"zero"`` (they count as missing: 0).
     loss
         ``"mse"`` or ``"huber"`` (delta 1 on the standardised target: robust to outliers).
 
@@ -140,6 +143,10 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
     def _set_task_state(self, state: dict) -> None:
         self._y_count, self._y_mean, self._y_m2 = state["count"], state["mean"], state["m2"]
 
+    def _rules(self) -> list[str]:
+        """Every rule but those that read the layer out as class probabilities."""
+        return sorted(name for name, rule in RULES.items() if not rule.reads_classes)
+
     def _check_target(self, y) -> None:
         if y is None:
             raise ValueError("TPSGDRegressor: the target is None; every sample needs a target.")
@@ -147,8 +154,11 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
             raise TypeError(
                 f"TPSGDRegressor: the target must be a real number, got {type(y).__name__}."
             )
-        if not math.isfinite(y):
-            raise ValueError(f"TPSGDRegressor: the target is {y!r}; it must be finite.")
+        if not abs(y) <= FLOAT32_MAX:  # (NaN compares false)
+            raise ValueError(
+                f"TPSGDRegressor: the target is {y!r}; it must be finite and within float32's "
+                f"range (|y| <= {FLOAT32_MAX:.4g})."
+            )
 
     # ----------------------------------------------------------------------- learning
     def learn_one(self, x: dict, y) -> None:
@@ -156,10 +166,10 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         self._learn_row(x, y, self._register)
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
-        targets = np.asarray(y, dtype=object)
+        targets = label_list(y, type(self).__name__)
         for target in targets:
             self._check_target(target)
-        self._learn_frame(X, targets.astype(np.float64), self._register_many)
+        self._learn_frame(X, np.asarray(targets, dtype=np.float64), self._register_many)
 
     # --------------------------------------------------------------------- prediction
     def predict_one(self, x: dict) -> float:

@@ -8,7 +8,7 @@ import torch
 
 from ..recurrent import RecurrentNetwork
 from . import _persistence
-from ._inputs import check_label
+from ._inputs import FLOAT32_MAX, check_label
 from ._sequence_base import _SequenceBase
 
 __all__ = ["TPSGDSequenceClassifier"]
@@ -146,11 +146,12 @@ class TPSGDSequenceClassifier(_SequenceBase):
             )
         if len(values) == 0:
             raise ValueError(f"{name}: the sequence is empty (0 time steps); nothing to learn.")
-        if not np.isfinite(values).all():
-            steps = np.flatnonzero(~np.isfinite(values).all(axis=1)).tolist()
+        ok = np.abs(values) <= FLOAT32_MAX  # (NaN compares false)
+        if not ok.all():
+            steps = np.flatnonzero(~ok.all(axis=1)).tolist()
             raise ValueError(
-                f"{name}: the sequence has NaN or infinite values at time step(s) {steps[:10]}; "
-                f"impute them first."
+                f"{name}: the sequence has NaN, infinite or beyond-float32 values at time "
+                f"step(s) {steps[:10]}; impute or rescale them first."
             )
         return keys, values
 
@@ -167,7 +168,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
         keys, values = self._sequence(x)
         self._add_features(keys)
         self._buffer.append((keys, values.astype(np.float32), self._register(y)))
-        if len(self._buffer) == self.batch_size:
+        if len(self._buffer) >= self.batch_size:  # (>=: a failed update never wedges it)
             self._update()
 
     def _update(self) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..recurrent import RecurrentNetwork
+from ..recurrent import RecurrentNetwork, recurrent_rules
+from ..rules import RULES
 from ._inputs import check_label
 from ._sequence_base import _positive_int, _SequenceBase
 
@@ -93,6 +94,11 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             )
         self._reset()
 
+    def _rules(self) -> tuple[str, ...]:
+        """Recurrent rules that learn from the label alone: one step at a time there is no
+        output error to send back (``dfa``, ``sdfa``); ``bp`` gets its own message."""
+        return tuple(name for name in recurrent_rules() if not RULES[name].uses_error)
+
     def _reset(self) -> None:
         super()._reset()
         self._h = np.zeros(self.hidden_size, dtype=np.float32)  # carried state
@@ -130,7 +136,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             self._t += 1
             if self._t == self.window:
                 self._h, self._t = np.zeros_like(self._h), 0
-        if len(self._steps) == self.batch_size:
+        if len(self._steps) >= self.batch_size:  # (>=: a failed update never wedges it)
             self._update()
 
     def _update(self) -> None:
