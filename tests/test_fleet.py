@@ -69,6 +69,62 @@ def test_bad_backend_is_named():
         StreamFleet(_template(), backend="spark")
 
 
+def test_keys_that_compare_equal_share_one_model():
+    fleet = StreamFleet(_template(), n_shards=4)
+    for i in range(10):
+        fleet.learn_one(np.int64(i), {"v": float(i)}, i % 2)
+        fleet.learn_one(float(i), {"v": float(i)}, i % 2)
+    assert len(fleet.keys()) == 10
+    assert all(fleet.predict_one(i, {"v": 1.0}) is not None for i in range(10))
+
+
+def test_a_rejected_first_sample_leaves_no_model_for_its_key():
+    fleet = StreamFleet(_template())
+    with pytest.raises(ValueError, match="'v'"):
+        fleet.learn_one("dev-1", {"v": float("nan")}, 1)
+    assert fleet.keys() == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: f.learn_one(["a"], {"v": 1.0}, 0),
+        lambda f: f.predict_one({"a": 1}, {"v": 1.0}),
+        lambda f: f.learn_many([(["a"], {"v": 1.0}, 0)]),
+    ],
+)
+def test_an_unhashable_key_is_named(call):
+    with pytest.raises(TypeError, match="fleet key must be hashable"):
+        call(StreamFleet(_template()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"model": TPSGDClassifier}, TypeError, "estimator instance"),
+        ({"model": "model"}, TypeError, "estimator instance"),
+        ({"n_shards": "2"}, ValueError, "n_shards must be an int"),
+        ({"n_shards": 2.0}, ValueError, "n_shards must be an int"),
+    ],
+)
+def test_bad_fleet_arguments_are_named_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        StreamFleet(**{"model": _template(), **kwargs})
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file", None])
+def test_a_damaged_shard_checkpoint_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "shard-0.pt"
+    if content is None:
+        import torch
+
+        torch.save(torch.zeros(2), path)  # a torch file, not a checkpoint
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match="shard checkpoint"):
+        Shard(_template(), checkpoint_url=str(tmp_path))
+
+
 ray = pytest.importorskip("ray", reason="the Ray backend needs ray (tpsgd-stream[ray])")
 
 

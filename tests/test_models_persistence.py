@@ -144,3 +144,27 @@ def test_unsaveable_label_is_a_clear_error(tmp_path):
     model.learn_one({"a": 1.0}, frozenset({1}))
     with pytest.raises(TypeError, match="frozenset"):
         model.save(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (TPSGDClassifier, {"lr": np.float64(0.01), "batch_size": np.int64(2), "seed": np.int32(3)}),
+        (TPSGDRegressor, {"hidden_layer_sizes": (np.int64(4),), "lr": np.float32(0.01)}),
+    ],
+)
+def test_numpy_scalar_params_survive_a_save_and_load(tmp_path, cls, params):
+    model = cls(**params)
+    for i in range(5):
+        model.learn_one({"a": float(i)}, i % 2)
+    model.save(tmp_path / "m.pt")
+    loaded = cls.load(tmp_path / "m.pt")
+    assert loaded._get_params() == model._get_params()
+    assert loaded.predict_one({"a": 1.0}) == model.predict_one({"a": 1.0})
+
+
+def test_save_to_a_directory_is_a_clear_error(tmp_path):
+    model = TPSGDClassifier(seed=0)
+    model.learn_one({"a": 1.0}, 0)
+    with pytest.raises(IsADirectoryError, match="needs a file path"):
+        model.save(tmp_path)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable
 
 import fsspec
+import numpy as np
 import torch
 
 from .models._persistence import decode, encode
@@ -37,8 +38,43 @@ FLEET_FORMAT, FLEET_VERSION = "tpsgd-stream-shard", 1
 
 
 def stable_hash(value: Hashable) -> int:
-    """A 64-bit hash of ``repr(value)`` that is the same in every process (unlike ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "big")
+    """A 64-bit hash of the key's canonical ``repr``, the same in every process (unlike
+    ``hash``) and for keys that compare equal (``3``, ``3.0``, ``np.int64(3)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stable_hash(3) == stable_hash(3.0) == stable_hash(np.int64(3)), stable_hash(True)
+    (True, ...)
+    >>> stable_hash((1, "a")) == stable_hash((np.int32(1), "a"))
+    True
+    """
+    text = repr(_canonical(value))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _canonical(value):
+    """One representative of the keys equal to ``value``: Python numbers for numpy scalars and
+    bools, ints for integral floats, tuples element by element."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
+def _check_key(key) -> None:
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError(
+            f"A fleet key must be hashable (a str, an int, a tuple, ...); got {key!r} of type "
+            f"{type(key).__name__}."
+        ) from None
 
 
 class HashRing:
@@ -54,8 +90,8 @@ class HashRing:
     """
 
     def __init__(self, n_shards: int, replicas: int = 64):
-        if n_shards < 1:
-            raise ValueError(f"n_shards must be >= 1, got {n_shards}.")
+        if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
+            raise ValueError(f"n_shards must be an int >= 1, got {n_shards!r}.")
         self.n_shards = n_shards
         points = sorted(
             (stable_hash(f"shard-{s}-{r}"), s) for s in range(n_shards) for r in range(replicas)
@@ -89,14 +125,14 @@ class Shard:
         if checkpoint_url is not None:
             self.restore()
 
-    def _model(self, key: Hashable):
-        model = self.models.get(key)
-        if model is None:
-            model = self.models[key] = self.template.clone()
-        return model
-
     def learn_one(self, key: Hashable, x: dict, y) -> None:
-        self._model(key).learn_one(x, y)
+        model = self.models.get(key)
+        if model is None:  # a new key's model is kept only once it accepted its first sample
+            model = self.template.clone()
+            model.learn_one(x, y)
+            self.models[key] = model
+        else:
+            model.learn_one(x, y)
         self.n_learned += 1
 
     def learn_many(self, records: Iterable[tuple]) -> None:
@@ -147,9 +183,19 @@ class Shard:
         fs, path = fsspec.core.url_to_fs(self._path)
         if not fs.exists(path):
             return
-        with fs.open(path, "rb") as f:
-            payload = torch.load(f, weights_only=True)
-        if payload.get("format") != FLEET_FORMAT or payload.get("version") != FLEET_VERSION:
+        try:
+            with fs.open(path, "rb") as f:
+                payload = torch.load(f, weights_only=True)
+        except Exception as err:  # torch raises many kinds for a damaged archive
+            raise ValueError(
+                f"{self._path} is not a readable shard checkpoint (corrupted, truncated, or not "
+                f"written by checkpoint()): {type(err).__name__}: {err}"
+            ) from err
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != FLEET_FORMAT
+            or payload.get("version") != FLEET_VERSION
+        ):
             raise ValueError(f"{self._path} is not a shard checkpoint of format {FLEET_VERSION}.")
         cls = type(self.template)
         self.models = {
@@ -208,6 +254,13 @@ class StreamFleet:
     ):
         if backend not in ("local", "ray"):
             raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
+        if isinstance(model, type) or not all(
+            callable(getattr(model, name, None)) for name in ("clone", "learn_one", "predict_one")
+        ):
+            raise TypeError(
+                f"model must be an estimator instance to clone per key, such as "
+                f"TPSGDClassifier(), got {model!r}."
+            )
         if checkpoint_every < 1 or max_in_flight < 1 or batch < 1:
             raise ValueError("checkpoint_every, max_in_flight and batch must be >= 1.")
         self.batch = batch
@@ -237,6 +290,7 @@ class StreamFleet:
     # -------------------------------------------------------------------------- routing
     def learn_one(self, key: Hashable, x: dict, y) -> None:
         """Learn ``(x, y)`` on ``key``'s model (asynchronous on Ray; ordered per shard)."""
+        _check_key(key)
         shard = self.ring.shard_of(key)
         if self.backend == "local":
             self._shards[shard].learn_one(key, x, y)
@@ -259,9 +313,11 @@ class StreamFleet:
 
     def predict_one(self, key: Hashable, x: dict):
         """``key``'s model's prediction (``None`` for a key never learned from)."""
+        _check_key(key)
         return self._ask(self.ring.shard_of(key), "predict_one", key, x)
 
     def predict_proba_one(self, key: Hashable, x: dict) -> dict:
+        _check_key(key)
         return self._ask(self.ring.shard_of(key), "predict_proba_one", key, x)
 
     def predict_many(self, records: Iterable[tuple]) -> list:
@@ -285,6 +341,7 @@ class StreamFleet:
     def _by_shard(self, records, key_of) -> dict[int, list]:
         groups: dict[int, list] = {}
         for record in records:
+            _check_key(key_of(record))
             groups.setdefault(self.ring.shard_of(key_of(record)), []).append(record)
         return groups
 

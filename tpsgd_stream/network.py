@@ -89,7 +89,7 @@ class Network(nn.Module):
         _check_layers(layers)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
         if isinstance(seed, bool) or not (isinstance(seed, numbers.Integral) and seed >= 0):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}.")

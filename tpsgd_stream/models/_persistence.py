@@ -16,10 +16,21 @@ Projection matrices are not stored: they are regenerated from the seed.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "encode", "decode"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save",
+    "load",
+    "write",
+    "encode",
+    "decode",
+    "plain_params",
+]
 
 FORMAT = "tpsgd-stream"
 FORMAT_VERSION = 1
@@ -51,16 +62,33 @@ def decode(tag):
     raise ValueError(f"Unknown tag {kind!r} in a saved model.")
 
 
+def plain_params(params: dict) -> dict:
+    """``params`` with numpy scalars as Python numbers (inside tuples too), which
+    ``torch.load(weights_only=True)`` reads back; a constructor accepts either.
+
+    Examples
+    --------
+    >>> plain_params({"lr": np.float64(0.5), "sizes": (np.int64(4), 2), "rule": "bp"})
+    {'lr': 0.5, 'sizes': (4, 2), 'rule': 'bp'}
+    """
+    return {name: _plain(value) for name, value in params.items()}
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
 def save(model, path) -> None:
     net = model._net
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "estimator": type(model).__name__,
-        "params": {
-            name: tuple(int(h) for h in value) if isinstance(value, tuple) else value
-            for name, value in model._get_params().items()
-        },
+        "params": plain_params(model._get_params()),
         "seed": int(model._seed),
         "features": [encode(name) for name in model._features],
         "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
@@ -77,6 +105,16 @@ def save(model, path) -> None:
         "perturbation_steps": 0 if net is None else int(net.perturbation_steps),
         "train_layers": model._train_layers,
     }
+    write(payload, path)
+
+
+def write(payload: dict, path) -> None:
+    """``torch.save`` to a path or a binary file object, with a clear error for a folder."""
+    if isinstance(path, (str, os.PathLike)) and os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{path} is a directory; save() needs a file path, such as "
+            f"{os.path.join(path, 'model.pt')}."
+        )
     torch.save(payload, path)
 
 

@@ -146,7 +146,7 @@ class _SequenceBase(base.Classifier):
             "format": _persistence.FORMAT,
             "version": _persistence.FORMAT_VERSION,
             "estimator": type(self).__name__,
-            "params": self._get_params(),
+            "params": _persistence.plain_params(self._get_params()),
             "seed": int(self._seed),
             "features": [_persistence.encode(k) for k in self._features],
             "classes": [_persistence.encode(c) for c in self._classes],
@@ -159,7 +159,7 @@ class _SequenceBase(base.Classifier):
             "n_updates": int(self._n_updates),
             "pending": self._pending_state(),
         }
-        torch.save(payload, path)
+        _persistence.write(payload, path)
 
     @classmethod
     def load(cls, path, *, device: str | None = None):

@@ -20,6 +20,8 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 
 import numpy as np
@@ -99,7 +101,7 @@ def check_training_params(estimator, activations, rules=None) -> None:
             f"{name}: unknown optimizer {estimator.optimizer!r}; expected one of {OPTIMIZERS}."
         )
     lr = estimator.lr
-    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+    if isinstance(lr, (bool, np.bool_)) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
         raise ValueError(f"{name}: lr must be a positive number, got {lr!r}.")
     seed = estimator.seed
     if seed is not None and (
