@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from river import checks, preprocessing
+from river.drift import ADWIN
 from river.drift.binary import DDM
 
 from tpsgd_stream.drift import Shift, digits_shift_stream
@@ -483,3 +484,36 @@ def test_an_adaptation_reports_the_bytes_it_held():
     activations = event.memory_bytes - cached - state
     assert 0 < activations <= 32 * (32 + 10) * floats * 4  # one minibatch of 32 at most
     assert run(2).memory_bytes > event.memory_bytes
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"seed": -1}, ValueError, "seed must be a non-negative int"),
+        ({"seed": "a"}, ValueError, "seed must be a non-negative int"),
+        ({"detector": "adwin"}, TypeError, "drift detector instance"),
+        ({"detector": ADWIN}, TypeError, "drift detector instance"),
+        ({"reinitialise": "no"}, ValueError, "reinitialise must be True or False"),
+        ({"remap_labels": 1}, ValueError, "remap_labels must be True or False"),
+    ],
+)
+def test_bad_wrapper_settings_are_named_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        DriftAdaptiveClassifier(TPSGDClassifier(seed=0), **kwargs)
+
+
+def test_a_pipeline_is_refused_with_the_way_to_wrap_it():
+    with pytest.raises(TypeError, match=r"wrap the classifier inside it"):
+        DriftAdaptiveClassifier(preprocessing.StandardScaler() | TPSGDClassifier())
+
+
+def test_seed_none_draws_a_seed_and_adapts():
+    model = DriftAdaptiveClassifier(
+        TPSGDClassifier(seed=0, hidden_layer_sizes=(8,)), seed=None, window=50, min_samples=20
+    )
+    assert isinstance(model._seed, int)
+    rng = np.random.default_rng(0)
+    for i in range(1200):  # the label flips at 600: a drift, then a repair seeded by _seed
+        x = {"a": float(rng.normal())}
+        model.learn_one(x, (x["a"] > 0) != (i >= 600))
+    assert model.drift_events

@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from river import base
+from river import base, compose
 from river.drift import ADWIN
 
 from ..seeding import derive_seed
@@ -208,7 +209,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         2, 4, ... times those of the adaptation (within ``window``), each with
         ``passes x first / now`` passes (at least 1). A new detection cancels them.
     seed
-        Seeds the re-initialisations, the order of the re-training samples and the race split.
+        Seeds the re-initialisations, the order of the re-training samples and the race split;
+        ``None`` draws one when the wrapper is made.
 
     Notes
     -----
@@ -267,10 +269,15 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         remap_agreement: float = 0.5,
         refine_cut: bool = False,
         refits: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
     ):
         from ..models import TPSGDClassifier
 
+        if isinstance(model, compose.Pipeline):  # (a pipeline passes isinstance for its last step)
+            raise TypeError(
+                "model is a river Pipeline; wrap the classifier inside it instead: "
+                "StandardScaler() | DriftAdaptiveClassifier(TPSGDClassifier())."
+            )
         if not isinstance(model, TPSGDClassifier):
             raise TypeError(
                 f"model must be a TPSGDClassifier (or a subclass such as TPSGDImageClassifier), "
@@ -306,6 +313,20 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             )
         if encoder is not None and not isinstance(encoder, torch.nn.Module):
             raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}.")
+        if detector is not None and not isinstance(
+            detector, (base.DriftDetector, base.BinaryDriftDetector)
+        ):
+            raise TypeError(
+                f"detector must be a river drift detector instance such as ADWIN(), or None; "
+                f"got {detector!r}."
+            )
+        flags = ("reinitialise", reinitialise), ("background", background)
+        flags += ("remap_labels", remap_labels), ("refine_cut", refine_cut)
+        for name, value in flags:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
         self.model = model
         self.detector = detector
         self.adaptor_layers = adaptor_layers
@@ -328,6 +349,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         self._reset()
 
     def _reset(self) -> None:
+        # seed=None draws one, as the models do, so that a wrapper and its pickle agree
+        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
         self._detector = (self.detector or ADWIN()).clone()
         self._replay: deque = deque(maxlen=self.window)  # (index, x, y, predicted, signal)
         self._n = 0
@@ -457,13 +480,13 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     def _reinitialise(self, net, adaptor: list[int], index: int) -> None:
         for i in adaptor:
             net.layers[i].reset_parameters(
-                torch.Generator().manual_seed(derive_seed(self.seed, index, i))
+                torch.Generator().manual_seed(derive_seed(self._seed, index, i))
             )
         net.reset_optimizer_state(adaptor)
 
     def _fit(self, net, features, targets, adaptor, passes: int, index: int) -> None:
         """``passes`` shuffled passes of minibatches over cached encoder features."""
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, index))
+        generator = torch.Generator().manual_seed(derive_seed(self._seed, index))
         batch = self.model.batch_size if self.model.batch_size > 1 else 32
         for _ in range(passes):
             order = torch.randperm(len(features), generator=generator)
@@ -560,7 +583,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     def _race(self, rows, targets, index: int) -> tuple[int, dict, int]:
         """Train each candidate depth on 70 % of the samples; the best on the rest wins."""
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, index, _RACE_KEY))
+        generator = torch.Generator().manual_seed(derive_seed(self._seed, index, _RACE_KEY))
         order = torch.randperm(len(rows), generator=generator)
         n_fit = max(1, int(0.7 * len(rows)))
         fit, held = order[:n_fit], order[n_fit:]
