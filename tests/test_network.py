@@ -665,3 +665,70 @@ def test_repeated_fit_calls_draw_fresh_shuffles():
     fit(twice, X, y, epochs=1, batch_size=16)
     assert once.epochs_seen == twice.epochs_seen == 2
     assert all(torch.equal(a, b) for a, b in zip(once.parameters(), twice.parameters()))
+
+
+def _params(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def test_inputs_of_any_real_dtype_train_as_float32():
+    """A float64 x (``torch.from_numpy``) and an int64 one-hot target (``F.one_hot``) used to
+    fail inside torch, after the first layer of a mixed-rule net had already been updated."""
+    layers = lambda: [  # noqa: E731
+        Dense(4, 8, rule="tpsgd_ce"),
+        Dense(8, 8, rule="tpsgd_l2"),
+        Dense(8, 3, activation="identity"),
+    ]
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(5) % 3
+    plain, cast = Network(layers(), seed=0), Network(layers(), seed=0)
+    plain.train_step(x, torch.nn.functional.one_hot(y, 3).float())
+    cast.train_step(x.double(), torch.nn.functional.one_hot(y, 3))
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), cast.parameters()))
+    assert torch.equal(plain.predict(x), cast.predict(x.double()))
+
+
+@pytest.mark.parametrize("where", ["x", "target"])
+def test_non_finite_batches_are_refused_and_change_nothing(where):
+    net = Network.mlp(4, (8,), 3, seed=0)
+    x, target = torch.randn(6, 4), net.one_hot(torch.arange(6) % 3)
+    {"x": x, "target": target}[where][2, 1] = float("nan")
+    before = _params(net)
+    with pytest.raises(ValueError, match=f"{where} has NaN or infinite"):
+        net.train_step(x, target)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_large_finite_batch_is_not_mistaken_for_a_non_finite_one():
+    net = Network.mlp(2, (4,), 2, seed=0)
+    x = torch.full((4, 2), 3e38)  # its sum overflows float32; every value is finite
+    net.train_step(x, net.one_hot(torch.tensor([0, 1, 0, 1])))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda n: n.train_step(torch.zeros(0, 4), torch.zeros(0, 3)), ValueError, "non-empty"),
+        (lambda n: n.train_step([[1.0] * 4], torch.zeros(1, 3)), TypeError, "torch.Tensor"),
+        (lambda n: n.predict(torch.zeros(2, 5)), ValueError, r"shape \(n, 4\)"),
+        (lambda n: n.predict(torch.zeros(2, 4, dtype=torch.cfloat)), TypeError, "real numbers"),
+    ],
+)
+def test_bad_batches_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call(Network.mlp(4, (8,), 3, seed=0))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Dense(0, 3), "in_features must be an int >= 1"),
+        (lambda: Network.mlp(4, (0,), 3), "out_features must be an int >= 1"),
+        (lambda: Network.cnn((1, 8, 8), 3, kernel_size=0), "kernel_size must be an int >= 1"),
+        (lambda: Network.cnn((8, 8), 3), r"image_shape must be \(channels, height, width\)"),
+        (lambda: Network.cnn((1, 8, 8), 3, pool=-1), "pool must be an int >= 0"),
+    ],
+)
+def test_bad_sizes_are_named_when_built(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -314,3 +314,21 @@ def test_gated_rule_gives_cells_a_dense_delta_with_the_learned_rows_zero():
     delta = net.step_delta(0, 0, a, a, None, target)
     assert isinstance(delta, torch.Tensor) and delta.shape == (4, 8)
     assert torch.count_nonzero(delta[:3]) == 0 and torch.count_nonzero(delta[3]) > 0
+
+
+@pytest.mark.parametrize(
+    "x, target, lengths, error, message",
+    [
+        (torch.full((2, 3, 2), float("nan")), torch.eye(2), None, ValueError, "x has NaN"),
+        (torch.zeros(2, 3, 2), torch.full((2, 2), float("inf")), None, ValueError, "target has"),
+        (torch.zeros(0, 3, 2), torch.zeros(0, 2), None, ValueError, "0 sequences"),
+        (torch.zeros(2, 3, 2), torch.eye(2), torch.tensor([2.7, 3.0]), ValueError, "whole"),
+        (torch.zeros(2, 3, 2), "labels", None, TypeError, "real torch.Tensor"),
+    ],
+)
+def test_bad_sequence_batches_are_refused_and_change_nothing(x, target, lengths, error, message):
+    net = RecurrentNetwork(2, 4, 2, rule="tpsgd_ce", seed=0)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(error, match=message):
+        net.train_step(x, target, lengths)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -71,6 +72,13 @@ class Trainable(nn.Module):
         return math.prod(self.weight.shape[1:])
 
 
+def _check_sizes(owner: str, **sizes) -> None:
+    """A ``ValueError`` naming the first of ``sizes`` that is not an int >= 1."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}.")
+
+
 class Dense(Trainable):
     """Fully connected layer ``z = x @ W^T + b``.
 
@@ -94,6 +102,7 @@ class Dense(Trainable):
         rule: str | Rule | None = None,
     ):
         super().__init__(activation, rule)
+        _check_sizes(type(self).__name__, in_features=in_features, out_features=out_features)
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.weight = nn.Parameter(torch.zeros(self.out_features, self.in_features))
@@ -160,6 +169,15 @@ class Conv2d(Trainable):
         rule: str | Rule | None = None,
     ):
         super().__init__(activation, rule)
+        _check_sizes(
+            type(self).__name__,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+        )
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"Conv2d: padding must be an int >= 0, got {padding!r}.")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         k = self.kernel_size

@@ -178,6 +178,17 @@ class Network(nn.Module):
         A kernel wider than the map it slides over is cut to the map's smaller side, and a
         ``pool`` is skipped once the map is smaller than it, so any image size gives a network.
         """
+        if not (
+            isinstance(image_shape, tuple)
+            and len(image_shape) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in image_shape)
+        ):
+            raise ValueError(
+                f"image_shape must be (channels, height, width) of positive ints, such as "
+                f"(1, 28, 28), got {image_shape!r}."
+            )
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
+            raise ValueError(f"pool must be an int >= 0 (0: none), got {pool!r}.")
         c, h, w = image_shape
         layers: list[nn.Module] = []
         for out in channels:
@@ -304,7 +315,9 @@ class Network(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class indices (classification) or the outputs (regression)."""
         with torch.inference_mode():
-            out = self.forward(x.to(self.device))
+            x = self._as_batch(x, "x")
+            self._check_input(x, 0)
+            out = self.forward(x)
         return out.argmax(1) if self.loss == "cross_entropy" else out
 
     # ----------------------------------------------------------------------------- training
@@ -315,6 +328,7 @@ class Network(nn.Module):
         *,
         layers: Iterable[int] | None = None,
         start: int = 0,
+        check_finite: bool = True,
     ) -> torch.Tensor | None:
         """Update the network on one minibatch, layer by layer, in one forward pass.
 
@@ -330,12 +344,21 @@ class Network(nn.Module):
         start
             ``x`` is the input of layer ``start`` (e.g. cached features of a frozen encoder,
             from ``forward(x, stop=start)``); the layers below it are neither run nor trained.
+        check_finite
+            Refuse NaN or infinite values in ``x`` or ``target`` with a ``ValueError`` (one sum
+            each; the estimators, which check every row they buffer, turn it off).
 
         Returns
         -------
         The logits from the pre-update weights, or ``None`` when the pass stopped early.
+
+        Inputs of any real dtype are cast to the network's (float32); nothing is updated
+        when a check fails.
         """
-        x, target = x.to(self.device), target.to(self.device)
+        x, target = self._as_batch(x, "x"), self._as_batch(target, "target")
+        if check_finite:
+            _check_finite(x, "x")
+            _check_finite(target, "target")
         n_outputs = self.n_outputs
         if target.shape != (x.shape[0], n_outputs):
             raise ValueError(
@@ -388,6 +411,17 @@ class Network(nn.Module):
                 for p in self.layers[i].parameters():
                     p.copy_(quantise(p, rule_.bits, generator=generator))
         self.perturbation_steps += 1
+
+    def _as_batch(self, x, name: str) -> torch.Tensor:
+        """``x`` on the network's device and in its dtype, after a clear error for what is not
+        a non-empty tensor of real numbers."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+        if x.dtype.is_complex:
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}.")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty minibatch, got shape {tuple(x.shape)}.")
+        return x.to(self.device, self._stack[self.output_index].weight.dtype)
 
     def _check_input(self, x: torch.Tensor, start: int) -> None:
         """A clear error for an input of the wrong width, before torch's matmul complains."""
@@ -586,6 +620,13 @@ class Network(nn.Module):
         state = dict(state)
         state["activation_bytes"] = 0
         return state
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    """A ``ValueError`` if ``x`` has a NaN or an infinity (one sum; a sum that overflows on
+    finite values is looked at element by element)."""
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+        raise ValueError(f"{name} has NaN or infinite values; the network was not updated.")
 
 
 def _held_bytes(*tensors: torch.Tensor | None) -> int:

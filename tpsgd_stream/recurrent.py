@@ -28,7 +28,7 @@ from torch import nn
 from .activations import Activation, get_activation
 from .layers import Dense
 from .losses import LOSSES, output_error, output_loss
-from .network import Network, resolve_device
+from .network import Network, _check_finite, resolve_device
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import step_matrix
 from .rules import RULES, RowDelta, Rule, get_rule
@@ -297,7 +297,11 @@ class RecurrentNetwork(nn.Module):
         Returns the logits from the pre-update weights.
         """
         x, lengths = self._check(x, lengths)
-        target = target.to(self.device)
+        if not isinstance(target, torch.Tensor) or target.dtype.is_complex:
+            raise TypeError(f"target must be a real torch.Tensor, got {target!r:.80}.")
+        target = target.to(self.device, torch.float32)
+        _check_finite(x, "x")
+        _check_finite(target, "target")
         if target.shape != (x.shape[0], self.n_outputs):
             raise ValueError(
                 f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
@@ -329,15 +333,22 @@ class RecurrentNetwork(nn.Module):
                     cell.weight_h.mul_(limit / norm)
 
     def _check(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        if not isinstance(x, torch.Tensor) or x.dtype.is_complex:
+            raise TypeError(f"x must be a real torch.Tensor (n, T, d), got {type(x).__name__}.")
         if x.dim() != 3 or x.shape[2] != self.cells[0].input_size:
             raise ValueError(
                 f"x must have shape (n, T, {self.cells[0].input_size}), got {tuple(x.shape)}."
             )
         if x.shape[1] == 0:
             raise ValueError("Empty sequences: x has 0 time steps.")
+        if x.shape[0] == 0:
+            raise ValueError("Empty minibatch: x has 0 sequences.")
         x = x.to(self.device, torch.float32)
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=self.device).long()
+            lengths = torch.as_tensor(lengths, device=self.device)
+            if lengths.dtype.is_floating_point and not torch.equal(lengths, lengths.round()):
+                raise ValueError(f"lengths must be whole numbers of steps, got {lengths}.")
+            lengths = lengths.long()
             if (
                 lengths.shape != (x.shape[0],)
                 or (lengths < 1).any()

@@ -297,7 +297,9 @@ class TPSGDEstimator(base.Estimator):
     def _update(self) -> None:
         n = self._n_buffered
         x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
-        self._net.train_step(x, self._targets(self._buffer_y[:n]), layers=self._train_layers)
+        self._net.train_step(
+            x, self._targets(self._buffer_y[:n]), layers=self._train_layers, check_finite=False
+        )  # (every buffered row was checked)
         self._n_buffered = 0
         self._n_updates += 1
         self._weights = None
