@@ -208,3 +208,14 @@ def test_tensor_label_is_rejected_rather_than_a_new_class_per_sample():
     with pytest.raises(TypeError, match=r"y.item\(\)"):
         model.learn_one({"a": 1.0}, torch.tensor(1))
     _assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("cls", [TPSGDClassifier, TPSGDRegressor])
+def test_bad_input_is_named_before_any_learning_too(cls):
+    model = cls(seed=0)
+    with pytest.raises(TypeError, match="x must be a dict"):
+        model.predict_one([1.0])
+    with pytest.raises(ValueError, match="'a'"):
+        model.predict_one({"a": math.nan})
+    with pytest.raises(TypeError, match="DataFrame"):
+        model.predict_many(np.ones((2, 2)))

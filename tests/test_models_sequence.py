@@ -312,3 +312,8 @@ def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
 def test_rules_a_sequence_model_cannot_train_with_are_refused_when_built(cls, rule):
     with pytest.raises(ValueError, match=f"{cls.__name__}: unsupported rule '{rule}'"):
         cls(rule=rule)
+
+
+def test_bidirectional_must_be_a_bool():
+    with pytest.raises(ValueError, match="bidirectional must be True or False"):
+        TPSGDSequenceClassifier(bidirectional="no")

@@ -22,6 +22,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -190,11 +191,12 @@ class RecurrentNetwork(nn.Module):
         clip_grad_norm: float | None = None,
     ):
         super().__init__()
-        if int(num_layers) < 1 or int(hidden_size) < 1 or int(input_size) < 1:
-            raise ValueError(
-                "input_size, hidden_size and num_layers must be positive, got "
-                f"{input_size}, {hidden_size}, {num_layers}."
-            )
+        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}.")
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
         self.rule = get_rule(rule)

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from river import base
 
-from ._inputs import check_label, label_list
+from ._inputs import check_frame, check_label, label_list, parse_values
 from ._persistence import decode, encode
 from .base import TPSGDEstimator, register_label, register_labels
 
@@ -238,23 +238,27 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     # --------------------------------------------------------------------- prediction
     def predict_proba_one(self, x: dict) -> dict:
         if not self._classes:
+            parse_values(x, type(self).__name__, self.non_finite)  # bad input is named anyway
             return {}
         proba = _softmax(self._forward(self._row(x)))
         return dict(zip(self._classes, proba.tolist()))
 
     def predict_one(self, x: dict):
         if not self._classes:
+            parse_values(x, type(self).__name__, self.non_finite)
             return None
         return self._classes[int(self._forward(self._row(x)).argmax())]
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         if not self._classes:
+            check_frame(X, type(self).__name__, self.non_finite)
             return pd.DataFrame(index=X.index)
         proba = _softmax(self._forward(self._rows(X)))
         return pd.DataFrame(proba, index=X.index, columns=list(self._classes))
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         if not self._classes:
+            check_frame(X, type(self).__name__, self.non_finite)
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         best = self._forward(self._rows(X)).argmax(axis=-1).tolist()
         return pd.Series([self._classes[i] for i in best], index=X.index, dtype=object)

@@ -11,7 +11,7 @@ import torch
 from river import base
 
 from ..rules import RULES
-from ._inputs import FLOAT32_MAX, label_list
+from ._inputs import FLOAT32_MAX, check_frame, label_list, parse_values
 from .base import TPSGDEstimator
 
 __all__ = ["TPSGDRegressor"]
@@ -174,11 +174,13 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
     # --------------------------------------------------------------------- prediction
     def predict_one(self, x: dict) -> float:
         if self._net is None:
+            parse_values(x, type(self).__name__, self.non_finite)  # bad input is named anyway
             return 0.0
         return float(self._forward(self._row(x))[0]) * self._y_std + self._y_mean
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         if self._net is None:
+            check_frame(X, type(self).__name__, self.non_finite)
             return pd.Series(np.zeros(len(X)), index=X.index)
         out = self._forward(self._rows(X))[:, 0] * self._y_std + self._y_mean
         return pd.Series(out, index=X.index)

@@ -87,6 +87,11 @@ class TPSGDSequenceClassifier(_SequenceBase):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
+        if not isinstance(bidirectional, bool):
+            raise ValueError(
+                f"{type(self).__name__}: bidirectional must be True or False, got "
+                f"{bidirectional!r}."
+            )
         self.rule = rule
         self.activation = activation
         self.credit_steps = credit_steps
@@ -145,7 +150,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
                 f"time step; got {type(x).__name__}."
             )
         if len(values) == 0:
-            raise ValueError(f"{name}: the sequence is empty (0 time steps); nothing to learn.")
+            raise ValueError(f"{name}: the sequence is empty (0 time steps).")
         ok = np.abs(values) <= FLOAT32_MAX  # (NaN compares false)
         if not ok.all():
             steps = np.flatnonzero(~ok.all(axis=1)).tolist()
