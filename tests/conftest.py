@@ -6,6 +6,9 @@ independent computation, never against its own helpers.
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -16,6 +19,21 @@ from tpsgd_stream import Conv2d, Dense, Flatten, MaxPool2d
 torch.set_num_threads(1)
 
 LEAKY_SLOPE = 0.1
+REQUIRE_DATA = "TPSGD_REQUIRE_DATA"  # set by CI, whose checkout has ../shared/data beside it
+
+
+def skip_without_data(name: str) -> None:
+    """Skip a test whose archive ``name`` (e.g. ``"mnist.npz"``) is missing, as users without
+    the shared data need; where ``$TPSGD_REQUIRE_DATA`` is set (CI), fail instead, so that a
+    broken data path cannot turn these tests into silent skips."""
+    from tpsgd_stream import datasets
+
+    if (datasets.data_dir() / name).is_file():
+        return
+    message = f"{name} not found in {datasets.data_dir()} (set {datasets.DATA_ENV})"
+    if os.environ.get(REQUIRE_DATA):
+        pytest.fail(f"{message}, and {REQUIRE_DATA} is set: the shared data must be there.")
+    pytest.skip(message)
 
 
 def act_by_hand(name: str, z: torch.Tensor) -> torch.Tensor:

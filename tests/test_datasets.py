@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import skip_without_data
 
 from tpsgd_stream import datasets
 
@@ -43,17 +44,24 @@ def test_reads_a_folder_or_the_file_itself(tmp_path):
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_shapes_of_the_shared_archives(name):
     load, train_shape, test_shape = SHAPES[name]
-    if not (datasets.data_dir() / f"{name}.npz").is_file():
-        pytest.skip(f"{name}.npz not found (set {datasets.DATA_ENV} to the data folder)")
+    skip_without_data(f"{name}.npz")
     X_train, y_train, X_test, y_test = load()
     assert X_train.shape == train_shape and X_test.shape == test_shape
     assert y_train.shape == train_shape[:1] and y_test.shape == test_shape[:1]
 
 
 def test_standardised_mnist():
-    if not (datasets.data_dir() / "mnist.npz").is_file():
-        pytest.skip(f"mnist.npz not found (set {datasets.DATA_ENV} to the data folder)")
+    skip_without_data("mnist.npz")
     X_train, y_train, _, _ = datasets.load_mnist(standardize=True)
     assert X_train.dtype == np.float32
     assert abs(float(X_train.mean())) < 1e-2 and abs(float(X_train.std()) - 1.0) < 1e-2
     assert sorted(np.unique(y_train).tolist()) == list(range(10))
+
+
+def test_the_default_data_folder_is_shared_data_beside_the_checkout(monkeypatch):
+    """CI and the benchmarks find the archives there without any setting."""
+    from pathlib import Path
+
+    monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+    checkout = Path(__file__).resolve().parent.parent
+    assert datasets.data_dir() == checkout.parent / "shared" / "data"

@@ -229,7 +229,7 @@ def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
     assert signals.max() <= -np.log(1e-4) + 1e-9
     adapted = [e for e in model.drift_events if e.action == "adapt"]
     assert adapted and SHIFT <= adapted[0].index < SHIFT + 300
-    assert correct[SHIFT + 300 : SHIFT + 800].mean() > 0.6
+    assert correct[SHIFT + 300 : SHIFT + 800].mean() > 0.75  # 0.83; without a repair 0.66
 
 
 def test_the_race_keeps_the_best_depth_and_reports_every_candidate():

@@ -1,10 +1,12 @@
 """Every example runs, on its small-data flag, as a user would run it."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import REQUIRE_DATA
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -50,6 +52,8 @@ def test_every_example_has_a_small_flag(name):
 def test_sensor_sequences_learns_both_ways_or_skips_cleanly(tmp_path):
     done = _run("sensor_sequences.py", "--small", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    if os.environ.get(REQUIRE_DATA):  # (CI) the EEG archive must be there
+        assert "skipping" not in done.stdout, done.stdout
     if "skipping" not in done.stdout:  # the EEG archive is there
         for mode in ("whole sequences", "one step at a time"):
             assert f"{mode}: prequential accuracy" in done.stdout

@@ -118,3 +118,31 @@ def test_layer_adam_flushes_subnormal_moments_of_weights_that_stop_learning():
         assert not ((state != 0) & (state.abs() < tiny)).any(), key
     assert fast.state[ours]["exp_avg"][:2].eq(0).all()
     torch.testing.assert_close(ours, theirs)
+
+
+def _read_out_through_projection(net, X, y) -> float:
+    """Accuracy of ``argmax(-h B^T)`` on the first hidden layer's output ``h``."""
+    h = net.layers[0].act.forward(net.layers[0].linear(X))
+    B = net.projection(0).matrix(10, (h.shape[1],))
+    return float(((-h @ B.T).argmax(1) == y).float().mean())
+
+
+def test_drtp_and_sdfa_train_their_hidden_layers(digits):
+    """Their accuracy thresholds above are low (frozen random hidden layers under a trained
+    output layer would pass them), so check what the rules do to the hidden layers: DRTP
+    drives the first one towards ``-y* B`` (its read-out through ``B`` goes from chance to
+    0.38-0.50), and sDFA moves the hidden weights far from their initial values."""
+    X_train, y_train, X_test, y_test = digits
+    for seed in SEEDS:
+        drtp = Network.mlp(64, (128, 128), 10, rule="drtp", optimizer="adam", lr=1e-3, seed=seed)
+        fit(drtp, X_train[:64], y_train[:64], epochs=1, batch_size=32, progress=False)
+        before = _read_out_through_projection(drtp, X_test, y_test)
+        fit(drtp, X_train, y_train, epochs=EPOCHS, batch_size=32, progress=False)
+        after = _read_out_through_projection(drtp, X_test, y_test)
+        assert before < 0.2 and after > 0.3, (before, after)
+
+        sdfa = Network.mlp(64, (128, 128), 10, rule="sdfa", optimizer="adam", lr=1e-3, seed=seed)
+        initial = [sdfa.layers[i].weight.detach().clone() for i in (0, 1)]
+        fit(sdfa, X_train, y_train, epochs=EPOCHS, batch_size=32, progress=False)
+        for i, w in zip((0, 1), initial):
+            assert (sdfa.layers[i].weight.detach() - w).norm() > 0.5 * w.norm()

@@ -33,12 +33,18 @@ def test_learns_a_target_of_large_scale_with_the_default_lr(rule):
 
 
 def test_standardised_targets_are_what_the_network_sees():
+    data = _stream(4, scale=100.0, offset=50.0)
+    ys = np.array([y for _, y in data])
     model = TPSGDRegressor(seed=0, batch_size=4)
-    for x, y in _stream(4, scale=100.0, offset=50.0):
+    for x, y in data[:3]:
         model.learn_one(x, y)
-    assert model._y_count == 4
-    targets = model._targets(np.array([model._y_mean, model._y_mean + model._y_std]))
-    assert torch.allclose(targets[:, 0], torch.tensor([0.0, 1.0]))
+    seen = []
+    step = model._net.train_step
+    model._net.train_step = lambda x, target, **kw: (seen.append(target), step(x, target, **kw))
+    model.learn_one(*data[3])  # fills the buffer: one update on the four targets
+    expected = (ys - ys.mean()) / ys.std()  # the statistics of every target seen so far
+    assert model._y_count == 4 and len(seen) == 1
+    assert np.allclose(seen[0][:, 0].numpy(), expected, atol=1e-6)
 
 
 def test_huber_and_learn_many():
@@ -53,6 +59,13 @@ def test_huber_and_learn_many():
     assert [one.predict_one(x) for x, _ in data[:5]] == pytest.approx(
         list(one.predict_many(frame)), rel=1e-12
     )
+    # the Huber loss is in use: on the same stream, with an outlier, MSE learns otherwise
+    outlier = [*data[:8], (data[8][0], 1e4), *data[9:]]
+    huber, mse = TPSGDRegressor(seed=1, loss="huber"), TPSGDRegressor(seed=1, loss="mse")
+    for x, y in outlier:
+        huber.learn_one(x, y)
+        mse.learn_one(x, y)
+    assert huber.predict_one(data[0][0]) != pytest.approx(mse.predict_one(data[0][0]), rel=1e-3)
 
 
 def test_classification_rule_and_unknown_loss_are_rejected():

@@ -235,7 +235,7 @@ def test_stream_learns_regimes_with_bounded_memory():
         model.learn_one(x, y)
         if t == 800:
             memory = model._raw_memory_usage
-    assert correct / 800 > 0.8
+    assert correct / 800 > 0.92  # (a memoryless rule on x["a"] alone reaches 0.82)
     assert len(model._steps) < model.batch_size
     assert model._raw_memory_usage <= memory + 2_000
 

@@ -665,6 +665,14 @@ def test_repeated_fit_calls_draw_fresh_shuffles():
     fit(twice, X, y, epochs=1, batch_size=16)
     assert once.epochs_seen == twice.epochs_seen == 2
     assert all(torch.equal(a, b) for a, b in zip(once.parameters(), twice.parameters()))
+    # and the two epochs saw the samples in different orders (not one shuffle, nor none)
+    seen = []
+    recorder = Network.mlp(4, (8,), 3, seed=0)
+    step = recorder.train_step
+    recorder.train_step = lambda x, target, **kw: (seen.append(x.clone()), step(x, target, **kw))[1]
+    fit(recorder, X, y, epochs=2, batch_size=16)
+    first, second = torch.cat(seen[:4]), torch.cat(seen[4:])
+    assert not torch.equal(first, second) and not torch.equal(first, X)
 
 
 def _params(net):

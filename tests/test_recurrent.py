@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import skip_without_data
 
 from tpsgd_stream.projection import step_matrix
 from tpsgd_stream.recurrent import RecurrentNetwork
@@ -271,11 +272,9 @@ def test_rnn_tables_seeds_mnist1d_x4_and_merged_results(tmp_path):
     )
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
-    try:
-        X_train, _, _, _ = tables.load("mnist1d_x4", None)
-        X_one, _, _, _ = tables.load("mnist1d", None)
-    except FileNotFoundError:
-        pytest.skip("mnist1d.npz not found (set TPSGD_DATA to the data folder)")
+    skip_without_data("mnist1d.npz")
+    X_train, _, _, _ = tables.load("mnist1d_x4", None)
+    X_one, _, _, _ = tables.load("mnist1d", None)
     assert X_train.shape == (4000, 10, 4) and X_one.shape == (4000, 40, 1)
     assert torch.equal(X_train.reshape(4000, 40), X_one[:, :, 0])
     out = tmp_path / "rnn.json"
