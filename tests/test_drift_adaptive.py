@@ -517,3 +517,20 @@ def test_seed_none_draws_a_seed_and_adapts():
         x = {"a": float(rng.normal())}
         model.learn_one(x, (x["a"] > 0) != (i >= 600))
     assert model.drift_events
+
+
+@pytest.mark.parametrize(
+    "x, error, message",
+    [
+        ({"a": 1.0, "b": "red", "c": 0.0}, TypeError, "'b'"),
+        ({"a": 1.0, "b": float("nan"), "c": 0.0}, ValueError, "'b'"),
+        ({"a": 1.0, "b": 2.0}, ValueError, "encoder failed on a sample of 2 features"),
+    ],
+)
+def test_encoder_input_errors_name_the_problem(x, error, message):
+    model = DriftAdaptiveClassifier(TPSGDClassifier(seed=0), encoder=torch.nn.Linear(3, 4))
+    model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, 0)
+    with pytest.raises(error, match=message):
+        model.learn_one(x, 1)
+    with pytest.raises(error, match=message):
+        model.predict_one(x)

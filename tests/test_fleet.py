@@ -155,8 +155,10 @@ def test_killed_actor_is_restored_and_replayed_without_loss(cluster, tmp_path):
         if i == 700:
             ray.kill(fleet._shards[0], no_restart=False)
     assert fleet.predict_many(PROBE) == reference.predict_many(PROBE)
-    for key, x in PROBE:
-        assert fleet.predict_proba_one(key, x) == reference.predict_proba_one(key, x)
+    for key, x in PROBE:  # (actors may run torch with another thread count: last-bit sums)
+        assert fleet.predict_proba_one(key, x) == pytest.approx(
+            reference.predict_proba_one(key, x), rel=1e-6
+        )
     assert len(fleet.recovery_seconds) >= 1
     fleet.close()
 

@@ -251,3 +251,16 @@ def test_learn_many_with_known_and_new_labels_takes_the_same_steps_as_learn_one(
     assert one._classes == many._classes
     assert all(torch.equal(a, b) for a, b in zip(_weights(one), _weights(many)))
     assert np.array_equal(one._buffer, many._buffer)
+
+
+def test_the_optimizer_parameter_reaches_every_layer():
+    adam, sgd = (
+        TPSGDClassifier(seed=0, batch_size=4, optimizer=name, hidden_layer_sizes=(8,))
+        for name in ("adam", "sgd")
+    )
+    for model in (adam, sgd):
+        for x, y in _stream(8):
+            model.learn_one(x, y)
+    assert {type(o).__name__ for o in sgd._net.optimizers.values()} == {"SGD"}
+    assert "SGD" not in {type(o).__name__ for o in adam._net.optimizers.values()}
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(adam), _weights(sgd)))

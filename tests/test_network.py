@@ -740,3 +740,12 @@ def test_bad_batches_are_named(call, error, message):
 def test_bad_sizes_are_named_when_built(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_each_hidden_layer_gets_its_own_projection():
+    """Same width, same seed: the projections of layers 0 and 1 are different draws (stream =
+    layer index), as the paper's per-layer P_i."""
+    net = Network.mlp(8, (16, 16), 3, rule="tpsgd_l2", seed=0)
+    net.train_step(torch.randn(4, 8), net.one_hot(torch.tensor([0, 1, 2, 0])))
+    first, second = (net.projection(i).matrix(3, (16,)) for i in (0, 1))
+    assert first.shape == second.shape and not torch.allclose(first, second)

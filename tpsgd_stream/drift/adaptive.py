@@ -50,6 +50,7 @@ import torch
 from river import base, compose
 from river.drift import ADWIN
 
+from ..models._inputs import parse_values
 from ..seeding import derive_seed
 from .relabel import estimate_permutation
 
@@ -646,9 +647,17 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         """``x`` through the frozen ``encoder`` (features ``f0, f1, ...``), or ``x`` itself."""
         if self.encoder is None:
             return x
-        values = torch.tensor([list(x.values())], dtype=torch.float32)
-        with torch.inference_mode():
-            features = self.encoder(values).reshape(-1)
+        values = parse_values(x, type(self).__name__, "raise")  # names bad features first
+        try:
+            with torch.inference_mode():
+                features = self.encoder(torch.from_numpy(values).float()[None]).reshape(-1)
+        except RuntimeError as err:  # e.g. a (1, d) input of the wrong width
+            raise ValueError(
+                f"{type(self).__name__}: the encoder failed on a sample of {len(values)} "
+                f"features ({list(x)[:5]}...): {err}"
+            ) from err
+        if not torch.isfinite(features).all():
+            raise ValueError(f"{type(self).__name__}: the encoder's features are not finite.")
         return {f"f{i}": v for i, v in enumerate(features.tolist())}
 
     def predict_proba_one(self, x: dict, **kwargs) -> dict:
