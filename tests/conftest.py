@@ -7,10 +7,13 @@ independent computation, never against its own helpers.
 from __future__ import annotations
 
 import os
+import weakref
 
 import pytest
 import torch
 from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from tpsgd_stream import Conv2d, Dense, Flatten, MaxPool2d
 
@@ -157,3 +160,36 @@ def leaf_params(net) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
 def cross_entropy_by_hand(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     return -(target * log_p).sum(1).mean()
+
+
+class LiveBytes(TorchDispatchMode):
+    """Peak bytes of the storages that torch ops allocate inside the ``with`` block and that
+    are still referenced: what a step holds, measured by torch itself rather than by the
+    library's own ``activation_bytes`` bookkeeping.
+
+    >>> with LiveBytes() as held:
+    ...     a = torch.ones(4) + 1  # 16 bytes
+    ...     b = a * 2  # 16 more, both alive
+    >>> held.peak
+    32
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self._storages: dict[int, int] = {}
+
+    def _free(self, ptr: int) -> None:
+        self.live -= self._storages.pop(ptr, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                ptr = t.untyped_storage().data_ptr()
+                if ptr and ptr not in self._storages:  # a new storage (views and in-place: not)
+                    self._storages[ptr] = t.untyped_storage().nbytes()
+                    self.live += self._storages[ptr]
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(t, self._free, ptr)
+        return out

@@ -9,6 +9,7 @@ from copy import deepcopy
 import pytest
 import torch
 from conftest import (
+    LiveBytes,
     autograd_forward,
     capture_grads,
     cross_entropy_by_hand,
@@ -749,3 +750,19 @@ def test_each_hidden_layer_gets_its_own_projection():
     net.train_step(torch.randn(4, 8), net.one_hot(torch.tensor([0, 1, 2, 0])))
     first, second = (net.projection(i).matrix(3, (16,)) for i in (0, 1))
     assert first.shape == second.shape and not torch.allclose(first, second)
+
+
+@pytest.mark.parametrize("rule", ["tpsgd_l2", "tpsgd_ce_ls", "tpsgd_head", "drtp"])
+def test_held_memory_measured_by_torch_is_flat_in_depth_for_local_rules(rule):
+    """The same claim as the ``activation_bytes`` tests, from the tensors torch allocates
+    during a step (a library that kept each layer's activations would fail it)."""
+    x, t = batch(n=32, n_in=20)
+    peaks = {}
+    for name, depth in ((rule, 2), (rule, 8), ("bp", 2), ("bp", 8)):
+        net = Network.mlp(20, (32,) * depth, 3, rule=name, seed=0)
+        net.train_step(x, t)  # (the optimizer's state is made on the first step)
+        with LiveBytes() as held:
+            net.train_step(x, t)
+        peaks[name, depth] = held.peak
+    assert peaks[rule, 8] == peaks[rule, 2] > 0
+    assert peaks["bp", 8] > 2 * peaks["bp", 2]

@@ -331,3 +331,22 @@ def test_bad_sequence_batches_are_refused_and_change_nothing(x, target, lengths,
     with pytest.raises(error, match=message):
         net.train_step(x, target, lengths)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_held_memory_measured_by_torch_grows_with_length_only_for_bptt():
+    """Local credit holds one step's tensors whatever T (beyond the input itself); BPTT keeps
+    the unrolled graph. Measured from torch's own allocations, not ``held_bytes``."""
+    from conftest import LiveBytes
+
+    peaks = {}
+    for rule in ("tpsgd_ce", "bp"):
+        for T in (5, 40):
+            net = RecurrentNetwork(3, 16, 2, rule=rule, seed=0)
+            x, target = torch.randn(8, T, 3), torch.eye(2)[torch.arange(8) % 2]
+            net.train_step(x, target)  # (the optimizers' state is made on the first step)
+            with LiveBytes() as held:
+                net.train_step(x, target)
+            peaks[rule, T] = held.peak
+    input_growth = 8 * 35 * 3 * 4  # the longer input's own bytes
+    assert peaks["tpsgd_ce", 40] - peaks["tpsgd_ce", 5] <= input_growth
+    assert peaks["bp", 40] - peaks["bp", 5] > 4 * input_growth
