@@ -24,7 +24,8 @@ def _run(name, *args, cwd):
 def test_quickstart(tmp_path):
     done = _run("quickstart.py", "--small", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "final Accuracy" in done.stdout
+    final = [line for line in done.stdout.splitlines() if line.startswith("final Accuracy")]
+    assert final and float(final[0].split()[-1].rstrip("%")) > 70  # 81.6 %; chance ~55 %
 
 
 def test_compare_rules_prints_every_rule_and_plots(tmp_path):
