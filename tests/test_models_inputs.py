@@ -219,3 +219,9 @@ def test_bad_input_is_named_before_any_learning_too(cls):
         model.predict_one({"a": math.nan})
     with pytest.raises(TypeError, match="DataFrame"):
         model.predict_many(np.ones((2, 2)))
+
+
+def test_an_int_beyond_any_float_is_zeroed_when_asked():
+    model = TPSGDClassifier(seed=0, batch_size=1, non_finite="zero")
+    model.learn_one({"a": 10**400, "b": 1.0}, 0)
+    assert model._n_updates == 1 and model._buffer[0, model._features["a"]] == 0.0

@@ -94,7 +94,9 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
         array = np.fromiter(values, dtype=np.float64, count=len(x))
     except OverflowError:  # an int beyond any float
         big = [k for k, v in x.items() if isinstance(v, int) and abs(v) > FLOAT32_MAX]
-        raise _non_finite_error(owner, big) from None
+        if non_finite != "zero":
+            raise _non_finite_error(owner, big) from None
+        array = np.fromiter((0 if k in big else v for k, v in x.items()), np.float64, len(x))
     if not array.dot(array) <= _MAX_SQUARED:  # NaN, inf, |x| > 3.4e38: not <=
         ok = _in_range(array)
         if not ok.all():  # (many large values can sum above it, each within range)
