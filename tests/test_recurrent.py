@@ -350,3 +350,13 @@ def test_held_memory_measured_by_torch_grows_with_length_only_for_bptt():
     input_growth = 8 * 35 * 3 * 4  # the longer input's own bytes
     assert peaks["tpsgd_ce", 40] - peaks["tpsgd_ce", 5] <= input_growth
     assert peaks["bp", 40] - peaks["bp", 5] > 4 * input_growth
+
+
+def test_a_custom_local_loss_trains_recurrent_cells():
+    """Refusing rules by name would also refuse unregistered ones such as a ``LocalLoss``."""
+    from tpsgd_stream import LocalLoss
+
+    net = RecurrentNetwork(3, 8, 2, rule=LocalLoss(lambda h, t: ((h - t) ** 2).sum()), seed=0)
+    before = net.cells[0].weight_x.detach().clone()
+    net.train_step(torch.randn(4, 5, 3), torch.eye(2)[[0, 1, 0, 1]])
+    assert not torch.equal(before, net.cells[0].weight_x)

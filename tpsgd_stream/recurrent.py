@@ -22,12 +22,11 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 from torch import nn
 
 from .activations import Activation, get_activation
-from .layers import Dense
+from .layers import Dense, _check_sizes
 from .losses import LOSSES, output_error, output_loss
 from .network import Network, _check_finite, resolve_device
 from .optim import make_optimizer, pad_optimizer_state
@@ -47,9 +46,12 @@ def recurrent_rules() -> tuple[str, ...]:
     >>> "tpsgd_ce" in recurrent_rules(), "tpsgd_head" in recurrent_rules()
     (True, False)
     """
-    return tuple(
-        sorted(name for name, rule in RULES.items() if not (rule.learns_head or rule.perturbative))
-    )
+    return tuple(sorted(name for name, rule in RULES.items() if _trains_cells(rule)))
+
+
+def _trains_cells(rule: Rule | type[Rule]) -> bool:
+    """Whether ``rule`` (an instance or a class) can train recurrent cells."""
+    return not (rule.learns_head or rule.perturbative)
 
 
 class ElmanCell(nn.Module):
@@ -191,16 +193,18 @@ class RecurrentNetwork(nn.Module):
         clip_grad_norm: float | None = None,
     ):
         super().__init__()
-        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+        _check_sizes(
+            type(self).__name__,
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+        )
         if not isinstance(bidirectional, bool):
             raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}.")
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
         self.rule = get_rule(rule)
-        if self.rule.name not in recurrent_rules():
+        if not _trains_cells(self.rule):  # (a custom rule, e.g. a LocalLoss, may well)
             raise ValueError(
                 f"rule {self.rule.name!r} cannot train recurrent cells (a learned head per layer, "
                 f"or weight perturbation, are not implemented for them); expected one of "
