@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from river import base, compose
 from river.drift import ADWIN
 
 from ..models._inputs import parse_values
-from ..seeding import derive_seed
+from ..seeding import derive_seed, resolve_seed
 from .relabel import estimate_permutation
 
 __all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS", "retraining_multiply_adds"]
@@ -351,7 +350,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     def _reset(self) -> None:
         # seed=None draws one, as the models do, so that a wrapper and its pickle agree
-        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
+        self._seed = resolve_seed(self.seed)
         self._detector = (self.detector or ADWIN()).clone()
         self._replay: deque = deque(maxlen=self.window)  # (index, x, y, predicted, signal)
         self._n = 0

@@ -20,6 +20,7 @@ import torch
 __all__ = [
     "NON_FINITE",
     "FLOAT32_MAX",
+    "in_float32_range",
     "parse_values",
     "check_frame",
     "check_label",
@@ -69,7 +70,7 @@ def _non_finite_error(owner: str, names: list) -> ValueError:
     )
 
 
-def _in_range(array: np.ndarray) -> np.ndarray:
+def in_float32_range(array: np.ndarray) -> np.ndarray:
     """Which entries are finite and within float32's range (NaN compares false)."""
     return np.abs(array) <= FLOAT32_MAX
 
@@ -98,7 +99,7 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
             raise _non_finite_error(owner, big) from None
         array = np.fromiter((0 if k in big else v for k, v in x.items()), np.float64, len(x))
     if not array.dot(array) <= _MAX_SQUARED:  # NaN, inf, |x| > 3.4e38: not <=
-        ok = _in_range(array)
+        ok = in_float32_range(array)
         if not ok.all():  # (many large values can sum above it, each within range)
             if non_finite != "zero":
                 raise _non_finite_error(owner, [k for k, good in zip(x, ok) if not good])
@@ -122,7 +123,7 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
     else:
         columns = [_column(X[name], name, owner) for name in X.columns]
         array = np.stack(columns, axis=1) if columns else np.zeros((len(X), 0))
-    ok = _in_range(array)
+    ok = in_float32_range(array)
     if not ok.all():
         if non_finite != "zero":
             names = [name for name, good in zip(X.columns, ok.all(axis=0)) if not good]

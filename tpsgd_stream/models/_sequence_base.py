@@ -8,13 +8,12 @@ same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 1
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import torch
 from river import base
 
 from ..recurrent import RecurrentNetwork, recurrent_rules
+from ..seeding import resolve_seed
 from . import _persistence
 from ._inputs import parse_values
 from .base import check_training_params, register_label
@@ -57,7 +56,7 @@ class _SequenceBase(base.Classifier):
         return recurrent_rules()
 
     def _reset(self) -> None:
-        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
+        self._seed = resolve_seed(self.seed)
         self._features: dict = {}  # feature name -> input column
         self._classes: list = []  # output unit -> label
         self._class_index: dict = {}

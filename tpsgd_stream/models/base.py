@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import random
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from .. import activations as act_module
 from ..network import Network, resolve_device
 from ..optim import OPTIMIZERS
 from ..rules import RULES
+from ..seeding import resolve_seed
 from . import _persistence
 from ._inputs import NON_FINITE, check_frame, parse_values
 
@@ -82,17 +82,17 @@ def is_tuple_of_positive_ints(value) -> bool:
     )
 
 
-def check_training_params(estimator, activations, rules=None) -> None:
+def check_training_params(estimator, activations, rules) -> None:
     """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
     the estimators, with a ``ValueError`` naming the estimator, the parameter and its value.
-    ``rules``: the rule names this estimator can train with (default: every rule)."""
+    ``rules``: the rule names this estimator can train with."""
     name = type(estimator).__name__
     if estimator.activation not in activations:
         raise ValueError(
             f"{name}: unknown activation {estimator.activation!r}; expected one of "
             f"{list(activations)}."
         )
-    rules = sorted(RULES) if rules is None else list(rules)
+    rules = list(rules)
     if estimator.rule not in rules:
         known = "unsupported" if estimator.rule in RULES else "unknown"
         raise ValueError(f"{name}: {known} rule {estimator.rule!r}; expected one of {rules}.")
@@ -186,7 +186,7 @@ class TPSGDEstimator(base.Estimator):
 
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
-        self._seed = random.SystemRandom().randrange(2**31) if self.seed is None else self.seed
+        self._seed = resolve_seed(self.seed)
         self._features: dict = {}  # feature name -> column
         self._net: Network | None = None
         self._buffer = np.zeros((self.batch_size, 0), dtype=np.float32)

@@ -8,7 +8,7 @@ import torch
 
 from ..recurrent import RecurrentNetwork
 from . import _persistence
-from ._inputs import FLOAT32_MAX, check_label
+from ._inputs import check_label, in_float32_range
 from ._sequence_base import _SequenceBase
 
 __all__ = ["TPSGDSequenceClassifier"]
@@ -151,7 +151,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
             )
         if len(values) == 0:
             raise ValueError(f"{name}: the sequence is empty (0 time steps).")
-        ok = np.abs(values) <= FLOAT32_MAX  # (NaN compares false)
+        ok = in_float32_range(values)
         if not ok.all():
             steps = np.flatnonzero(~ok.all(axis=1)).tolist()
             raise ValueError(
