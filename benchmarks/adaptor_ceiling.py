@@ -37,7 +37,7 @@ import torch
 
 from tpsgd_stream.drift import Shift, ShiftStream, digits_shift_stream
 from tpsgd_stream.drift.adaptive import retraining_multiply_adds
-from tpsgd_stream.network import Network
+from tpsgd_stream.engine.network import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
 from drift_recovery import mnist14  # noqa: E402  (sibling scripts)

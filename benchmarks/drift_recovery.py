@@ -76,11 +76,11 @@ from river import drift, forest, preprocessing, tree
 from river.drift import ADWIN
 from river.drift.binary import DDM
 
+from tpsgd_stream.cli.plotting import plot_stream_accuracy
 from tpsgd_stream.datasets import load_elec2, load_mnist
 from tpsgd_stream.drift import DriftAdaptiveClassifier, Shift, ShiftStream, digits_shift_stream
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
-from tpsgd_stream.plotting import plot_stream_accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_record import run_header, write_results  # noqa: E402  (a sibling script)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from tpsgd_stream import Network, get_rule
 from tpsgd_stream.datasets import load_mnist
-from tpsgd_stream.training import accuracy, fit
+from tpsgd_stream.engine.training import accuracy, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_record import run_header  # noqa: E402  (a sibling script)

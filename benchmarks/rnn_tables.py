@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from tpsgd_stream.datasets import load_eeg_seizure, load_mnist, load_mnist1d
-from tpsgd_stream.recurrent import RecurrentNetwork
+from tpsgd_stream.engine.recurrent import RecurrentNetwork
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_record import run_header  # noqa: E402  (a sibling script)

@@ -12,10 +12,10 @@ import argparse
 
 from river import preprocessing
 
-from tpsgd_stream.demo import prequential
+from tpsgd_stream.cli.demo import prequential
+from tpsgd_stream.cli.plotting import plot_stream_accuracy
 from tpsgd_stream.drift import digits_shift_stream
 from tpsgd_stream.models import TPSGDClassifier
-from tpsgd_stream.plotting import plot_stream_accuracy
 
 RULES = ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce")
 

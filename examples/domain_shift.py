@@ -10,10 +10,10 @@ import argparse
 from river import preprocessing
 from river.drift.binary import DDM
 
+from tpsgd_stream.cli.plotting import plot_stream_accuracy
 from tpsgd_stream.drift import DriftAdaptiveClassifier, digits_shift_stream
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
-from tpsgd_stream.plotting import plot_stream_accuracy
 
 
 def main(small: bool = False, plot: str = "domain_shift.png") -> dict:

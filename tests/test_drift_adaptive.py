@@ -13,8 +13,8 @@ from river.drift.binary import DDM
 
 from tpsgd_stream.drift import Shift, digits_shift_stream
 from tpsgd_stream.drift.adaptive import DriftAdaptiveClassifier
+from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
-from tpsgd_stream.network import Network
 
 N, SHIFT = 2400, 1200
 

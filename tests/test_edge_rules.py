@@ -5,8 +5,8 @@ import torch
 from torch.nn import functional as F
 
 from tpsgd_stream import Network
-from tpsgd_stream.bitflip import BitFlip, discretise, flip_update
-from tpsgd_stream.forward_gradient import ForwardGradient, perturbation_gradients, quantise
+from tpsgd_stream.engine.bitflip import BitFlip, discretise, flip_update
+from tpsgd_stream.engine.forward_gradient import ForwardGradient, perturbation_gradients, quantise
 
 
 def _problem(n=64, seed=0):

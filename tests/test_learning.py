@@ -20,8 +20,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from tpsgd_stream import Network
-from tpsgd_stream.optim import LayerAdam
-from tpsgd_stream.training import accuracy, fit
+from tpsgd_stream.engine.optim import LayerAdam
+from tpsgd_stream.engine.training import accuracy, fit
 
 EPOCHS = 5
 SEEDS = (0, 1)

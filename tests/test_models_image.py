@@ -8,9 +8,9 @@ from river import preprocessing
 from sklearn.datasets import load_digits
 
 from tpsgd_stream.drift import DriftAdaptiveClassifier, Shift, digits_shift_stream
-from tpsgd_stream.layers import Conv2d
+from tpsgd_stream.engine.layers import Conv2d
+from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDImageClassifier
-from tpsgd_stream.network import Network
 
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
 NAMES = [f"x{i}" for i in range(64)]

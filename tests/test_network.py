@@ -30,7 +30,7 @@ from tpsgd_stream import (
     Projection,
     get_rule,
 )
-from tpsgd_stream.training import fit
+from tpsgd_stream.engine.training import fit
 
 LOCAL_RULES = ("dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
 ALL_RULES = ("bp", *LOCAL_RULES)
@@ -656,7 +656,7 @@ def test_wrong_input_width_is_named_before_torch_fails():
 
 
 def test_repeated_fit_calls_draw_fresh_shuffles():
-    from tpsgd_stream.training import fit
+    from tpsgd_stream.engine.training import fit
 
     X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
     y = torch.arange(64) % 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tpsgd_stream import PROJECTION_KINDS, Projection
-from tpsgd_stream.projection import step_matrix
+from tpsgd_stream.engine.projection import step_matrix
 
 FLAT_KINDS = ("normal", "uniform", "binary", "orthogonal")
 CONV_SHAPE = (4, 5, 5)

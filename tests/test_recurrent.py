@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import skip_without_data
 
-from tpsgd_stream.projection import step_matrix
-from tpsgd_stream.recurrent import RecurrentNetwork
+from tpsgd_stream.engine.projection import step_matrix
+from tpsgd_stream.engine.recurrent import RecurrentNetwork
 
 N, T, D, H, C = 4, 3, 2, 5, 3
 

@@ -283,7 +283,7 @@ def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse, activ
     """tpsgd_ce_ls computes the weight gradient from the learning rows only (a RowDelta) when
     at most half the samples learn; either way it equals the dense reference
     ``smoothed_cross_entropy_delta`` on all rows."""
-    from tpsgd_stream.rules import RowDelta, TPSGDSmoothedCE, smoothed_cross_entropy_delta
+    from tpsgd_stream.engine.rules import RowDelta, TPSGDSmoothedCE, smoothed_cross_entropy_delta
 
     rule = TPSGDSmoothedCE()
     rule.confident = confident  # two classes: p is near 0.5 at first
@@ -384,7 +384,7 @@ def test_local_head_update_equals_autograd_of_its_loss(first, pool, target_on, g
 @pytest.mark.parametrize("confident, sparse", [(0.45, True), (0.7, False)])
 def test_local_head_row_path_equals_the_dense_reference(first, pool, confident, sparse):
     """The rule's row-gathering path equals the dense reference ``local_head_delta``."""
-    from tpsgd_stream.rules import HeadDelta, RowDelta, local_head_delta
+    from tpsgd_stream.engine.rules import HeadDelta, RowDelta, local_head_delta
 
     rule = get_rule("tpsgd_head", pool=pool)
     rule.confident = confident  # two classes: p is near 0.5 at first

@@ -1,15 +1,31 @@
 """tpsgd-stream: learning on data streams without backpropagation.
 
-The engine (this package) trains networks layer by layer with target projection SGD
-(tpSGD, Lomnitz et al., arXiv 2208.08503) and its relatives; :mod:`tpsgd_stream.models` wraps
-it as river estimators.
+:mod:`tpsgd_stream.engine` trains networks layer by layer with target projection SGD (tpSGD,
+Lomnitz et al., arXiv 2208.08503) and its relatives; :mod:`tpsgd_stream.models` wraps it as
+river estimators; :mod:`tpsgd_stream.drift` adapts them to drift; :mod:`tpsgd_stream.fleet`
+runs one per stream key; :mod:`tpsgd_stream.cli` is the ``tpsgd-stream`` command.
 """
 
-from .activations import ACTIVATIONS, get_activation
-from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
-from .network import SCHEDULES, Network
-from .projection import PROJECTION_KINDS, Projection
-from .rules import RULES, LocalLoss, Rule, get_rule
+from . import _compat
+from .engine import (
+    ACTIVATIONS,
+    PROJECTION_KINDS,
+    RULES,
+    SCHEDULES,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    LocalLoss,
+    MaxPool2d,
+    Network,
+    Projection,
+    Rule,
+    get_activation,
+    get_rule,
+)
+
+_compat.install()
 
 __version__ = "0.1.0"
 

@@ -49,8 +49,8 @@ import torch
 from river import base, compose
 from river.drift import ADWIN
 
+from ..engine.seeding import derive_seed, resolve_seed
 from ..models._inputs import parse_values
-from ..seeding import derive_seed, resolve_seed
 from .relabel import estimate_permutation
 
 __all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS", "retraining_multiply_adds"]

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..plotting import windowed
-
 __all__ = [
     "accuracy_after",
     "recovery_time",
@@ -16,6 +14,23 @@ __all__ = [
     "detection_report",
     "windowed",
 ]
+
+
+def windowed(correct: Sequence[float], window: int) -> np.ndarray:
+    """Accuracy over the last ``window`` samples at each point (shorter at the start).
+
+    Examples
+    --------
+    >>> windowed([1, 0, 1, 1], 2).tolist()
+    [1.0, 0.5, 0.5, 1.0]
+    """
+    correct = np.asarray(correct, dtype=float)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}.")
+    cumulative = np.concatenate([[0.0], np.cumsum(correct)])
+    end = np.arange(1, len(correct) + 1)
+    start = np.maximum(0, end - window)
+    return (cumulative[end] - cumulative[start]) / (end - start)
 
 
 def _check(correct: Sequence[float], shifts: Sequence[int]) -> np.ndarray:

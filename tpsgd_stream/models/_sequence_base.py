@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from river import base
 
-from ..recurrent import RecurrentNetwork, recurrent_rules
-from ..seeding import resolve_seed
+from ..engine.recurrent import RecurrentNetwork, recurrent_rules
+from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._inputs import parse_values
 from .base import check_training_params, register_label

@@ -1,7 +1,7 @@
 """Mechanics shared by the tabular estimators: feature map, minibatch buffer, fast prediction.
 
 The estimators own everything river-specific (dicts, labels, DataFrames) and hand tensors to
-:class:`~tpsgd_stream.network.Network`:
+:class:`~tpsgd_stream.engine.network.Network`:
 
 - **Feature map.** Each feature name gets a column the first time a sample with it is learned
   from. The network is built on the first sample (or frame) learned from, whose features get
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from river import base
 
-from .. import activations as act_module
-from ..network import Network, resolve_device
-from ..optim import OPTIMIZERS
-from ..rules import RULES
-from ..seeding import resolve_seed
+from ..engine import activations as act_module
+from ..engine.network import Network, resolve_device
+from ..engine.optim import OPTIMIZERS
+from ..engine.rules import RULES
+from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._inputs import NON_FINITE, check_frame, parse_values
 

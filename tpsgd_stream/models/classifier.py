@@ -18,7 +18,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     """Streaming classifier trained without backprop (tpSGD and relatives).
 
     A multi-layer perceptron whose hidden layers each learn from their own local loss (see
-    :mod:`tpsgd_stream.rules`) and whose output layer learns from the cross-entropy. Classes
+    :mod:`tpsgd_stream.engine.rules`) and whose output layer learns from the cross-entropy. Classes
     and features may appear at any time.
 
     Parameters

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..layers import Conv2d, Dense
-from ..network import Network
+from ..engine.layers import Conv2d, Dense
+from ..engine.network import Network
 from .base import _name_key, is_tuple_of_positive_ints
 from .classifier import TPSGDClassifier
 
@@ -60,7 +60,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     The tpSGD paper's Table 3 network (``channels`` Conv2d layers, then a linear readout;
     optionally dense ``hidden_layer_sizes`` in between), each hidden layer learning from its
-    own local loss (see :mod:`tpsgd_stream.rules`; with the
+    own local loss (see :mod:`tpsgd_stream.engine.rules`; with the
     default ``tpsgd_head`` rule a small learned head reads each filter map out), the readout
     from the cross-entropy. Each sample is one image as a dict of pixel values, such as a
     flattened array ``{"x0": ..., "x1": ...}``. Classes may appear at any time, as in

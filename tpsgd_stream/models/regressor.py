@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from river import base
 
-from ..rules import RULES
+from ..engine.rules import RULES
 from ._inputs import FLOAT32_MAX, check_frame, label_list, parse_values
 from .base import TPSGDEstimator
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..recurrent import RecurrentNetwork
+from ..engine.recurrent import RecurrentNetwork
 from . import _persistence
 from ._inputs import check_label, in_float32_range
 from ._sequence_base import _SequenceBase
@@ -26,7 +26,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
     hidden_size, num_layers, bidirectional
         Units per recurrent layer, stacked layers, and a backward-reading twin per layer.
     rule
-        Rule of the recurrent layers (see :mod:`tpsgd_stream.recurrent`); ``"bp"`` is BPTT.
+        Rule of the recurrent layers (see :mod:`tpsgd_stream.engine.recurrent`); ``"bp"`` is BPTT.
         The default, local cross-entropy through a fixed ``B_t`` with 8 steps of truncated
         local credit and tanh cells, was the best local variant of our row-wise MNIST sweep
         (BENCHMARKS.md, "Recurrent tables"); the paper's rules alone (``"drtp"``,

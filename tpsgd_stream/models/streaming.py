@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..recurrent import RecurrentNetwork, recurrent_rules
-from ..rules import RULES
+from ..engine.recurrent import RecurrentNetwork, recurrent_rules
+from ..engine.rules import RULES
 from ._inputs import check_label
 from ._sequence_base import _positive_int, _SequenceBase
 

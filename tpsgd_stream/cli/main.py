@@ -7,12 +7,12 @@ import runpy
 import sys
 from pathlib import Path
 
-from .rules import RULES
+from ..engine.rules import RULES
 from .runner import DETECTORS
 
 __all__ = ["main"]
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,8 +20,8 @@ import numpy as np
 from river import preprocessing
 from tqdm.auto import tqdm
 
-from .drift import DriftAdaptiveClassifier, digits_shift_stream
-from .models import TPSGDClassifier
+from ..drift import DriftAdaptiveClassifier, digits_shift_stream
+from ..models import TPSGDClassifier
 from .plotting import plot_stream_accuracy
 
 __all__ = ["DemoResult", "prequential", "run_demo"]

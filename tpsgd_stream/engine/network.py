@@ -47,12 +47,12 @@ class Network(nn.Module):
     Parameters
     ----------
     layers
-        :class:`~tpsgd_stream.layers.Trainable` layers and parameter-free
-        :class:`~tpsgd_stream.layers.Transform` layers; the last one must be a ``Dense`` output
-        layer with the ``"identity"`` activation (its outputs are the logits).
+        :class:`~tpsgd_stream.engine.layers.Trainable` layers and parameter-free
+        :class:`~tpsgd_stream.engine.layers.Transform` layers; the last one must be a
+        ``Dense`` output layer with the ``"identity"`` activation (its outputs are the logits).
     rule
         Default rule of the hidden layers whose own ``rule`` is ``None`` (a name from
-        :data:`~tpsgd_stream.rules.RULES` or a :class:`~tpsgd_stream.rules.Rule`).
+        :data:`~tpsgd_stream.engine.rules.RULES` or a :class:`~tpsgd_stream.engine.rules.Rule`).
     loss
         The output layer's true loss: ``"cross_entropy"`` (targets are one-hot labels),
         ``"mse"`` or ``"huber"`` (targets are real vectors).
@@ -133,7 +133,7 @@ class Network(nn.Module):
         )
         self._perturbed = tuple(i for i in range(len(layers)) if self._perturbative(i))
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
-        self.epochs_seen = 0  # epochs run by tpsgd_stream.training.fit (seeds its shuffles)
+        self.epochs_seen = 0  # epochs run by tpsgd_stream.engine.training.fit (seeds its shuffles)
         self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
         self._forward_peaks: dict = {}  # (input shape, first layer) -> bytes a forward holds
 
@@ -640,7 +640,7 @@ def _check_layers(layers: Sequence[nn.Module]) -> None:
     for i, layer in enumerate(layers):
         if not isinstance(layer, (Trainable, Transform)):
             raise TypeError(
-                f"Layer {i} is a {type(layer).__name__}; use tpsgd_stream.layers (Dense, "
+                f"Layer {i} is a {type(layer).__name__}; use tpsgd_stream.engine.layers (Dense, "
                 f"Conv2d, MaxPool2d, AvgPool2d, Flatten)."
             )
     output = layers[-1]

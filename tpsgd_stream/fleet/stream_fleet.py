@@ -30,7 +30,7 @@ import fsspec
 import numpy as np
 import torch
 
-from .models._persistence import decode, encode
+from ..models._persistence import decode, encode
 
 __all__ = ["HashRing", "Shard", "StreamFleet"]
 

@@ -6,26 +6,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
+from ..drift.metrics import windowed
 
-__all__ = ["windowed", "plot_stream_accuracy"]
-
-
-def windowed(correct: Sequence[float], window: int) -> np.ndarray:
-    """Accuracy over the last ``window`` samples at each point (shorter at the start).
-
-    Examples
-    --------
-    >>> windowed([1, 0, 1, 1], 2).tolist()
-    [1.0, 0.5, 0.5, 1.0]
-    """
-    correct = np.asarray(correct, dtype=float)
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}.")
-    cumulative = np.concatenate([[0.0], np.cumsum(correct)])
-    end = np.arange(1, len(correct) + 1)
-    start = np.maximum(0, end - window)
-    return (cumulative[end] - cumulative[start]) / (end - start)
+__all__ = ["plot_stream_accuracy", "windowed"]
 
 
 def plot_stream_accuracy(

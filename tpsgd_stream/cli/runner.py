@@ -18,8 +18,8 @@ import pandas as pd
 from river import metrics, preprocessing
 from tqdm.auto import tqdm
 
-from .drift import DriftAdaptiveClassifier
-from .models import TPSGDClassifier, TPSGDRegressor
+from ..drift import DriftAdaptiveClassifier
+from ..models import TPSGDClassifier, TPSGDRegressor
 from .plotting import plot_stream_accuracy
 
 __all__ = ["DETECTORS", "load_table", "run_file", "StreamFileError"]

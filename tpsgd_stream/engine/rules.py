@@ -187,7 +187,7 @@ class Rule:
     Parameters
     ----------
     projection
-        Kind of the fixed matrix (see :class:`~tpsgd_stream.projection.Projection`); ``None``
+        Kind of the fixed matrix (see :class:`~tpsgd_stream.engine.projection.Projection`); ``None``
         takes the rule's default.
     scale
         Multiplier of the matrix entries; ``None`` takes the rule's default.
@@ -299,7 +299,7 @@ class DFA(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> z = torch.tensor([[1.0, -1.0]])
     >>> DFA().delta(z=z, a=z, act=get_activation("relu"), target=None,
     ...             error=torch.tensor([[0.5, -0.5]]), matrix=torch.eye(2))
@@ -325,7 +325,7 @@ class SignDFA(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> z = torch.tensor([[1.0, 2.0]])
     >>> SignDFA().delta(z=z, a=z, act=get_activation("identity"), target=None,
     ...                 error=torch.tensor([[0.1, -3.0]]), matrix=torch.eye(2))
@@ -350,7 +350,7 @@ class DRTP(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> z = torch.tensor([[1.0, 2.0]])
     >>> DRTP().delta(z=z, a=z, act=get_activation("identity"), target=torch.tensor([[0.0, 1.0]]),
     ...              error=None, matrix=torch.tensor([[1.0, 1.0], [2.0, -2.0]]))
@@ -370,7 +370,7 @@ class TPSGDL1(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> a = torch.tensor([[0.5, -2.0]])  # the target y* P is [1, -1]
     >>> TPSGDL1().delta(z=a, a=a, act=get_activation("identity"), target=torch.tensor([[1.0]]),
     ...                 error=None, matrix=torch.tensor([[1.0, -1.0]]))
@@ -393,7 +393,7 @@ class TPSGDL2(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> a = torch.tensor([[0.5, -2.0]])
     >>> TPSGDL2().delta(z=a, a=a, act=get_activation("identity"), target=torch.tensor([[1.0]]),
     ...                 error=None, matrix=torch.tensor([[1.0, -1.0]]))
@@ -418,7 +418,7 @@ class TPSGDCrossEntropy(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> a = torch.tensor([[0.0, 0.0]])  # read out as 50/50: the error pushes towards class 0
     >>> TPSGDCrossEntropy().delta(z=a, a=a, act=get_activation("identity"),
     ...                           target=torch.tensor([[1.0, 0.0]]), error=None,
@@ -451,7 +451,7 @@ class LocalLoss(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> rule = LocalLoss(lambda h, t: torch.nn.functional.smooth_l1_loss(h, t, reduction="sum"))
     >>> z = torch.tensor([[0.5, -2.0]])
     >>> rule.delta(z=z, a=z, act=get_activation("identity"), target=torch.tensor([[1.0]]),
@@ -569,7 +569,7 @@ class TPSGDSmoothedCE(TPSGDCrossEntropy):
     >>> rule = TPSGDSmoothedCE()
     >>> P = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> h = torch.tensor([[5.0, 0.0], [0.0, 0.0]])  # sample 0 is read out confidently as class 0
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> identity = get_activation("identity")
     >>> delta = rule.delta(z=h, a=h, act=identity, target=torch.eye(2), error=None, matrix=P)
     >>> delta.rows.tolist()  # only sample 1 still learns
@@ -695,7 +695,7 @@ class TPSGDLocalHead(Rule):
     Examples
     --------
     >>> import torch
-    >>> from tpsgd_stream.activations import get_activation
+    >>> from tpsgd_stream.engine.activations import get_activation
     >>> rule = TPSGDLocalHead(pool=1)
     >>> a = torch.ones(1, 2, 3, 3)  # two channels, pooled to one value each
     >>> out = rule.delta(z=a, a=a, act=get_activation("identity"), target=torch.eye(2)[:1],
