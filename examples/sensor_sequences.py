@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     try:
         X_train, y_train, X_test, y_test = load_eeg_seizure(args.data)
     except FileNotFoundError as err:
-        print(f"EEG data not available, skipping: {err}")
-        return 0
+        print(f"EEG data not available, nothing was run: {err}", file=sys.stderr)
+        return 2
     X = chunks(np.concatenate([X_train, X_test]), float(np.std(X_train)))
     y = np.concatenate([y_train, y_test]).tolist()
     n, hidden = (120, 32) if args.small else (len(X), 128)

@@ -20,6 +20,8 @@ from tpsgd_stream import Conv2d, Dense, Flatten, MaxPool2d
 # The tests use tiny tensors: one intra-op thread avoids thread-pool overhead that made
 # each op ~10x slower on a busy 2-core machine (results do not depend on this).
 torch.set_num_threads(1)
+# The suite never downloads: a missing archive must skip (or fail under TPSGD_REQUIRE_DATA).
+os.environ["TPSGD_DOWNLOAD"] = "0"
 
 LEAKY_SLOPE = 0.1
 REQUIRE_DATA = "TPSGD_REQUIRE_DATA"  # set by CI, whose checkout has ../shared/data beside it

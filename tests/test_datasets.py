@@ -8,6 +8,12 @@ from conftest import skip_without_data
 
 from tpsgd_stream import datasets
 
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 SHAPES = {
     "mnist": (datasets.load_mnist, (60000, 28, 28), (10000, 28, 28)),
     "eeg_seizure_uci": (datasets.load_eeg_seizure, (9200, 178), (2300, 178)),
@@ -65,3 +71,125 @@ def test_the_default_data_folder_is_shared_data_beside_the_checkout(monkeypatch)
     monkeypatch.delenv(datasets.DATA_ENV, raising=False)
     checkout = Path(__file__).resolve().parent.parent
     assert datasets.data_dir() == checkout.parent / "shared" / "data"
+
+
+# -- downloads, against a server on the loopback interface ---------------------------------
+
+
+def _idx(array: np.ndarray) -> bytes:
+    """``array`` (uint8) in the IDX format, gzipped."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def loopback(tmp_path):
+    """An HTTP server on 127.0.0.1 serving ``tmp_path / "www"``; yields (base URL, folder)."""
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", www
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _tiny_mnist(www, base, monkeypatch, *, corrupt: str | None = None):
+    """Serve a 5/3-image MNIST in IDX files and point the MNIST source at it."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (5, 28, 28)),
+        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 5),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (3, 28, 28)),
+        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 3),
+    }
+    files = []
+    for name, array in arrays.items():
+        data = _idx(array)
+        files.append((base + name, f"md5:{hashlib.md5(data).hexdigest()}"))
+        (www / name).write_bytes(b"x" + data[1:] if name == corrupt else data)
+    source = datasets.Source(tuple(files), datasets.SOURCES["mnist.npz"].build, "test")
+    monkeypatch.setitem(datasets.SOURCES, "mnist.npz", source)
+    return arrays
+
+
+def _isolated(tmp_path, monkeypatch):
+    """No data folder, an empty cache, downloads allowed."""
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no-data"))
+    monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datasets.DOWNLOAD_ENV, "1")
+
+
+def test_a_missing_archive_is_downloaded_checked_and_cached(tmp_path, loopback, monkeypatch):
+    base, www = loopback
+    arrays = _tiny_mnist(www, base, monkeypatch)
+    _isolated(tmp_path, monkeypatch)
+    X_train, y_train, X_test, y_test = datasets.load_mnist()
+    np.testing.assert_array_equal(X_train, arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte.gz"])
+    assert (tmp_path / "cache" / "mnist.npz").is_file()
+    for name in arrays:  # the next load reads the cache: the server may go
+        (www / name).unlink()
+    np.testing.assert_array_equal(datasets.load_mnist()[0], X_train)
+
+
+def test_a_corrupted_download_is_refused_and_leaves_no_file(tmp_path, loopback, monkeypatch):
+    base, www = loopback
+    _tiny_mnist(www, base, monkeypatch, corrupt="t10k-images-idx3-ubyte.gz")
+    _isolated(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match="t10k-images.*md5 checksum"):
+        datasets.load_mnist()
+    cache = tmp_path / "cache"
+    assert not (cache / "mnist.npz").exists()
+    leftovers = [p.name for p in cache.rglob("*") if p.is_file()]
+    assert "t10k-images-idx3-ubyte.gz" not in leftovers
+    assert not [name for name in leftovers if name.endswith(".part")]
+
+
+def test_an_unreachable_server_is_a_connection_error_naming_the_url(tmp_path, monkeypatch):
+    source = datasets.Source(
+        (("http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz", "md5:00"),),
+        datasets.SOURCES["mnist.npz"].build,
+        "test",
+    )
+    monkeypatch.setitem(datasets.SOURCES, "mnist.npz", source)
+    _isolated(tmp_path, monkeypatch)
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9/mnist"):
+        datasets.load_mnist()
+
+
+def test_downloads_off_names_the_switch(tmp_path, monkeypatch):
+    _isolated(tmp_path, monkeypatch)
+    monkeypatch.setenv(datasets.DOWNLOAD_ENV, "0")
+    with pytest.raises(FileNotFoundError, match="TPSGD_DOWNLOAD=1"):
+        datasets.load_mnist()
+
+
+def test_an_archive_without_a_source_says_where_it_comes_from(tmp_path, monkeypatch):
+    _isolated(tmp_path, monkeypatch)
+    with pytest.raises(FileNotFoundError, match="UCI.*Epileptic.*TPSGD_DATA"):
+        datasets.load_eeg_seizure()
+
+
+def test_idx_reader_refuses_a_file_whose_header_lies(tmp_path):
+    import gzip
+
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + b"abc"))
+    with pytest.raises(ValueError, match="holds 3 values"):
+        datasets.SOURCES["mnist.npz"].build(dict.fromkeys(MNIST_FILES, bad))

@@ -1,12 +1,11 @@
 """Every example runs, on its small-data flag, as a user would run it."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REQUIRE_DATA
+from conftest import skip_without_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -50,14 +49,15 @@ def test_every_example_has_a_small_flag(name):
     assert "--small" in (EXAMPLES / name).read_text()
 
 
-def test_sensor_sequences_learns_both_ways_or_skips_cleanly(tmp_path):
+def test_sensor_sequences_learns_both_ways(tmp_path):
+    skip_without_data("eeg_seizure_uci.npz")
     done = _run("sensor_sequences.py", "--small", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    if os.environ.get(REQUIRE_DATA):  # (CI) the EEG archive must be there
-        assert "skipping" not in done.stdout, done.stdout
-    if "skipping" not in done.stdout:  # the EEG archive is there
-        for mode in ("whole sequences", "one step at a time"):
-            assert f"{mode}: prequential accuracy" in done.stdout
+    for mode in ("whole sequences", "one step at a time"):
+        assert f"{mode}: prequential accuracy" in done.stdout
+
+
+def test_sensor_sequences_without_data_fails_and_says_how_to_get_it(tmp_path):
     absent = _run("sensor_sequences.py", "--small", "--data", str(tmp_path), cwd=tmp_path)
-    assert absent.returncode == 0, absent.stderr
-    assert "EEG data not available, skipping" in absent.stdout
+    assert absent.returncode == 2, absent.stdout
+    assert "nothing was run" in absent.stderr and "TPSGD_DATA" in absent.stderr
