@@ -36,6 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from .activations import Activation
+from .pooling import adaptive_avg_pool, adaptive_avg_pool_adjoint, pooled_units
 from .projection import PROJECTION_KINDS, Projection
 
 __all__ = [
@@ -622,14 +623,14 @@ class HeadDelta(NamedTuple):
 
 
 def _head_features(output: torch.Tensor, pool: int | None) -> torch.Tensor:
-    """What a local head reads: a conv map average-pooled to ``pool x pool``, else ``output``."""
-    return F.adaptive_avg_pool2d(output, pool) if output.dim() == 4 and pool else output
+    """What a local head reads: a conv map (1-D or 2-D) average-pooled to ``pool`` per axis."""
+    return adaptive_avg_pool(output, pool) if output.dim() > 2 and pool else output
 
 
 def _spread(grad: torch.Tensor, output: torch.Tensor, pool: int | None) -> torch.Tensor:
     """``grad`` with respect to the head's features -> with respect to ``output``."""
-    if output.dim() == 4 and pool:  # the average pool's adjoint: spread evenly over windows
-        return torch.ops.aten._adaptive_avg_pool2d_backward(grad, output)
+    if output.dim() > 2 and pool:  # the average pool's adjoint: spread evenly over windows
+        return adaptive_avg_pool_adjoint(grad, output)
     return grad
 
 
@@ -738,8 +739,8 @@ class TPSGDLocalHead(Rule):
 
     def head_units(self, out_shape: tuple[int, ...]) -> int:
         """Inputs of the head of a layer whose outputs have ``out_shape`` (channels first)."""
-        if len(out_shape) == 3 and self.pool is not None:
-            return out_shape[0] * self.pool**2
+        if len(out_shape) > 1 and self.pool is not None:
+            return pooled_units(out_shape, self.pool)
         return math.prod(out_shape)
 
     def delta(self, *, z, a, act, target, error, matrix):
