@@ -33,6 +33,7 @@ from tpsgd_stream import (
     Projection,
     get_rule,
 )
+from tpsgd_stream.engine.rules import RULES
 
 # the references use torch's own padding="same", which warns that it copies the input
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -301,10 +302,7 @@ def test_bad_construction_is_named(build, message):
 
 
 # ---------------------------------------------------------- network: rules, builder, memory
-RULES_1D = ("bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_ce_ls")
-
-
-@pytest.mark.parametrize("rule", [*RULES_1D, "tpsgd_head"])
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("pool", ["avg", "max"])
 def test_every_rule_trains_a_cnn1d(rule, pool):
     net = Network.cnn1d(2, 16, N_CLASSES, channels=(4, 4), dilation=(1, 2), pool=pool, rule=rule)
@@ -313,15 +311,35 @@ def test_every_rule_trains_a_cnn1d(rule, pool):
     logits = net.train_step(x, target)
     after = state_copy(net)
     assert logits.shape == (8, N_CLASSES)
-    assert all(not torch.equal(v, after[k]) for k, v in before.items())
+    # bitflip keeps its biases at zero: only weights change
+    changed = [k for k in before if rule != "bitflip" or k.endswith("weight")]
+    assert changed and all(not torch.equal(before[k], after[k]) for k in changed)
+
+
+def test_cnn1d_weights_are_seeded_like_torch_init():
+    """Each Conv1d starts U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from the network's seed, with
+    fan_in = in_channels * kernel_size; the global RNG is left alone."""
+    state = torch.random.get_rng_state()
+    nets = [Network.cnn1d(3, 20, 2, channels=(64, 8), seed=s) for s in (1, 1, 2)]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    first, again, other = (net.layers[1].weight for net in nets)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    bound = 1 / (64 * 5) ** 0.5
+    assert first.abs().max() <= bound and first.abs().max() > 0.9 * bound
 
 
 def test_cnn1d_head_pool_and_pickle_round_trip():
     rule = get_rule("tpsgd_head", pool=4)
-    net = Network.cnn1d(2, 16, N_CLASSES, channels=(6, 5), rule=rule, seed=2)
+    net = Network.cnn1d(2, 16, N_CLASSES, channels=(6, 5), hidden=(7,), rule=rule, seed=2)
     x, target = seeded(8, 2, 16), one_hot(torch.arange(8) % N_CLASSES, N_CLASSES)
     net.train_step(x, target)
+    assert [type(layer).__name__ for layer in net.layers[2:]] == [
+        "GlobalAvgPool1d",
+        "Dense",
+        "Dense",
+    ]
     assert net.head(0).shape == (N_CLASSES, 6 * 4) and net.head(1).shape == (N_CLASSES, 5 * 4)
+    assert net.head(3).shape == (N_CLASSES, 7)  # a dense layer's head reads all its units
     copy = pickle.loads(pickle.dumps(net))
     torch.testing.assert_close(copy.train_step(x, target), net.train_step(x, target))
     torch.testing.assert_close(copy.forward(x), net.forward(x))

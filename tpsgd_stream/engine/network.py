@@ -691,7 +691,7 @@ def _check_layers(layers: Sequence[nn.Module]) -> None:
         if not isinstance(layer, (Trainable, Transform)):
             raise TypeError(
                 f"Layer {i} is a {type(layer).__name__}; use tpsgd_stream.engine.layers (Dense, "
-                f"Conv2d, MaxPool2d, AvgPool2d, Flatten)."
+                f"Conv2d, Conv1d, the pools, Flatten)."
             )
     output = layers[-1]
     if not isinstance(output, Dense) or output.activation != "identity":

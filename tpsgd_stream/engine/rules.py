@@ -646,8 +646,9 @@ def local_head_delta(
 ) -> HeadDelta:
     """Label-smoothed, gated cross-entropy of a learned linear head on the layer's output.
 
-    ``f = pool(h)``, a convolution's map average-pooled to ``pool x pool`` per channel (``h``
-    itself when ``pool`` is ``None`` or the layer is dense), ``p = softmax(f @ H^T)``,
+    ``f = pool(h)``, a convolution's map average-pooled to ``pool x pool`` (``pool`` steps for
+    a Conv1d) per channel (``h`` itself when ``pool`` is ``None`` or the layer is dense),
+    ``p = softmax(f @ H^T)``,
     ``t = (1 - eps) y* + eps / K``, and the gate ``m = [p . y* < confident]`` leaves out the
     samples the head already gives their class with at least ``confident``. The loss
     ``sum(m * CE(p, t)) / n`` gives the head's gradient ``(m (p - t))^T f / n`` and
@@ -688,8 +689,9 @@ class TPSGDLocalHead(Rule):
     ----------
     pool
         ``None``: the head reads the whole output. An int: a convolution's head reads its map
-        average-pooled to ``pool x pool`` per channel (less memory; on the MNIST CNN, 8 lost
-        0.25 point on average and 4 about 1 point against the whole map, without the gate).
+        average-pooled to ``pool x pool`` per channel, a Conv1d's to ``pool`` steps (less
+        memory; on the MNIST CNN, 8 lost 0.25 point on average and 4 about 1 point against the
+        whole map, without the gate).
     projection, scale, target_on
         As :class:`Rule`; ``projection`` and ``scale`` give the head's initial value.
 
