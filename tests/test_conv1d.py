@@ -365,6 +365,28 @@ def test_local_conv1d_step_holds_one_layer_at_a_time(rule):
     assert peaks["bp", 6] > 2 * peaks["bp", 2]
 
 
+def pattern_task(n, *, seed, length=100):
+    """Half the noisy sequences hold a 5-step pattern somewhere; the label says which."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, length, generator=g) * 0.5
+    y = torch.arange(n) % 2
+    where = torch.randint(0, length - 5, (n,), generator=g)
+    for i in torch.nonzero(y).flatten().tolist():
+        x[i, 0, where[i] : where[i] + 5] += torch.tensor([2.0, -2.0, 2.0, -2.0, 2.0])
+    return x, y
+
+
+def test_local_conv1d_net_learns_a_shift_invariant_pattern():
+    """Chance is 0.5; with tpsgd_head the net reached 0.99-1.0 over five seeds when measured."""
+    from tpsgd_stream.engine.training import accuracy, fit
+
+    (x_train, y_train), (x_test, y_test) = pattern_task(1024, seed=0), pattern_task(512, seed=1)
+    net = Network.cnn1d(1, 100, 2, channels=(8, 8), rule="tpsgd_head", lr=3e-3, seed=0)
+    assert accuracy(net, x_test, y_test) < 0.6
+    fit(net, x_train, y_train, epochs=4, batch_size=32)
+    assert accuracy(net, x_test, y_test) > 0.9
+
+
 def test_local_conv1d_net_learns_mnist1d():
     """MNIST-1D (10 classes, chance 0.1): two tpsgd_head Conv1d layers, two epochs."""
     skip_without_data("mnist1d.npz")
