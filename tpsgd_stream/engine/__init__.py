@@ -2,7 +2,8 @@
 
 - :mod:`~tpsgd_stream.engine.projection`: fixed random matrices regenerated from a seed.
 - :mod:`~tpsgd_stream.engine.rules`: the update rules (what a hidden layer's ``delta`` is).
-- :mod:`~tpsgd_stream.engine.layers`: ``Dense``, ``Conv2d``, pooling, ``Flatten``.
+- :mod:`~tpsgd_stream.engine.layers`: ``Dense``, ``Conv2d``, ``Conv1d``, pooling,
+  ``Flatten``.
 - :mod:`~tpsgd_stream.engine.network`, :mod:`~tpsgd_stream.engine.recurrent`: stacks trained
   layer by layer; :mod:`~tpsgd_stream.engine.training` fits them on tensors.
 - :mod:`~tpsgd_stream.engine.optim`, :mod:`~tpsgd_stream.engine.losses`,
@@ -12,18 +13,34 @@
 """
 
 from .activations import ACTIVATIONS, get_activation
-from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from .layers import (
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Flatten,
+    GlobalAvgPool1d,
+    GlobalMaxPool1d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from .network import SCHEDULES, Network
 from .projection import PROJECTION_KINDS, Projection
 from .rules import RULES, LocalLoss, Rule, get_rule
 
 __all__ = [
     "ACTIVATIONS",
+    "AvgPool1d",
     "AvgPool2d",
+    "Conv1d",
     "Conv2d",
     "Dense",
     "Flatten",
+    "GlobalAvgPool1d",
+    "GlobalMaxPool1d",
     "LocalLoss",
+    "MaxPool1d",
     "MaxPool2d",
     "Network",
     "PROJECTION_KINDS",

@@ -3,13 +3,14 @@
 A trainable layer is a linear map followed by an activation: ``z = linear(x)``,
 ``a = sigma(z)``. Given ``delta = dL/dz`` (from its rule), :meth:`Trainable.set_grads` writes
 the weight gradients into ``.grad`` with an outer product (dense) or
-``torch.nn.grad.conv2d_weight`` (convolution), so a local rule holds only this layer's input
-and output. :meth:`Trainable.input_grad` exists for the ``bp`` rule alone.
+``torch.nn.grad.conv2d_weight`` / ``conv1d_weight`` (convolution), so a local rule holds only
+this layer's input and output. :meth:`Trainable.input_grad` exists for the ``bp`` rule alone.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -19,7 +20,21 @@ from torch.nn import functional as F
 from .activations import Activation, get_activation
 from .rules import Rule, get_rule
 
-__all__ = ["Trainable", "Dense", "Conv2d", "Transform", "MaxPool2d", "AvgPool2d", "Flatten"]
+__all__ = [
+    "Trainable",
+    "Dense",
+    "Conv2d",
+    "Conv1d",
+    "Transform",
+    "MaxPool2d",
+    "AvgPool2d",
+    "MaxPool1d",
+    "AvgPool1d",
+    "GlobalAvgPool1d",
+    "GlobalMaxPool1d",
+    "Flatten",
+    "conv1d_layers",
+]
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -204,6 +219,142 @@ class Conv2d(Trainable):
         return torch.nn.grad.conv2d_input(x.shape, self.weight, delta, self.stride, self.padding)
 
 
+class Conv1d(Trainable):
+    """1-D convolution over time ``z = conv1d(x, W) + b``; gradients by
+    ``torch.nn.grad.conv1d_weight``.
+
+    Inputs are ``(n, in_channels, time steps)``, outputs ``(n, out_channels, time steps')``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size
+        Input channels, filters and taps per filter.
+    stride, dilation
+        Step between output positions and spacing between a filter's taps.
+    padding
+        Zeros added at both ends (an int), or ``"same"`` (``stride=1`` only): as many as keep
+        the length, the odd one at the end, as ``torch.nn.functional.conv1d`` does.
+    activation, rule
+        As :class:`Dense`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv = Conv1d(2, 4, 3, dilation=2, padding="same")
+    >>> x = torch.ones(5, 2, 10)
+    >>> conv.linear(x).shape
+    torch.Size([5, 4, 10])
+    >>> conv.set_grads(x, torch.ones(5, 4, 10))
+    >>> conv.weight.grad.shape, conv.bias.grad.tolist()
+    (torch.Size([4, 2, 3]), [50.0, 50.0, 50.0, 50.0])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        padding: int | str = 0,
+        activation: str = "leaky_relu",
+        rule: str | Rule | None = None,
+    ):
+        super().__init__(activation, rule)
+        _check_sizes(
+            type(self).__name__,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilation=dilation,
+        )
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.dilation = int(kernel_size), int(stride), int(dilation)
+        self.padding = _check_padding(padding, self.stride)
+        self._ends = self._pad_ends()
+        self.weight = nn.Parameter(
+            torch.zeros(self.out_channels, self.in_channels, self.kernel_size)
+        )
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+        self.reset_parameters(torch.Generator().manual_seed(0))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels} -> {self.out_channels}, kernel={self.kernel_size}, "
+            f"stride={self.stride}, dilation={self.dilation}, padding={self.padding!r}, "
+            f"{self.activation}, rule={self.rule}"
+        )
+
+    def _pad_ends(self) -> tuple[int, int]:
+        """Zeros before and after the sequence."""
+        if self.padding != "same":
+            return self.padding, self.padding
+        total = self.dilation * (self.kernel_size - 1)
+        return total // 2, total - total // 2
+
+    @property
+    def min_length(self) -> int:
+        """The shortest input (time steps) that gives at least one output position."""
+        return max(1, self.receptive_field - sum(self._ends))
+
+    @property
+    def receptive_field(self) -> int:
+        """Time steps one output position reads: ``dilation * (kernel_size - 1) + 1``."""
+        return self.dilation * (self.kernel_size - 1) + 1
+
+    def output_length(self, length: int) -> int:
+        """Time steps of the output for an input of ``length`` steps.
+
+        Examples
+        --------
+        >>> Conv1d(1, 1, 5, stride=2, padding=1).output_length(40)
+        19
+        """
+        padded = length + sum(self._ends)
+        return (padded - self.receptive_field) // self.stride + 1
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``x`` and the padding to give torch: uneven ends ("same" with an even span) are
+        padded here, even ones by the convolution itself."""
+        before, after = self._ends
+        if before == after:
+            return x, before
+        return F.pad(x, (before, after)), 0
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        x, pad = self._padded(x)
+        return F.conv1d(x, self.weight, self.bias, self.stride, pad, self.dilation)
+
+    def set_grads(self, x: torch.Tensor, delta: torch.Tensor) -> None:
+        x, pad = self._padded(x)
+        self.weight.grad = torch.nn.grad.conv1d_weight(
+            x, self.weight.shape, delta, self.stride, pad, self.dilation
+        )
+        self.bias.grad = delta.sum((0, 2))
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        padded, pad = self._padded(x)
+        grad = torch.nn.grad.conv1d_input(
+            padded.shape, self.weight, delta, self.stride, pad, self.dilation
+        )
+        if padded is x:
+            return grad
+        return grad.narrow(2, self._ends[0], x.shape[2])
+
+
+def _check_padding(padding: int | str, stride: int) -> int | str:
+    """``padding`` as an int >= 0 or ``"same"`` (stride 1), else a ``ValueError`` naming it."""
+    if padding == "same":
+        if stride != 1:
+            raise ValueError(f"Conv1d: padding='same' needs stride=1, got stride={stride}.")
+        return "same"
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise ValueError(f"Conv1d: padding must be an int >= 0 or 'same', got {padding!r}.")
+    return int(padding)
+
+
 class Transform(nn.Module):
     """A parameter-free layer (pooling, flatten); never trained, only passed through.
 
@@ -264,8 +415,81 @@ class AvgPool2d(_Pool2d):
     pool = staticmethod(F.avg_pool2d)
 
 
+class _Pool1d(_Pool2d):
+    """Pooling over time with a window of ``kernel_size`` steps (stride = window unless given)."""
+
+    pool = staticmethod(F.max_pool1d)
+
+
+class MaxPool1d(_Pool1d):
+    """Max pooling over time, ``(n, c, T) -> (n, c, T // kernel_size)`` with the default stride.
+
+    Examples
+    --------
+    >>> import torch
+    >>> MaxPool1d(2)(torch.tensor([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[3.0, 2.0]]]
+    """
+
+
+class AvgPool1d(_Pool1d):
+    """Average pooling over time, ``(n, c, T) -> (n, c, T // kernel_size)`` with the default
+    stride.
+
+    Examples
+    --------
+    >>> import torch
+    >>> AvgPool1d(2)(torch.tensor([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[2.0, 1.0]]]
+    """
+
+    pool = staticmethod(F.avg_pool1d)
+
+
+class GlobalAvgPool1d(Transform):
+    """Mean over time, ``(n, c, T) -> (n, c)``; its adjoint spreads ``delta / T`` evenly.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[1.0, 3.0, 2.0, 2.0]]])
+    >>> GlobalAvgPool1d()(x).tolist()
+    [[2.0]]
+    >>> GlobalAvgPool1d().input_grad(torch.ones(1, 1), x).tolist()
+    [[[0.25, 0.25, 0.25, 0.25]]]
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(2)
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (delta / x.shape[2]).unsqueeze(2).expand(x.shape).contiguous()
+
+
+class GlobalMaxPool1d(Transform):
+    """Maximum over time, ``(n, c, T) -> (n, c)``; its adjoint routes ``delta`` to the step
+    that held the maximum.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[1.0, 3.0, 2.0, 2.0]]])
+    >>> GlobalMaxPool1d()(x).tolist()
+    [[3.0]]
+    >>> GlobalMaxPool1d().input_grad(torch.ones(1, 1), x).tolist()
+    [[[0.0, 1.0, 0.0, 0.0]]]
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.max(2).values
+
+    def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        where = x.max(2, keepdim=True).indices
+        return torch.zeros_like(x).scatter_(2, where, delta.unsqueeze(2))
+
+
 class Flatten(Transform):
-    """``(n, c, h, w) -> (n, c * h * w)``.
+    """``(n, c, h, w) -> (n, c * h * w)`` (and ``(n, c, T) -> (n, c * T)``).
 
     Examples
     --------
@@ -279,3 +503,54 @@ class Flatten(Transform):
 
     def input_grad(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return delta.reshape(x.shape)
+
+
+GLOBAL_POOLS = {"avg": GlobalAvgPool1d, "max": GlobalMaxPool1d}
+
+
+def conv1d_layers(
+    in_channels: int,
+    length: int,
+    n_outputs: int,
+    *,
+    channels: Iterable[int] = (32, 32),
+    kernel_size: int = 5,
+    dilation: int | Iterable[int] = 1,
+    padding: int | str = "same",
+    pool: str = "avg",
+    hidden: Iterable[int] = (),
+    activation: str = "leaky_relu",
+) -> list[nn.Module]:
+    """Conv1d layers, global temporal pooling, Dense layers and a linear readout (the layers of
+    :meth:`~tpsgd_stream.engine.network.Network.cnn1d`, which documents the parameters).
+
+    Examples
+    --------
+    >>> [type(layer).__name__ for layer in conv1d_layers(1, 40, 10, channels=(8, 8))]
+    ['Conv1d', 'Conv1d', 'GlobalAvgPool1d', 'Dense']
+    """
+    _check_sizes("cnn1d", in_channels=in_channels, length=length, n_outputs=n_outputs)
+    if pool not in GLOBAL_POOLS:
+        raise ValueError(f"cnn1d: pool must be one of {sorted(GLOBAL_POOLS)}, got {pool!r}.")
+    channels = list(channels)
+    dilations = [dilation] * len(channels) if isinstance(dilation, int) else list(dilation)
+    if len(dilations) != len(channels):
+        raise ValueError(
+            f"cnn1d: dilation must be an int or one per layer ({len(channels)}), got {dilation!r}."
+        )
+    layers: list[nn.Module] = []
+    c, t = in_channels, length
+    for i, (out, d) in enumerate(zip(channels, dilations)):
+        conv = Conv1d(c, out, kernel_size, dilation=d, padding=padding, activation=activation)
+        if t < conv.min_length:
+            raise ValueError(
+                f"cnn1d: layer {i} reads {conv.receptive_field} steps, but its input has only "
+                f"{t}; use padding='same', a smaller kernel_size or dilation, or fewer layers."
+            )
+        layers.append(conv)
+        c, t = out, conv.output_length(t)
+    layers.append(GLOBAL_POOLS[pool]())
+    sizes = [c, *(int(units) for units in hidden)]
+    layers += [Dense(a, b, activation=activation) for a, b in zip(sizes[:-1], sizes[1:])]
+    layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
+    return layers

@@ -21,7 +21,7 @@ from torch import nn
 
 from .bitflip import discretise, flip_update
 from .forward_gradient import derive_step_seed, network_loss, perturbation_gradients, quantise
-from .layers import Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform
+from .layers import Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform, conv1d_layers
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
@@ -204,6 +204,52 @@ class Network(nn.Module):
         layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
         return cls(layers, **kwargs)
 
+    @classmethod
+    def cnn1d(
+        cls,
+        in_channels: int,
+        length: int,
+        n_outputs: int,
+        *,
+        channels: Iterable[int] = (32, 32),
+        kernel_size: int = 5,
+        dilation: int | Iterable[int] = 1,
+        padding: int | str = "same",
+        pool: str = "avg",
+        hidden: Iterable[int] = (),
+        activation: str = "leaky_relu",
+        **kwargs,
+    ) -> Network:
+        """Conv1d layers over time, global temporal pooling, Dense layers and a linear readout,
+        for sequences ``(n, in_channels, length)``.
+
+        ``channels`` gives each Conv1d's filters, each ``kernel_size`` taps apart by
+        ``dilation`` (an int, or one per layer such as ``(1, 2, 4)``) with ``padding``
+        (``"same"`` keeps the length); ``pool`` (``"avg"`` or ``"max"``) pools each channel
+        over time, so the readout's size does not depend on ``length``; then Dense layers of
+        ``hidden`` units. Other keywords (``rule``, ``seed``, ...) go to :class:`Network`.
+
+        Examples
+        --------
+        >>> net = Network.cnn1d(1, 40, 10, channels=(8, 8), dilation=(1, 2), rule="tpsgd_head")
+        >>> x, y = torch.randn(16, 1, 40), torch.arange(16) % 10
+        >>> net.train_step(x, net.one_hot(y)).shape
+        torch.Size([16, 10])
+        """
+        layers = conv1d_layers(
+            in_channels,
+            length,
+            n_outputs,
+            channels=channels,
+            kernel_size=kernel_size,
+            dilation=dilation,
+            padding=padding,
+            pool=pool,
+            hidden=hidden,
+            activation=activation,
+        )
+        return cls(layers, **kwargs)
+
     def _rule_of(self, index: int) -> Rule | None:
         """The layer's rule (its own, else the default); ``None`` for the output layer.
 
@@ -292,7 +338,7 @@ class Network(nn.Module):
             for layer in self._stack:
                 x = layer(x)
                 if isinstance(layer, Trainable):
-                    positions = x.shape[-2] * x.shape[-1] if x.dim() == 4 else 1
+                    positions = math.prod(x.shape[2:])  # 1 for a dense layer
                     macs.append(layer.weight.numel() * positions)
         return macs
 
@@ -430,6 +476,10 @@ class Network(nn.Module):
             expected = f"(n, {layer.in_features})"
         elif isinstance(layer, Conv2d) and (x.dim() != 4 or x.shape[1] != layer.in_channels):
             expected = f"(n, {layer.in_channels}, height, width)"
+        elif isinstance(layer, Conv1d) and not (
+            x.dim() == 3 and x.shape[1] == layer.in_channels and x.shape[2] >= layer.min_length
+        ):
+            expected = f"(n, {layer.in_channels}, time steps >= {layer.min_length})"
         else:
             return
         raise ValueError(f"Layer {start} expects inputs of shape {expected}, got {tuple(x.shape)}.")
@@ -641,7 +691,7 @@ def _check_layers(layers: Sequence[nn.Module]) -> None:
         if not isinstance(layer, (Trainable, Transform)):
             raise TypeError(
                 f"Layer {i} is a {type(layer).__name__}; use tpsgd_stream.engine.layers (Dense, "
-                f"Conv2d, MaxPool2d, AvgPool2d, Flatten)."
+                f"Conv2d, Conv1d, the pools, Flatten)."
             )
     output = layers[-1]
     if not isinstance(output, Dense) or output.activation != "identity":

@@ -42,8 +42,8 @@ class Projection:
         ``"normal"``: entries N(0, 1). ``"uniform"``: U(-1, 1). ``"binary"``: +-1 entries, rows
         near-orthogonal (the signs of Gram-Schmidt-orthogonalised normal rows), as tpSGD-l1
         uses. ``"orthogonal"``: orthogonal rows with unit-variance entries, as DRTP uses.
-        ``"filter"``: for conv feature maps of shape ``(C, H, W)``, filter ``i`` drawn from
-        N(0, ((i + 1) / C)^2) over its spatial map, as the tpSGD paper does.
+        ``"filter"``: for conv feature maps of shape ``(C, H, W)`` or ``(C, T)``, filter ``i``
+        drawn from N(0, ((i + 1) / C)^2) over its map, as the tpSGD paper does.
     scale
         Multiplies every entry (for ``tpsgd_ce`` it acts as a softmax temperature).
     seed, stream
@@ -95,7 +95,8 @@ class Projection:
             elif self.kind == "filter":
                 n_filters = unit_shape[0]
                 std = (np.arange(n_filters) + 1.0) / n_filters
-                row = (rng.standard_normal(unit_shape) * std[:, None, None]).reshape(-1)
+                std = std.reshape(-1, *(1,) * (len(unit_shape) - 1))  # per filter
+                row = (rng.standard_normal(unit_shape) * std).reshape(-1)
             else:
                 row = rng.standard_normal(n_units)
             if self.kind in ("binary", "orthogonal"):
@@ -119,10 +120,10 @@ class Projection:
     ) -> torch.Tensor:
         """Return ``P`` as a float32 tensor of shape ``(n_rows, *unit_shape)`` on ``device``."""
         unit_shape = tuple(int(s) for s in unit_shape)
-        if self.kind == "filter" and len(unit_shape) != 3:
+        if self.kind == "filter" and len(unit_shape) not in (2, 3):
             raise ValueError(
-                f"A 'filter' projection needs a (channels, height, width) unit shape, got "
-                f"{unit_shape}; use it on Conv2d layers only."
+                f"A 'filter' projection needs a (channels, height, width) or (channels, time "
+                f"steps) unit shape, got {unit_shape}; use it on Conv2d or Conv1d layers only."
             )
         cache = self._cache
         if (

@@ -36,6 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from .activations import Activation
+from .pooling import adaptive_avg_pool, adaptive_avg_pool_adjoint, pooled_units
 from .projection import PROJECTION_KINDS, Projection
 
 __all__ = [
@@ -622,14 +623,14 @@ class HeadDelta(NamedTuple):
 
 
 def _head_features(output: torch.Tensor, pool: int | None) -> torch.Tensor:
-    """What a local head reads: a conv map average-pooled to ``pool x pool``, else ``output``."""
-    return F.adaptive_avg_pool2d(output, pool) if output.dim() == 4 and pool else output
+    """What a local head reads: a conv map (1-D or 2-D) average-pooled to ``pool`` per axis."""
+    return adaptive_avg_pool(output, pool) if output.dim() > 2 and pool else output
 
 
 def _spread(grad: torch.Tensor, output: torch.Tensor, pool: int | None) -> torch.Tensor:
     """``grad`` with respect to the head's features -> with respect to ``output``."""
-    if output.dim() == 4 and pool:  # the average pool's adjoint: spread evenly over windows
-        return torch.ops.aten._adaptive_avg_pool2d_backward(grad, output)
+    if output.dim() > 2 and pool:  # the average pool's adjoint: spread evenly over windows
+        return adaptive_avg_pool_adjoint(grad, output)
     return grad
 
 
@@ -645,8 +646,9 @@ def local_head_delta(
 ) -> HeadDelta:
     """Label-smoothed, gated cross-entropy of a learned linear head on the layer's output.
 
-    ``f = pool(h)``, a convolution's map average-pooled to ``pool x pool`` per channel (``h``
-    itself when ``pool`` is ``None`` or the layer is dense), ``p = softmax(f @ H^T)``,
+    ``f = pool(h)``, a convolution's map average-pooled to ``pool x pool`` (``pool`` steps for
+    a Conv1d) per channel (``h`` itself when ``pool`` is ``None`` or the layer is dense),
+    ``p = softmax(f @ H^T)``,
     ``t = (1 - eps) y* + eps / K``, and the gate ``m = [p . y* < confident]`` leaves out the
     samples the head already gives their class with at least ``confident``. The loss
     ``sum(m * CE(p, t)) / n`` gives the head's gradient ``(m (p - t))^T f / n`` and
@@ -687,8 +689,9 @@ class TPSGDLocalHead(Rule):
     ----------
     pool
         ``None``: the head reads the whole output. An int: a convolution's head reads its map
-        average-pooled to ``pool x pool`` per channel (less memory; on the MNIST CNN, 8 lost
-        0.25 point on average and 4 about 1 point against the whole map, without the gate).
+        average-pooled to ``pool x pool`` per channel, a Conv1d's to ``pool`` steps (less
+        memory; on the MNIST CNN, 8 lost 0.25 point on average and 4 about 1 point against the
+        whole map, without the gate).
     projection, scale, target_on
         As :class:`Rule`; ``projection`` and ``scale`` give the head's initial value.
 
@@ -738,8 +741,8 @@ class TPSGDLocalHead(Rule):
 
     def head_units(self, out_shape: tuple[int, ...]) -> int:
         """Inputs of the head of a layer whose outputs have ``out_shape`` (channels first)."""
-        if len(out_shape) == 3 and self.pool is not None:
-            return out_shape[0] * self.pool**2
+        if len(out_shape) > 1 and self.pool is not None:
+            return pooled_units(out_shape, self.pool)
         return math.prod(out_shape)
 
     def delta(self, *, z, a, act, target, error, matrix):
