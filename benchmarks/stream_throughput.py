@@ -37,8 +37,9 @@ ratio between two contenders can be taken run by run (paired: both ran within se
 other) before its median, which the machine's slow changes of speed bias less.
 
 Run: ``python benchmarks/stream_throughput.py [--repeats 5] [--streams digits ...]``; writes
-``benchmarks/results/stream_throughput.json``. ``--tables-from JSON`` runs nothing and prints
-a results file's tables (Markdown, paired ratios), as BENCHMARKS.md shows them.
+``stream_throughput.json`` into ``benchmarks/results/`` with ``--record``, else into a scratch
+folder. ``--tables-from JSON`` runs nothing and prints a results file's tables (Markdown, paired
+ratios).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from sklearn.datasets import load_digits
 from tpsgd_stream.models import TPSGDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 BATCH = 32
 HIDDEN = (128,)  # TPSGDClassifier's default; the torch loop uses the same net
@@ -295,21 +296,19 @@ def contenders(name: str, data, deep_mlp: type | None = None):
     yield "PyTorch loop (backprop, minibatch 32)", "tensors", lambda s: run_torch_loop(data, s)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--streams", nargs="+", default=None, help="run only these streams (default: all)"
     )
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "stream_throughput.json")
-    )
+    add_output_arguments(parser, "stream_throughput.json")
     parser.add_argument(
         "--tables-from",
         metavar="JSON",
         help="run nothing: print the paired-ratio Markdown tables of a results file",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.tables_from:
         print(markdown_tables(json.loads(Path(args.tables_from).read_text())))
         return
@@ -318,7 +317,7 @@ def main() -> None:
     deep_mlp = deep_river_mlp()
 
     results = {
-        **run_header("stream_throughput.py"),
+        **run_header("stream_throughput.py", argv),
         "torch_threads": 1,
         "batch": BATCH,
         "hidden_layer_sizes": HIDDEN,
@@ -362,7 +361,8 @@ def main() -> None:
             "results": rows,
         }
     results["load_average_after"] = os.getloadavg()
-    write_results(results, args.out)
+    write_results(results, output_path(args, "stream_throughput.json"))
+    finish(args)
 
 
 def paired_ratio(row: dict, reference: dict) -> float:

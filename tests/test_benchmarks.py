@@ -1,9 +1,11 @@
 """The scripts in ``benchmarks/``: the generated page, the shared run header, and short runs of
 the benchmarks themselves (marked ``slow``)."""
 
+import argparse
 import importlib.util
 import json
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +74,77 @@ def test_unknown_results_file_gets_a_generic_table(tmp_path):
     assert "| samples_per_s | 1234 |" in page and "2026-12-06 09:00 UTC" in page
 
 
+# ---------------------------------------------------------------- where results go
+
+
+def test_results_go_to_a_scratch_folder_unless_recorded(tmp_path, monkeypatch):
+    common = _script("_common")
+    monkeypatch.setenv(common.SCRATCH_ENV, str(tmp_path))
+    parser = argparse.ArgumentParser()
+    common.add_output_arguments(parser, "x.json")
+    assert common.output_path(parser.parse_args([]), "x.json") == tmp_path / "x.json"
+    recorded = parser.parse_args(["--record"])
+    assert common.output_path(recorded, "x.json") == BENCHMARKS / "results" / "x.json"
+    chosen = parser.parse_args(["--record", "--out", str(tmp_path / "y.json")])
+    assert common.output_path(chosen, "x.json") == tmp_path / "y.json"
+
+
+def test_record_renders_the_page_again(monkeypatch):
+    common = _script("_common")
+    calls = []
+    monkeypatch.setitem(sys.modules, "render", types.SimpleNamespace(main=calls.append))
+    common.finish(argparse.Namespace(record=False))
+    assert calls == []
+    common.finish(argparse.Namespace(record=True))
+    assert calls == [[]]
+
+
+def test_run_header_names_command_commit_machine_and_date():
+    header = _script("_common").run_header("soak.py", ["--n", "10"])
+    assert list(header)[:4] == ["command", "commit", "machine", "date"]
+    assert header["command"] == "python benchmarks/soak.py --n 10"
+
+
+def test_every_benchmark_takes_record_and_helpers_are_not_benchmarks():
+    from tpsgd_stream.cli.main import benchmark_names
+
+    names = benchmark_names()
+    assert "_common" not in names and "render" not in names and "run_record" not in names
+    assert {"paper_tables", "drift_recovery", "plots", "soak", "fleet"} <= set(names)
+    for name in names:
+        assert "add_output_arguments(" in (BENCHMARKS / f"{name}.py").read_text(), name
+
+
+def test_bench_help_lists_the_benchmarks(capsys):
+    from tpsgd_stream.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert "stream_throughput" in out and "_common" not in out and "--record" in out
+
+
+def test_plots_help_draws_nothing(tmp_path, monkeypatch):
+    plots = _script("plots")
+    monkeypatch.setenv("TPSGD_BENCH_OUT", str(tmp_path))
+    with pytest.raises(SystemExit):
+        plots.main(["--help"])
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- short benchmark runs
+
+
+@pytest.mark.slow
+def test_an_unrecorded_run_leaves_the_committed_results_alone(tmp_path, monkeypatch):
+    recorded = BENCHMARKS / "results" / "learn_one_breakdown.json"
+    before = recorded.read_bytes()
+    monkeypatch.setenv("TPSGD_BENCH_OUT", str(tmp_path))
+    _script("learn_one_breakdown").main(["--repeats", "1"])
+    assert recorded.read_bytes() == before
+    written = json.loads((tmp_path / "learn_one_breakdown.json").read_text())
+    assert written["us_per_sample"]["total"] > 0 and written["commit"]
 
 
 @pytest.mark.slow
