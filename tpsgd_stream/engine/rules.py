@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
+from . import _ops
 from .activations import Activation
 from .projection import PROJECTION_KINDS, Projection
 
@@ -629,7 +630,7 @@ def _head_features(output: torch.Tensor, pool: int | None) -> torch.Tensor:
 def _spread(grad: torch.Tensor, output: torch.Tensor, pool: int | None) -> torch.Tensor:
     """``grad`` with respect to the head's features -> with respect to ``output``."""
     if output.dim() == 4 and pool:  # the average pool's adjoint: spread evenly over windows
-        return torch.ops.aten._adaptive_avg_pool2d_backward(grad, output)
+        return _ops.adaptive_avg_pool2d_backward(grad, output)
     return grad
 
 
