@@ -19,19 +19,19 @@ _FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
 class LayerAdam(torch.optim.Adam):
     """``torch.optim.Adam(fused=True)`` with a lean ``step`` for the few tensors of one layer.
 
-    A network steps one small optimizer per layer per minibatch, where ``Optimizer.step``'s
-    per-call machinery (hooks, grouping by device) costs several times the fused kernel itself
-    on CPU (about 110 against 18 microseconds for a two-layer head). This ``step`` calls the same
-    fused kernel on the same state, so results, ``state_dict`` and pickles are those of
-    ``torch.optim.Adam(fused=True)``; it falls back to the parent's ``step`` where the kernel is
-    missing or a feature it does not handle (AMSGrad, weight decay, a closure) is asked for.
+    A network steps one small optimizer per layer per minibatch, where ``Optimizer.step``'s per-call
+    machinery (hooks, grouping by device) costs several times the fused kernel itself on CPU.
+    This ``step`` calls the same fused kernel on the same state, so results, ``state_dict`` and
+    pickles are those of ``torch.optim.Adam(fused=True)``; it falls back to the parent's
+    ``step`` where the kernel is missing or a feature it does not handle (AMSGrad, weight decay,
+    a closure) is asked for.
 
     Every 64 steps, moments below the smallest normal float32 (~1.2e-38) are set to 0, as a
     processor's flush-to-zero mode would: the first moment of a weight whose gradient stays 0
-    (the weights of a feature that is always 0, e.g. a blank pixel after scaling) decays by
-    0.9 a step into subnormal floats within ~800 steps, and the fused kernel ran 7x slower on
-    such state (74 against 11 microseconds a step for a 64-128-10 layer's tensors). The moments
-    flushed are at most 1e-38, so the weights move by at most lr * 1e-30 less.
+    (the weights of a feature that is always 0, e.g. a blank pixel after scaling) decays by 0.9
+    a step into subnormal floats within ~800 steps, and the fused kernel runs several times
+    slower on such state. The moments flushed are at most 1e-38, so the weights move by at most
+    lr * 1e-30 less.
 
     Examples
     --------
