@@ -431,7 +431,7 @@ def main(argv=None) -> dict:
 
 
 def markdown_tables(results: dict) -> str:
-    """The per-stream tables of BENCHMARKS.md (means over the seeds) from a results JSON."""
+    """Per-stream tables with every column (means over the seeds) from a results JSON."""
     blocks = []
     for name, entry in results["streams"].items():
         network = entry.get("network") or {"hidden_layer_sizes": entry["hidden"]}

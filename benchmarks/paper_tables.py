@@ -53,7 +53,8 @@ MEMORY_RULES = ("bp", "tpsgd_ce_ls", "forward_grad", "bitflip")
 EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
 SPEED_DEPTH_RULES = ("bp", "drtp", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
 PARTS = ("mlp", "cnn", "memory", "speed", "depth_speed", "edge")
-# Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.
+# Network settings per rule (Adam, lr 1e-3 unless listed), chosen by sweeps (see the git
+# history of BENCHMARKS.md).
 SETTINGS: dict[str, dict] = {}
 PAPER = {
     "mlp": {"tpsgd": 88.3, "zorb": 89.4, "lm_karnet": 89.9},
