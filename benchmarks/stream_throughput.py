@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.tables_from:
-        print(markdown_tables(json.loads(Path(args.tables_from).read_text())))
+        from render import stream_throughput as tables  # the page's tables, paired ratios
+
+        print(tables(json.loads(Path(args.tables_from).read_text())))
         return
     torch.set_num_threads(1)
     TPSGDClassifier(seed=0).learn_one({"warm": 1.0}, 0)  # one-time imports out of the timings
@@ -363,40 +365,6 @@ def main(argv: list[str] | None = None) -> None:
     results["load_average_after"] = os.getloadavg()
     write_results(results, output_path(args, "stream_throughput.json"))
     finish(args)
-
-
-def paired_ratio(row: dict, reference: dict) -> float:
-    """Median over seeds of ``row``'s samples/s over ``reference``'s in the same seed's run."""
-    ratios = np.array(row["samples_per_s_runs"]) / np.array(reference["samples_per_s_runs"])
-    return float(np.median(ratios))
-
-
-def markdown_tables(results: dict) -> str:
-    """One table per stream: accuracy, samples/s, and paired ratios against the PyTorch loop
-    and (``learn_one`` paths) against deep-river on the same path."""
-    lines = []
-    for name, stream in results["streams"].items():
-        rows = stream["results"]
-        by_key = {(r["model"], r["path"]): r for r in rows}
-        loop = next(r for r in rows if r["model"].startswith("PyTorch loop"))
-        lines += [
-            f"**{name}** ({stream['n_samples']:,} samples, {stream['n_features']} features, "
-            f"{stream['n_classes']} classes)",
-            "",
-            "| model | path | accuracy % | samples/s median (best) | vs PyTorch loop, paired "
-            "median | vs deep-river, same path, paired median |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in rows:
-            deep = by_key.get(("deep-river MultiLayerPerceptron", r["path"]))
-            vs_deep = "" if deep is None or deep is r else f"{paired_ratio(r, deep):.1f}x"
-            accuracy = "-" if "no-op" in r["model"] else f"{100 * r['accuracy']:.2f}"
-            lines.append(
-                f"| {r['model']} | {r['path']} | {accuracy} | {r['samples_per_s_median']:,} "
-                f"({r['samples_per_s']:,}) | {paired_ratio(r, loop):.2f}x | {vs_deep} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
 
 
 def _version(module: str) -> str:
