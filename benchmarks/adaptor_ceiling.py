@@ -22,7 +22,8 @@ forward once, as ``DriftAdaptiveClassifier`` caches it; a convolution costs its 
 its output positions a sample).
 
 Run: ``python benchmarks/adaptor_ceiling.py [--arch mlp cnn] [--seeds 0 1 2] [--data DIR]``;
-writes ``benchmarks/results/adaptor_ceiling.json``. MNIST is skipped when its archive is absent.
+writes ``adaptor_ceiling.json`` into ``benchmarks/results/`` with ``--record``, else into a
+scratch folder (see ``_common.py``). MNIST is skipped when its archive is absent.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from tpsgd_stream.drift.adaptive import retraining_multiply_adds
 from tpsgd_stream.engine.network import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402
 from drift_recovery import mnist14  # noqa: E402  (sibling scripts)
-from run_record import run_header, write_results  # noqa: E402
 
 PASSES = 10
 BATCH = 32
@@ -140,9 +141,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--streams", nargs="+", default=["digits", "mnist"])
     parser.add_argument("--arch", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--data", default=os.environ.get("TPSGD_DATA"), help="data folder")
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "adaptor_ceiling.json")
-    )
+    add_output_arguments(parser, "adaptor_ceiling.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {
@@ -168,7 +167,8 @@ def main(argv=None) -> dict:
             for k in keys:
                 print(f"{name:7s} {arch} {k:24s} {100 * summary[k]['mean']:6.1f} %", flush=True)
             print(f"{name:7s} {arch} MACs vs full by depth: {entry['macs_vs_full']}", flush=True)
-    write_results(results, args.out)
+    write_results(results, output_path(args, "adaptor_ceiling.json"))
+    finish(args)
     return results
 
 

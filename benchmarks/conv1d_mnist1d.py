@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +32,15 @@ from tpsgd_stream.datasets import load_mnist1d
 from tpsgd_stream.engine.training import accuracy, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    write_results,
+)
 
 RULES = ("bp", "tpsgd_head", "tpsgd_ce_ls", "tpsgd_l2")
-RECORDED = Path(__file__).parent / "results" / "conv1d_mnist1d.json"
-SCRATCH = Path(tempfile.gettempdir()) / "tpsgd_bench" / "conv1d_mnist1d.json"
 
 
 def load(path: str | None) -> tuple[torch.Tensor, ...]:
@@ -90,8 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=None, help=f"JSON results (default {SCRATCH})")
-    parser.add_argument("--record", action="store_true", help=f"write to {RECORDED}")
+    add_output_arguments(parser, "conv1d_mnist1d.json")
     args = parser.parse_args(argv)
     if len(args.dilation) == 1:
         args.dilation = args.dilation * len(args.channels)
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{rule:12s} final {row['final']:.3f}  best {row['best']:.3f}  "
             f"{row['seconds_per_epoch']:.2f} s/epoch  {row['held_bytes']} bytes held"
         )
-    write_results(results, RECORDED if args.record else (args.out or SCRATCH))
+    write_results(results, output_path(args, "conv1d_mnist1d.json"))
+    finish(args)
     return results
 
 

@@ -57,8 +57,9 @@ of all repairs of a run together. Elec2 also gets the accuracy of the no-change 
 (predict the previous label).
 
 Run: ``python benchmarks/drift_recovery.py [--quick] [--seeds 0 1 2] [--data DIR] [--arch cnn]``.
-Writes ``benchmarks/results/drift_recovery.json`` (``drift_recovery_cnn.json`` with ``--arch
-cnn``) and one PNG per stream (seed 0) beside it, ``drift_recovery[_cnn]_STREAM.png``.
+Writes ``drift_recovery.json`` (``drift_recovery_cnn.json`` with ``--arch cnn``) and one PNG
+per stream (seed 0) beside it, ``drift_recovery[_cnn]_STREAM.png``: into ``benchmarks/results/``
+with ``--record``, else into a scratch folder (see ``_common.py``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recover
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS = (
@@ -342,7 +343,7 @@ def main(argv=None) -> dict:
         choices=["mlp", "cnn"],
         help="the network: the MLP, or (image streams only) the paper's Table 3 CNN",
     )
-    parser.add_argument("--out", default=None, help="default: results/drift_recovery[_cnn].json")
+    add_output_arguments(parser, "drift_recovery[_cnn].json")
     parser.add_argument("--no-plots", action="store_true", help="write the JSON only")
     parser.add_argument(
         "--tables-from",
@@ -360,9 +361,8 @@ def main(argv=None) -> dict:
                 mean |= {c: m for c, m in entry["mean"].items() if c not in mean}
         print(markdown_tables(results))
         return {}
-    if args.out is None:
-        suffix = "_cnn" if args.arch == "cnn" else ""
-        args.out = str(RESULTS / f"drift_recovery{suffix}.json")
+    suffix = "_cnn" if args.arch == "cnn" else ""
+    args.out = str(output_path(args, f"drift_recovery{suffix}.json"))
     torch.set_num_threads(1)
     plot_prefix = "drift_recovery_cnn" if args.arch == "cnn" else "drift_recovery"
     networks = {name: {"hidden_layer_sizes": (64, 64)} for name in STREAMS}
@@ -426,11 +426,12 @@ def main(argv=None) -> dict:
     for entry in results["streams"].values():
         entry["mean"] = {c: average(runs) for c, runs in entry["runs"].items()}
     write_results(results, args.out)
+    finish(args)
     return results
 
 
 def markdown_tables(results: dict) -> str:
-    """The per-stream tables of BENCHMARKS.md (means over the seeds) from a results JSON."""
+    """Per-stream tables with every column (means over the seeds) from a results JSON."""
     blocks = []
     for name, entry in results["streams"].items():
         network = entry.get("network") or {"hidden_layer_sizes": entry["hidden"]}

@@ -10,7 +10,7 @@ recover from an actor killed half way (restart, checkpoint reload and replay).
 
     python benchmarks/fleet.py [--streams 1000 --samples 1000]
 
-Writes ``benchmarks/results/fleet.json``.
+Writes ``fleet.json`` into ``benchmarks/results/`` with ``--record``, else into a scratch folder.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tpsgd_stream.fleet import StreamFleet
 from tpsgd_stream.models import TPSGDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def interleaved_records(n_streams: int, n_samples: int) -> list[tuple]:
@@ -76,13 +76,13 @@ def run(backend: str, n_shards: int, records: list[tuple], kill: bool, every: in
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=5000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fleet.json"))
-    args = parser.parse_args()
+    add_output_arguments(parser, "fleet.json")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     records = interleaved_records(args.streams, args.samples)
     import ray
@@ -103,7 +103,9 @@ def main() -> None:
             f"  accuracy {r['accuracy_last_10pct']:.3f}  recovery {r['recovery_seconds']}"
         )
     ray.shutdown()
-    write_results({**run_header("fleet.py"), "torch_threads": 1, "runs": runs}, args.out)
+    results = {**run_header("fleet.py", argv), "torch_threads": 1, "runs": runs}
+    write_results(results, output_path(args, "fleet.json"))
+    finish(args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ with one torch thread: the cost on a quiet machine, which the throughput benchma
 medians (a shared machine, other processes) sit above.
 
 Run: ``python benchmarks/learn_one_breakdown.py [--rule tpsgd_head] [--repeats 7]``; writes
-``benchmarks/results/learn_one_breakdown.json``.
+``learn_one_breakdown.json`` into ``benchmarks/results/`` with ``--record``, else into a scratch
+folder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tpsgd_stream.models import TPSGDClassifier
 from tpsgd_stream.models._inputs import parse_values
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def scaled_digits() -> list[tuple[dict, int]]:
@@ -54,9 +55,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default="tpsgd_head")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "learn_one_breakdown.json")
-    )
+    add_output_arguments(parser, "learn_one_breakdown.json")
     args = parser.parse_args(argv)
     header = run_header("learn_one_breakdown.py", argv)  # (the load average before the timings)
     torch.set_num_threads(1)
@@ -95,7 +94,8 @@ def main(argv=None) -> dict:
         "repeats": repeats,
         "us_per_sample": timings,
     }
-    write_results(results, args.out)
+    write_results(results, output_path(args, "learn_one_breakdown.json"))
+    finish(args)
     return results
 
 

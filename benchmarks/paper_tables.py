@@ -33,7 +33,7 @@ from tpsgd_stream.datasets import load_mnist
 from tpsgd_stream.engine.training import accuracy, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header  # noqa: E402  (a sibling script)
 
 BATCH = 128
 MLP_RULES = (
@@ -53,7 +53,8 @@ MEMORY_RULES = ("bp", "tpsgd_ce_ls", "forward_grad", "bitflip")
 EDGE_RULES = ("forward_grad", "bitflip")  # the other on-device families, beside the tables
 SPEED_DEPTH_RULES = ("bp", "drtp", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
 PARTS = ("mlp", "cnn", "memory", "speed", "depth_speed", "edge")
-# Network settings per rule (Adam, lr 1e-3 unless listed): chosen by the sweeps in BENCHMARKS.md.
+# Network settings per rule (Adam, lr 1e-3 unless listed), chosen by sweeps (see the git
+# history of BENCHMARKS.md).
 SETTINGS: dict[str, dict] = {}
 PAPER = {
     "mlp": {"tpsgd": 88.3, "zorb": 89.4, "lm_karnet": 89.9},
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="2,000 samples, 1 seed: smoke test")
-    parser.add_argument("--out", default="benchmarks/results/paper_tables.json")
+    add_output_arguments(parser, "paper_tables.json")
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     # a run of some parts keeps the other parts already in --out (read now, not at the start,
     # so that runs of different parts side by side all land in the file)
-    out = Path(args.out)
+    out = output_path(args, "paper_tables.json")
     partial = (len(parts) < len(PARTS) or chosen is not None) and out.is_file()
     result = json.loads(out.read_text()) if partial else {}
     if chosen is not None:  # the chosen rules' rows replace theirs, in the tables' order
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.write_text(json.dumps(result, indent=2))
     print_report(result)
     print(f"\nwritten to {out}")
+    finish(args)
     return result
 
 

@@ -15,7 +15,8 @@ Usage::
     python benchmarks/rnn_tables.py --quick                                # hidden 128, subsets
     python benchmarks/rnn_tables.py --quick --tables sweep                 # the rule sweep
 
-The recorded runs (BENCHMARKS.md, "Recurrent tables"; benchmarks/results/rnn_tables.json,
+Results are merged into ``rnn_tables.json`` in a scratch folder, or with ``--record`` in
+``benchmarks/results/``. The recorded runs (BENCHMARKS.md, "Recurrent tables"; rnn_tables.json,
 one key per ``--label``, rows saved as they finish) used ``--quick --train 20000`` (hidden 128,
 3 epochs, 20k/2k samples; also with ``--seeds 0 1 2``), ``--sets mnist1d`` / ``mnist1d_x4``
 with ``--hidden 128 --epochs 100 --lr 1e-3``, and ``--hidden 512`` runs on EEG (20 epochs) and
@@ -39,7 +40,7 @@ from tpsgd_stream.datasets import load_eeg_seizure, load_mnist, load_mnist1d
 from tpsgd_stream.engine.recurrent import RecurrentNetwork
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header  # noqa: E402  (a sibling script)
 
 BATCH = 128
 SETS = ("mnist_rows", "eeg", "mnist1d", "mnist1d_x4")
@@ -212,6 +213,7 @@ def save(results: dict, args: argparse.Namespace) -> None:
         return
     path = Path(args.out)
     merged = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
     key = args.label or ("quick" if args.quick else f"full_{args.epochs}ep")
     merged.setdefault(key, {}).update(results)
     path.write_text(json.dumps(merged, indent=1) + "\n")
@@ -234,16 +236,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="hidden 128, 10k/2k, 3 epochs")
     # (the recorded quick runs passed --train 20000: 20k training / 2k test samples)
-    parser.add_argument("--out", default=None, help="JSON results (merged into if it exists)")
+    add_output_arguments(parser, "rnn_tables.json")  # (merged into if it exists)
     parser.add_argument("--label", default=None, help="key of this run in the JSON file")
     args = parser.parse_args(argv)
+    args.out = str(output_path(args, "rnn_tables.json"))
     if args.epochs is None:
         args.epochs = 3 if args.quick else 20
     if args.quick:
         args.hidden = 128
         args.train, args.test = args.train or 10_000, args.test or 2_000
     torch.set_num_threads(args.threads)
-    setup = {k: v for k, v in vars(args).items() if k not in ("out", "data")}
+    setup = {k: v for k, v in vars(args).items() if k not in ("out", "data", "record")}
     results = {**run_header("rnn_tables.py", argv), "setup": setup}
     cache = {}
     for table in args.tables:
@@ -286,6 +289,7 @@ def main(argv=None) -> dict:
                 save(results, args)  # after every row: a stopped run keeps what it measured
                 print(table, name, variant, json.dumps(row), flush=True)
     save(results, args)
+    finish(args)
     return results
 
 

@@ -10,7 +10,8 @@ late class takes over a region of the input space). The model is
 Reported: the resident set size (RSS) every ``--every`` samples and its slope after warm-up
 (a least-squares line over the second half of the run: flat means no leak), errors (none
 expected), prequential accuracy over the last 20,000 samples, accuracy on the late class, and
-samples/s. Writes ``benchmarks/results/soak.json``.
+samples/s. Writes ``soak.json`` into ``benchmarks/results/`` with ``--record``, else into a
+scratch folder.
 
 Run: ``python benchmarks/soak.py [--n 1000000]``.
 """
@@ -31,7 +32,7 @@ from river import preprocessing
 from tpsgd_stream.models import TPSGDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 
 def rss_mb() -> float:
@@ -64,12 +65,12 @@ def stream(n: int, seed: int = 0):
         yield x, y
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--every", type=int, default=20_000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "soak.json"))
-    args = parser.parse_args()
+    add_output_arguments(parser, "soak.json")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)  # see benchmarks/stream_throughput.py
 
     model = preprocessing.StandardScaler() | TPSGDClassifier(seed=0)
@@ -101,7 +102,7 @@ def main() -> None:
     points = np.array([p for p in trace if p[0] > args.n / 2])
     slope = float(np.polyfit(points[:, 0], points[:, 1], 1)[0]) * 1e5 if len(points) > 1 else 0.0
     result = {
-        **run_header("soak.py"),
+        **run_header("soak.py", argv),
         "n_samples": args.n,
         "samples_per_s": round(args.n / seconds),
         "errors": errors[:20],
@@ -115,7 +116,8 @@ def main() -> None:
         "classes": list(model["TPSGDClassifier"]._classes),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "rss_mb"}, indent=2))
-    write_results(result, args.out)
+    write_results(result, output_path(args, "soak.json"))
+    finish(args)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ ratio between two contenders can be taken run by run (paired: both ran within se
 other) before its median, which the machine's slow changes of speed bias less.
 
 Run: ``python benchmarks/stream_throughput.py [--repeats 5] [--streams digits ...]``; writes
-``benchmarks/results/stream_throughput.json``. ``--tables-from JSON`` runs nothing and prints
-a results file's tables (Markdown, paired ratios), as BENCHMARKS.md shows them.
+``stream_throughput.json`` into ``benchmarks/results/`` with ``--record``, else into a scratch
+folder. ``--tables-from JSON`` runs nothing and prints a results file's tables (Markdown, paired
+ratios).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from sklearn.datasets import load_digits
 from tpsgd_stream.models import TPSGDClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_record import run_header, write_results  # noqa: E402  (a sibling script)
+from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
 
 BATCH = 32
 HIDDEN = (128,)  # TPSGDClassifier's default; the torch loop uses the same net
@@ -295,30 +296,30 @@ def contenders(name: str, data, deep_mlp: type | None = None):
     yield "PyTorch loop (backprop, minibatch 32)", "tensors", lambda s: run_torch_loop(data, s)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--streams", nargs="+", default=None, help="run only these streams (default: all)"
     )
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "stream_throughput.json")
-    )
+    add_output_arguments(parser, "stream_throughput.json")
     parser.add_argument(
         "--tables-from",
         metavar="JSON",
         help="run nothing: print the paired-ratio Markdown tables of a results file",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.tables_from:
-        print(markdown_tables(json.loads(Path(args.tables_from).read_text())))
+        from render import stream_throughput as tables  # the page's tables, paired ratios
+
+        print(tables(json.loads(Path(args.tables_from).read_text())))
         return
     torch.set_num_threads(1)
     TPSGDClassifier(seed=0).learn_one({"warm": 1.0}, 0)  # one-time imports out of the timings
     deep_mlp = deep_river_mlp()
 
     results = {
-        **run_header("stream_throughput.py"),
+        **run_header("stream_throughput.py", argv),
         "torch_threads": 1,
         "batch": BATCH,
         "hidden_layer_sizes": HIDDEN,
@@ -362,41 +363,8 @@ def main() -> None:
             "results": rows,
         }
     results["load_average_after"] = os.getloadavg()
-    write_results(results, args.out)
-
-
-def paired_ratio(row: dict, reference: dict) -> float:
-    """Median over seeds of ``row``'s samples/s over ``reference``'s in the same seed's run."""
-    ratios = np.array(row["samples_per_s_runs"]) / np.array(reference["samples_per_s_runs"])
-    return float(np.median(ratios))
-
-
-def markdown_tables(results: dict) -> str:
-    """One table per stream: accuracy, samples/s, and paired ratios against the PyTorch loop
-    and (``learn_one`` paths) against deep-river on the same path."""
-    lines = []
-    for name, stream in results["streams"].items():
-        rows = stream["results"]
-        by_key = {(r["model"], r["path"]): r for r in rows}
-        loop = next(r for r in rows if r["model"].startswith("PyTorch loop"))
-        lines += [
-            f"**{name}** ({stream['n_samples']:,} samples, {stream['n_features']} features, "
-            f"{stream['n_classes']} classes)",
-            "",
-            "| model | path | accuracy % | samples/s median (best) | vs PyTorch loop, paired "
-            "median | vs deep-river, same path, paired median |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in rows:
-            deep = by_key.get(("deep-river MultiLayerPerceptron", r["path"]))
-            vs_deep = "" if deep is None or deep is r else f"{paired_ratio(r, deep):.1f}x"
-            accuracy = "-" if "no-op" in r["model"] else f"{100 * r['accuracy']:.2f}"
-            lines.append(
-                f"| {r['model']} | {r['path']} | {accuracy} | {r['samples_per_s_median']:,} "
-                f"({r['samples_per_s']:,}) | {paired_ratio(r, loop):.2f}x | {vs_deep} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    write_results(results, output_path(args, "stream_throughput.json"))
+    finish(args)
 
 
 def _version(module: str) -> str:

@@ -23,6 +23,7 @@ def _cli(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_demo_prints_both_models_and_writes_a_png(tmp_path):
     plot = tmp_path / "demo.png"
     done = _cli("demo", "--samples", "300", "--plot", str(plot))
@@ -43,6 +44,7 @@ def csv_stream(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_run_on_a_csv_writes_metrics_and_plot(csv_stream, tmp_path):
     out = tmp_path / "out"
     done = _cli(
@@ -64,6 +66,7 @@ def test_run_on_a_csv_writes_metrics_and_plot(csv_stream, tmp_path):
     assert (out / "accuracy.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+@pytest.mark.slow
 def test_run_on_an_npz_regression(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 2)).astype(np.float32)
@@ -102,12 +105,14 @@ def test_bad_arguments_give_one_line_and_exit_code_2(args, message, csv_stream, 
 
 
 @pytest.mark.parametrize("args", [("run", "/no/such/file.csv"), ("run", "x.csv", "--layers", "0")])
+@pytest.mark.slow
 def test_bad_path_and_option_through_the_shell(args):
     done = _cli(*args)
     assert done.returncode == 2 and "error:" in done.stderr
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_unreadable_file_is_an_error_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip archive")

@@ -1,9 +1,5 @@
 """DriftAdaptiveClassifier: adaptor-only re-training on a detected drift, and nothing else."""
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -403,33 +399,6 @@ def test_repairs_clear_the_optimizer_state_through_the_network_hook(monkeypatch)
     _run(model, [Shift("label_swap", SHIFT)])
     adapted = [e for e in model.drift_events if e.action == "adapt"]
     assert adapted and calls == [[1]] * len(adapted)  # a re-training: the output layer's only
-
-
-def test_adaptor_ceiling_benchmark_on_a_short_digits_run(tmp_path):
-    """The ceiling benchmark: re-training helps after the rotation, a deeper re-training helps
-    the MLP more, and the cost ratios follow the layers' multiply-adds (a convolution's
-    weights times its output positions)."""
-    spec = importlib.util.spec_from_file_location(
-        "adaptor_ceiling", Path(__file__).parents[1] / "benchmarks" / "adaptor_ceiling.py"
-    )
-    ceiling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ceiling)
-    out = tmp_path / "ceiling.json"
-    argv = ["--seeds", "0", "--sizes", "300", "--streams", "digits", "--out", str(out)]
-    ceiling.main(argv)
-    digits = json.loads(out.read_text())["streams"]["digits"]
-    mlp = {k: v["mean"] for k, v in digits["mlp"]["accuracy"].items()}
-    assert mlp["before"] < 0.4  # the rotation broke the upright model
-    assert mlp["k=300 depth=1"] > mlp["before"] + 0.3
-    assert mlp["k=300 depth=3"] > mlp["k=300 depth=1"]
-    weights = [64 * 64, 64 * 64, 64 * 10]  # (64, 64) hidden, 10 classes, 10 passes
-    full = 2 * 10 * sum(weights)
-    assert digits["mlp"]["macs_vs_full"]["1"] == pytest.approx((8192 + 2 * 10 * 640) / full)
-    assert digits["mlp"]["macs_vs_full"]["3"] == pytest.approx(1.0)
-    # cnn on 8x8: conv 1->16 3x3 (6x6 out), conv 16->16 3x3 (4x4 out), linear 256 -> 10
-    convs, linear = 16 * 9 * 36 + 16 * 16 * 9 * 16, 256 * 10
-    expected = (convs + 2 * 10 * linear) / (2 * 10 * (convs + linear))
-    assert digits["cnn"]["macs_vs_full"]["1"] == pytest.approx(expected)
 
 
 def test_refits_go_on_from_the_re_trained_adaptor(monkeypatch):

@@ -20,6 +20,7 @@ def _run(name, *args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_quickstart(tmp_path):
     done = _run("quickstart.py", "--small", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -27,6 +28,7 @@ def test_quickstart(tmp_path):
     assert final and float(final[0].split()[-1].rstrip("%")) > 70  # 81.6 %; chance ~55 %
 
 
+@pytest.mark.slow
 def test_compare_rules_prints_every_rule_and_plots(tmp_path):
     done = _run("compare_rules.py", "--small", "--plot", "rules.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -35,6 +37,7 @@ def test_compare_rules_prints_every_rule_and_plots(tmp_path):
     assert (tmp_path / "rules.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_domain_shift_reports_every_model_and_plots_shifts(tmp_path):
     done = _run("domain_shift.py", "--small", "--plot", "shift.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -49,6 +52,7 @@ def test_every_example_has_a_small_flag(name):
     assert "--small" in (EXAMPLES / name).read_text()
 
 
+@pytest.mark.slow
 def test_sensor_sequences_learns_both_ways(tmp_path):
     skip_without_data("eeg_seizure_uci.npz")
     done = _run("sensor_sequences.py", "--small", cwd=tmp_path)
@@ -57,6 +61,7 @@ def test_sensor_sequences_learns_both_ways(tmp_path):
         assert f"{mode}: prequential accuracy" in done.stdout
 
 
+@pytest.mark.slow
 def test_sensor_sequences_without_data_fails_and_says_how_to_get_it(tmp_path):
     absent = _run("sensor_sequences.py", "--small", "--data", str(tmp_path), cwd=tmp_path)
     assert absent.returncode == 2, absent.stdout

@@ -1,13 +1,7 @@
 """Recurrent layers: the paper's eq. 5 by hand, BPTT against autograd, memory flat in T."""
 
-import importlib.util
-import json
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from conftest import skip_without_data
 
 from tpsgd_stream.engine.projection import step_matrix
 from tpsgd_stream.engine.recurrent import RecurrentNetwork
@@ -263,34 +257,6 @@ def test_grown_inputs_and_outputs_keep_the_logits():
     torch.testing.assert_close(after[:, :C], before)
     assert torch.equal(after[:, C], torch.zeros(N))
     net.train_step(torch.randn(N, T, D + 2), net.one_hot(torch.tensor([3, 0, 1, 2])))
-
-
-def test_rnn_tables_seeds_mnist1d_x4_and_merged_results(tmp_path):
-    """The benchmark's 10-steps-of-4 MNIST-1D, its mean +- std over seeds, a merged JSON."""
-    spec = importlib.util.spec_from_file_location(
-        "rnn_tables", Path(__file__).parents[1] / "benchmarks" / "rnn_tables.py"
-    )
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
-    skip_without_data("mnist1d.npz")
-    X_train, _, _, _ = tables.load("mnist1d_x4", None)
-    X_one, _, _, _ = tables.load("mnist1d", None)
-    assert X_train.shape == (4000, 10, 4) and X_one.shape == (4000, 40, 1)
-    assert torch.equal(X_train.reshape(4000, 40), X_one[:, :, 0])
-    out = tmp_path / "rnn.json"
-    out.write_text(json.dumps({"earlier": {"kept": 1}}))
-    argv = ["--tables", "table5", "--sets", "mnist1d_x4", "--variants", "bp_tanh", "control"]
-    argv += ["--hidden", "4", "--epochs", "1", "--train", "128", "--test", "50"]
-    argv += ["--seeds", "0", "1", "--threads", "1", "--out", str(out), "--label", "tiny"]
-    tables.main(argv)
-    merged = json.loads(out.read_text())
-    assert merged["earlier"] == {"kept": 1}
-    for row in merged["tiny"]["table5"]["mnist1d_x4"].values():
-        accuracies = [row["seeds"][s]["accuracy"] for s in ("0", "1")]
-        assert row["accuracy_mean"] == pytest.approx(np.mean(accuracies), abs=0.01)
-        assert row["accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=0.01)
-    with pytest.raises(SystemExit):
-        tables.main(["--sets", "mnist1d_x3"])
 
 
 @pytest.mark.parametrize("rule", ["tpsgd_head", "forward_grad"])

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from river import preprocessing
-from tqdm.auto import tqdm
 
+from .._optional import progress_bar
 from ..drift import DriftAdaptiveClassifier, digits_shift_stream
 from ..models import TPSGDClassifier
 from .plotting import plot_stream_accuracy
@@ -57,7 +57,9 @@ class DemoResult:
 def prequential(name: str, model, stream, *, progress: bool = False) -> DemoResult:
     """Predict then learn on each ``(x, y)``; a progress bar shows the running accuracy."""
     correct = np.zeros(len(stream), dtype=bool)
-    bar = tqdm(stream, total=len(stream), desc=f"{name:>16}", disable=not progress, unit=" x")
+    bar = progress_bar(
+        stream, total=len(stream), desc=f"{name:>16}", disable=not progress, unit=" x"
+    )
     start = time.perf_counter()
     for i, (x, y) in enumerate(bar):
         correct[i] = model.predict_one(x) == y

@@ -13,6 +13,21 @@ from .runner import DETECTORS
 __all__ = ["main"]
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NOT_BENCHMARKS = {"render"}  # tools in benchmarks/ (helpers' names start with "_")
+
+
+def benchmark_names() -> list[str]:
+    """The benchmarks of a source checkout: the scripts in ``benchmarks/`` but its helpers.
+
+    Examples
+    --------
+    >>> "render" in benchmark_names() or "_common" in benchmark_names()
+    False
+    """
+    if not BENCHMARKS.is_dir():
+        return []
+    scripts = (p.stem for p in BENCHMARKS.glob("*.py"))
+    return sorted(s for s in scripts if not s.startswith("_") and s not in NOT_BENCHMARKS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,16 +97,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=DETECTORS,
         help="wrap the classifier in a drift adaptor watched by this river detector",
     )
-    bench = commands.add_parser("bench", help="run benchmarks/NAME.py (from a source checkout)")
-    bench.add_argument("name", help="e.g. paper_tables, stream_throughput")
+    names = ", ".join(benchmark_names()) or "none: benchmarks ship with the source"
+    bench = commands.add_parser(
+        "bench",
+        help="run benchmarks/NAME.py (from a source checkout)",
+        description="Run a benchmark; its results go to a scratch folder unless it is given "
+        "--record (then to benchmarks/results/, and BENCHMARKS.md is rendered again).",
+    )
+    bench.add_argument("name", help=f"one of: {names}")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
     return parser
 
 
 def _bench(name: str, args: list[str]) -> int:
     script = BENCHMARKS / f"{name}.py"
-    if not script.is_file():
-        available = sorted(p.stem for p in BENCHMARKS.glob("*.py")) if BENCHMARKS.is_dir() else []
+    available = benchmark_names()
+    if name not in available:
         sys.stderr.write(
             f"tpsgd-stream: error: no benchmark {name!r} in {BENCHMARKS} "
             f"(available: {', '.join(available) or 'none: benchmarks ship with the source'})\n"

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .._optional import require
 from ..drift.metrics import windowed
 
 __all__ = ["plot_stream_accuracy", "windowed"]
@@ -35,8 +36,7 @@ def plot_stream_accuracy(
     detections
         Per model, the positions where its drift detector fired (markers on its curve).
     """
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

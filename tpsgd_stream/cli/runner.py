@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from river import metrics, preprocessing
-from tqdm.auto import tqdm
 
+from .._optional import progress_bar
 from ..drift import DriftAdaptiveClassifier
 from ..models import TPSGDClassifier, TPSGDRegressor
 from .plotting import plot_stream_accuracy
@@ -131,7 +131,7 @@ def run_file(
     scores = np.zeros(len(X))
     start = time.perf_counter()
     records = zip(X.to_dict(orient="records"), y.tolist())
-    bar = tqdm(records, total=len(X), disable=not progress, unit=" samples", desc="run")
+    bar = progress_bar(records, total=len(X), disable=not progress, unit=" samples", desc="run")
     for i, (x, label) in enumerate(bar):
         prediction = model.predict_one(x)
         if task == "classification":

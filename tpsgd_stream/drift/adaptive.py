@@ -14,9 +14,9 @@ gone *up* (ADWIN also fires when it falls), the adaptor is repaired with the enc
   once and cached. With ``adaptor_layers="race"`` a short race on those samples first picks
   the adaptor's depth.
 
-Learning then goes on online. What mattered in calibration (see ``DESIGN.md``): react only to
-increases of the error; re-train on samples after the cut, not on a last-N window that is
-mostly old-regime data; wait for ``min_samples`` of them when the detector gives no cut.
+Learning then goes on online. The wrapper reacts only to increases of the error, re-trains on
+samples after the cut (not on a last-N window, mostly old-regime data), and waits for
+``min_samples`` of them when the detector gives no cut.
 
 Three options help a network whose hidden layers learn towards fixed projections of the
 labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
@@ -178,9 +178,9 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     background
         Train a background adaptor (one online pass) from a detector's warning on (detectors
         with ``warning_detected``) and swap it in at the drift if it has seen ``min_samples``
-        samples by then; otherwise re-train. Off by default: after abrupt shifts DDM warns only
-        ~20 samples before its drift (no swap), and on gradual shifts the swapped-in adaptor
-        was 4-11 points below a 3-pass re-training in 4 of 5 calibration runs (digits).
+        samples by then; otherwise re-train. Off by default: after abrupt shifts a detector
+        warns too few samples before its drift to swap, and on gradual shifts the swapped-in
+        adaptor trailed a re-training over the same samples in our runs.
     signal
         What the detector watches: ``"error"`` (0/1) or ``"loss"`` (cross-entropy of the true
         class, capped at ``-log(1e-4)``; not for binary detectors).
@@ -214,15 +214,11 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     Notes
     -----
-    ``remap_labels`` is on and ``refine_cut`` and ``refits`` are off by default
-    (``BENCHMARKS.md``, "Drift recovery", quick streams): looking for a permutation after the
-    change point gained 15-29 points over the 500 samples after each label swap and stayed
-    within 0.6 points of no remapping after rotations and on Elec2; re-training from the
-    change point (``refine_cut``) cost 2-3 points of whole-stream accuracy on Elec2 and 4-5
-    points over the 500 samples after a rotation. ``refits=3`` added 1.8-2.0 points over the
-    2,000 samples after a rotation on a ``TPSGDImageClassifier`` (digits, MNIST) for 2-4 times
-    a run's repair MACs, but each refit alone costs more than 1/5 of a full re-training on
-    its samples, so refits are off by default.
+    ``remap_labels`` is on and ``refine_cut`` and ``refits`` are off by default, as measured
+    (``BENCHMARKS.md``, "Drift recovery"): a permutation found after the change point repairs
+    a label swap with no re-training and leaves other shifts alone; re-training from the
+    change point (``refine_cut``) costs accuracy after covariate shifts and on Elec2; refits
+    help after rotations but each costs more than 1/5 of a full re-training on its samples.
 
     Examples
     --------

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from . import _ops
+
 __all__ = ["OPTIMIZERS", "LayerAdam", "flush_subnormal", "make_optimizer", "pad_optimizer_state"]
 
 OPTIMIZERS = ("adam", "sgd")
-_ONE = torch.tensor(1.0)  # the step increment of CPU step counters
 _TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
 _FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
 
@@ -18,19 +19,19 @@ _FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
 class LayerAdam(torch.optim.Adam):
     """``torch.optim.Adam(fused=True)`` with a lean ``step`` for the few tensors of one layer.
 
-    A network steps one small optimizer per layer per minibatch, where ``Optimizer.step``'s
-    per-call machinery (hooks, grouping by device) costs several times the fused kernel itself
-    on CPU (about 110 against 18 microseconds for a two-layer head). This ``step`` calls the same
-    fused kernel on the same state, so results, ``state_dict`` and pickles are those of
-    ``torch.optim.Adam(fused=True)``; it falls back to the parent's ``step`` where the kernel is
-    missing or a feature it does not handle (AMSGrad, weight decay, a closure) is asked for.
+    A network steps one small optimizer per layer per minibatch, where ``Optimizer.step``'s per-call
+    machinery (hooks, grouping by device) costs several times the fused kernel itself on CPU.
+    This ``step`` calls the same fused kernel on the same state, so results, ``state_dict`` and
+    pickles are those of ``torch.optim.Adam(fused=True)``; it falls back to the parent's
+    ``step`` where the kernel is missing or a feature it does not handle (AMSGrad, weight decay,
+    a closure) is asked for.
 
     Every 64 steps, moments below the smallest normal float32 (~1.2e-38) are set to 0, as a
     processor's flush-to-zero mode would: the first moment of a weight whose gradient stays 0
-    (the weights of a feature that is always 0, e.g. a blank pixel after scaling) decays by
-    0.9 a step into subnormal floats within ~800 steps, and the fused kernel ran 7x slower on
-    such state (74 against 11 microseconds a step for a 64-128-10 layer's tensors). The moments
-    flushed are at most 1e-38, so the weights move by at most lr * 1e-30 less.
+    (the weights of a feature that is always 0, e.g. a blank pixel after scaling) decays by 0.9
+    a step into subnormal floats within ~800 steps, and the fused kernel runs several times
+    slower on such state. The moments flushed are at most 1e-38, so the weights move by at most
+    lr * 1e-30 less.
 
     Examples
     --------
@@ -46,7 +47,9 @@ class LayerAdam(torch.optim.Adam):
     _fast_steps = 0  # (a class default: pickles made before the counter load as well)
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-3):
-        super().__init__(params, lr=lr, fused=True)
+        # (torch.optim.Adam(fused=True) needs the private kernel too: without it, the public
+        # foreach or per-tensor step, same maths)
+        super().__init__(params, lr=lr, fused=_ops.fused_adam() is not None)
 
     def step(self, closure=None):
         if closure is not None or not self.fast_step():
@@ -62,7 +65,7 @@ class LayerAdam(torch.optim.Adam):
         if torch.is_grad_enabled():  # Network.train_step already runs without it
             with torch.no_grad():
                 return self.fast_step()
-        fused = getattr(torch, "_fused_adam_", None)
+        fused = _ops.fused_adam()
         groups = self.param_groups
         if fused is None or any(
             g["amsgrad"] or g["weight_decay"] or g["maximize"] or g["differentiable"]
@@ -78,10 +81,7 @@ class LayerAdam(torch.optim.Adam):
         for (lr, beta1, beta2, eps), (params, grads, avgs, avg_sqs, steps) in batches.items():
             if not params:
                 continue
-            if steps[0].is_cpu:  # as torch.optim.Adam: wrap the 1 once, not once per tensor
-                torch._foreach_add_(steps, _ONE, alpha=1.0)
-            else:
-                torch._foreach_add_(steps, 1)
+            _ops.increment(steps)
             fused(
                 params,
                 grads,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from . import _ops
+
 __all__ = ["adaptive_avg_pool", "adaptive_avg_pool_adjoint", "pooled_units"]
 
 
@@ -40,7 +42,7 @@ def adaptive_avg_pool_adjoint(grad: torch.Tensor, maps: torch.Tensor) -> torch.T
     >>> adaptive_avg_pool_adjoint(torch.ones(1, 1, 2), torch.zeros(1, 1, 4)).tolist()
     [[[0.5, 0.5, 0.5, 0.5]]]
     """
-    backward = torch.ops.aten._adaptive_avg_pool2d_backward
+    backward = _ops.adaptive_avg_pool2d_backward
     if maps.dim() == 3:  # as torch pools 1-D maps: a 2-D map of height one
         return backward(grad.unsqueeze(-2), maps.unsqueeze(-2)).squeeze(-2)
     return backward(grad, maps)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 
 import torch
-from tqdm.auto import tqdm
 
+from .._optional import progress_bar
 from .network import SCHEDULES, Network, derive_seed
 
 __all__ = ["fit", "accuracy"]
@@ -67,7 +67,7 @@ def fit(
     n = len(X)
     total = len(stages) * epochs * -(-n // batch_size)
     step = network.epochs_seen  # a later fit() call continues with fresh shuffles
-    with tqdm(total=total, disable=not show, desc=f"fit ({schedule})", unit="batch") as bar:
+    with progress_bar(total=total, disable=not show, desc=f"fit ({schedule})", unit="batch") as bar:
         for stage in stages:
             for _ in range(epochs):
                 order = torch.arange(n)

@@ -26,10 +26,10 @@ import time
 from collections import deque
 from collections.abc import Hashable, Iterable
 
-import fsspec
 import numpy as np
 import torch
 
+from .._optional import require
 from ..models._persistence import decode, encode
 
 __all__ = ["HashRing", "Shard", "StreamFleet"]
@@ -171,7 +171,7 @@ class Shard:
             "n_learned": self.n_learned,
             "models": models,
         }
-        fs, path = fsspec.core.url_to_fs(self._path)
+        fs, path = _fsspec().core.url_to_fs(self._path)
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         with fs.open(path + ".partial", "wb") as f:  # a crash mid-write leaves the old one
             torch.save(payload, f)
@@ -180,7 +180,7 @@ class Shard:
 
     def restore(self) -> None:
         """Reload the last checkpoint, if there is one."""
-        fs, path = fsspec.core.url_to_fs(self._path)
+        fs, path = _fsspec().core.url_to_fs(self._path)
         if not fs.exists(path):
             return
         try:
@@ -439,6 +439,11 @@ class StreamFleet:
             for actor in self._shards:
                 self._ray.kill(actor)
             self._shards = []
+
+
+def _fsspec():
+    """fsspec, which writes checkpoints (the ``[ray]`` extra installs it)."""
+    return require("fsspec", "ray", "checkpointing a fleet")
 
 
 def _connect(address: str | None, n_shards: int, timeout: float):

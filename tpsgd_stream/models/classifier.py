@@ -54,17 +54,14 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
 
     Notes
     -----
-    **Minibatch trade-off.** ``batch_size=1`` reacts to every sample, but each update is a
-    full optimizer step per layer, whose fixed cost (Python and torch dispatch) dwarfs the
-    arithmetic of one row. On ``ImageSegments`` behind a ``StandardScaler`` (one CPU core),
-    ``batch_size=1`` reached 86.0 % prequential accuracy at about 0.1x the samples/s of
-    ``batch_size=32`` (83.4 %); ``batch_size=8`` gave 85.9 % at 0.5x. On a stream whose
-    regime changes every few dozen samples the gap is larger: on Elec2 (45,312 samples, hidden
-    (64, 64), lr 0.01) ``batch_size=1`` reached 84.8 % against 77.6 % at 8 and 77.2 % at 32.
-    Larger batches are faster per sample, but a sample affects the weights only once its
-    batch is complete (up to ``batch_size - 1`` samples later), so the model learns from fewer
-    steps on a short stream and reacts later to drift. Pending samples sit in the buffer; they
-    are part of the state (pickled and saved), not lost.
+    **Minibatch trade-off.** ``batch_size=1`` reacts to every sample, but each update is a full
+    optimizer step per layer, whose fixed cost (Python and torch dispatch) dwarfs the arithmetic
+    of one row: smaller batches are more accurate on short streams and on streams whose regime
+    changes every few dozen samples (Elec2, ``BENCHMARKS.md``), at a fraction of the samples/s.
+    Larger batches are faster per sample, but a sample affects the weights only once its batch
+    is complete (up to ``batch_size - 1`` samples later), so the model learns from fewer steps
+    on a short stream and reacts later to drift. Pending samples sit in the buffer; they are
+    part of the state (pickled and saved), not lost.
 
     **Classes.** Labels may be any hashable value (int, str, bool, numpy scalars). A new
     label adds an output unit with zero weights and a projection row; the logits of the

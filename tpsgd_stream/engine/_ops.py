@@ -1,0 +1,124 @@
+"""Private torch kernels behind public fallbacks.
+
+The engine's hot paths call a few kernels that torch does not promise to keep
+(``torch._fused_adam_``, ``torch._foreach_add_``, ``torch.ops.aten.*_backward``): each is one
+fused call where the public spelling takes several. They are looked up once, at import; where
+the running torch lacks one, the function here computes the same result with public ops
+(slower, never different beyond float rounding). ``tests/test_ops.py`` forces every fallback and
+compares it with the fast path.
+
+Examples
+--------
+>>> z = torch.tensor([-2.0, 0.0, 3.0])
+>>> leaky_relu_backward(torch.ones(3), z, 0.1)
+tensor([0.1000, 0.1000, 1.0000])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+__all__ = [
+    "adaptive_avg_pool2d_backward",
+    "fused_adam",
+    "increment",
+    "leaky_relu_backward",
+    "sigmoid_backward",
+    "tanh_backward",
+    "threshold_backward",
+]
+
+
+def _aten(name: str) -> Callable | None:
+    """``torch.ops.aten.NAME``, or None where this torch has no such op."""
+    try:
+        return getattr(torch.ops.aten, name)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_LEAKY_RELU_BACKWARD = _aten("leaky_relu_backward")
+_THRESHOLD_BACKWARD = _aten("threshold_backward")
+_TANH_BACKWARD = _aten("tanh_backward")
+_SIGMOID_BACKWARD = _aten("sigmoid_backward")
+_ADAPTIVE_AVG_POOL2D_BACKWARD = _aten("_adaptive_avg_pool2d_backward")
+_FOREACH_ADD = getattr(torch, "_foreach_add_", None)
+_FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+_ONE = torch.tensor(1.0)  # the step increment of CPU step counters, wrapped once
+
+
+def leaky_relu_backward(grad: torch.Tensor, z: torch.Tensor, slope: float) -> torch.Tensor:
+    """``grad`` times the derivative of leaky ReLU at ``z`` (``slope`` where ``z <= 0``)."""
+    if _LEAKY_RELU_BACKWARD is not None:
+        return _LEAKY_RELU_BACKWARD(grad, z, slope, False)
+    return torch.where(z > 0, grad, grad * slope)
+
+
+def threshold_backward(grad: torch.Tensor, z: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``grad`` where ``z > threshold``, else 0 (ReLU's backward at ``threshold = 0``).
+
+    Examples
+    --------
+    >>> threshold_backward(torch.ones(3), torch.tensor([-1.0, 0.0, 2.0]), 0.0)
+    tensor([0., 0., 1.])
+    """
+    if _THRESHOLD_BACKWARD is not None:
+        return _THRESHOLD_BACKWARD(grad, z, threshold)
+    return grad.masked_fill(z <= threshold, 0.0)
+
+
+def tanh_backward(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``grad * (1 - a**2)``, the backward of ``a = tanh(z)``."""
+    if _TANH_BACKWARD is not None:
+        return _TANH_BACKWARD(grad, a)
+    return grad * (1.0 - a * a)
+
+
+def sigmoid_backward(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``grad * (1 - a) * a``, the backward of ``a = sigmoid(z)``."""
+    if _SIGMOID_BACKWARD is not None:
+        return _SIGMOID_BACKWARD(grad, a)
+    return grad * (1.0 - a) * a
+
+
+def adaptive_avg_pool2d_backward(grad: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``grad`` with respect to ``adaptive_avg_pool2d(inputs, grad.shape[-2:])``, spread back
+    over ``inputs``' positions (the pool's adjoint).
+
+    Examples
+    --------
+    >>> adaptive_avg_pool2d_backward(torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 2, 2)).flatten()
+    tensor([0.2500, 0.2500, 0.2500, 0.2500])
+    """
+    if _ADAPTIVE_AVG_POOL2D_BACKWARD is not None:
+        return _ADAPTIVE_AVG_POOL2D_BACKWARD(grad, inputs)
+    with torch.enable_grad():
+        x = torch.zeros_like(inputs, requires_grad=True)
+        (spread,) = torch.autograd.grad(F.adaptive_avg_pool2d(x, grad.shape[-2:]), x, grad)
+    return spread
+
+
+def increment(steps: list[torch.Tensor]) -> None:
+    """Add 1 to each step counter in ``steps``, in place (one call where torch allows).
+
+    Examples
+    --------
+    >>> counters = [torch.zeros(()), torch.ones(())]
+    >>> increment(counters); [float(c) for c in counters]
+    [1.0, 2.0]
+    """
+    if _FOREACH_ADD is None:
+        for step in steps:
+            step.add_(1)
+    elif steps and steps[0].is_cpu:  # as torch.optim.Adam: wrap the 1 once, not per tensor
+        _FOREACH_ADD(steps, _ONE, alpha=1.0)
+    else:
+        _FOREACH_ADD(steps, 1)
+
+
+def fused_adam() -> Callable | None:
+    """``torch._fused_adam_``, or None: then callers use ``torch.optim.Adam``'s public step."""
+    return _FUSED_ADAM
