@@ -84,6 +84,19 @@ class Projection:
         state["_cache"] = None  # regenerated from the seed: never pickled
         return state
 
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by the cached matrix (the last one :meth:`matrix` returned); 0 when none.
+
+        Examples
+        --------
+        >>> p = Projection("normal", seed=0)
+        >>> p.cached_bytes, p.matrix(2, (8,)).dtype, p.cached_bytes
+        (0, torch.float32, 64)
+        """
+        cache = self._cache
+        return 0 if cache is None else cache.numel() * cache.element_size()
+
     def _raw_rows(self, n_rows: int, unit_shape: tuple[int, ...]) -> np.ndarray:
         n_units = math.prod(unit_shape)
         rows: list[np.ndarray] = []

@@ -92,7 +92,7 @@ def save(model, path) -> None:
         "seed": int(model._seed),
         "features": [encode(name) for name in model._features],
         "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
-        "n_inputs": model._width,
+        "n_inputs": model.n_inputs,
         "n_outputs": 0 if net is None else net.n_outputs,
         "optimizers": {}
         if net is None

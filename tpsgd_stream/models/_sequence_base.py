@@ -63,6 +63,22 @@ class _SequenceBase(base.Classifier):
         self._net: RecurrentNetwork | None = None
         self._n_updates = 0
 
+    @property
+    def network(self) -> RecurrentNetwork | None:
+        """The :class:`~tpsgd_stream.engine.recurrent.RecurrentNetwork` this estimator trains
+        (``None`` until the first sample is learned from). Prediction runs it directly.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tpsgd_stream.models import TPSGDSequenceClassifier
+        >>> model = TPSGDSequenceClassifier(hidden_size=4, seed=0)
+        >>> model.learn_one(np.zeros((3, 2)), "a")
+        >>> model.network.input_size
+        2
+        """
+        return self._net
+
     def _network(self, n_inputs: int, **kwargs) -> RecurrentNetwork:
         return RecurrentNetwork(
             max(n_inputs, 1),

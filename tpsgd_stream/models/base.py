@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -179,11 +180,6 @@ class TPSGDEstimator(base.Estimator):
         """Names of the rules this estimator trains with (here: all)."""
         return sorted(RULES)
 
-    @property
-    def _n_trainable_layers(self) -> int:
-        """Trainable layers of the network this estimator builds (hidden layers + output)."""
-        return len(self.hidden_layer_sizes) + 1
-
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
         self._seed = resolve_seed(self.seed)
@@ -198,6 +194,135 @@ class TPSGDEstimator(base.Estimator):
         self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
         self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
 
+    # ------------------------------------------------------------------------ public seam
+    @property
+    def network(self) -> Network | None:
+        """The :class:`~tpsgd_stream.engine.network.Network` this estimator trains.
+
+        ``None`` until the first sample is learned from. The estimator owns it: a wrapper may
+        read it, train chosen layers with its ``train_step`` or reset layers, and must then
+        call :meth:`invalidate_cache`, since predictions run on a copy of the weights.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), seed=0)
+        >>> model.network is None
+        True
+        >>> model.learn_one({"a": 1.0}, "x")
+        >>> [type(layer).__name__ for layer in model.network.layers]
+        ['Dense', 'Dense']
+        """
+        return self._net
+
+    @property
+    def n_trainable_layers(self) -> int:
+        """Trainable layers of the network this estimator builds (hidden layers + output).
+
+        Known from the parameters alone, before the network exists.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> TPSGDClassifier(hidden_layer_sizes=(8, 4)).n_trainable_layers
+        3
+        """
+        return len(self.hidden_layer_sizes) + 1
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of the network's input: the features known so far (0 before learning).
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+        >>> model.n_inputs
+        2
+        """
+        return self._buffer.shape[1]
+
+    @property
+    def train_layers(self) -> tuple[int, ...] | None:
+        """The trainable layers that learn (indices into ``network.layers``); ``None``: all."""
+        return None if self._train_layers is None else tuple(self._train_layers)
+
+    def train_only(self, layers: Iterable[int] | None) -> _TrainOnly:
+        """Let only ``layers`` learn from now on (``None``: every trainable layer).
+
+        The others keep their weights; a drift wrapper uses it to freeze an encoder. Used as
+        a context manager, the previous choice comes back on exit.
+
+        Parameters
+        ----------
+        layers
+            Indices into ``network.layers`` of trainable layers (as
+            ``network.trainable_indices``), or ``None``.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=1, seed=0)
+        >>> model.learn_one({"a": 1.0}, "x")
+        >>> first = model.network.layers[0].weight.clone()
+        >>> with model.train_only([model.network.output_index]):
+        ...     model.learn_one({"a": -1.0}, "y")
+        >>> bool((model.network.layers[0].weight == first).all()), model.train_layers
+        (True, None)
+        """
+        chosen = None if layers is None else [int(i) for i in layers]
+        if chosen is not None and self._net is not None:
+            unknown = sorted(set(chosen) - set(self._net.trainable_indices))
+            if unknown:
+                raise ValueError(
+                    f"{type(self).__name__}: layers {unknown} are not trainable; expected "
+                    f"indices among {self._net.trainable_indices}."
+                )
+        previous, self._train_layers = self._train_layers, chosen
+        return _TrainOnly(self, previous)
+
+    def invalidate_cache(self) -> None:
+        """Drop the copy of the weights that prediction runs on; the next prediction makes a
+        fresh one. Call it after changing the network's weights outside ``learn_one``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from tpsgd_stream.models import TPSGDRegressor
+        >>> model = TPSGDRegressor(hidden_layer_sizes=(4,), seed=0)
+        >>> model.learn_one({"a": 1.0}, 2.0)
+        >>> model.predict_one({"a": 1.0}) != 2.5
+        True
+        >>> output = model.network.layers[-1]
+        >>> with torch.no_grad():  # 0.5 standard deviations above the mean (2.0)
+        ...     _ = output.weight.zero_(), output.bias.fill_(0.5)
+        >>> model.invalidate_cache()
+        >>> model.predict_one({"a": 1.0})
+        2.5
+        """
+        self._weights = None
+
+    def network_inputs(self, xs: Iterable[dict]) -> torch.Tensor:
+        """The network's input for the samples ``xs``, as ``learn_one`` would feed it.
+
+        Known features go to their columns, missing ones are 0 and unknown ones are ignored;
+        the rows are float32, on the network's device, shaped as the network expects (an
+        image estimator gives ``(n, channels, height, width)``). Needs a network.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+        >>> model.network_inputs([{"b": 3.0}, {"a": 1.0, "z": 9.0}])
+        tensor([[0., 3.],
+                [1., 0.]])
+        """
+        rows = [self._row(x) for x in xs]
+        rows = np.stack(rows) if rows else np.zeros((0, self.n_inputs))
+        return self._inputs(torch.from_numpy(rows.astype(np.float32)).to(self._net.device))
+
     # --------------------------------------------------------------------- task hooks
     _target_dtype = np.int64
 
@@ -209,11 +334,6 @@ class TPSGDEstimator(base.Estimator):
         raise NotImplementedError
 
     # --------------------------------------------------------------------------- network
-    @property
-    def _width(self) -> int:
-        """Columns of the buffer and of the network's input (>= the number of features)."""
-        return self._buffer.shape[1]
-
     def _training_kwargs(self) -> dict:
         """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
         return dict(
@@ -244,12 +364,12 @@ class TPSGDEstimator(base.Estimator):
         self._predict_columns.clear()  # keys unknown so far may be known now
         if self._net is None:
             self._build(len(features))
-        grow = len(features) - self._width
+        grow = len(features) - self.n_inputs
         if grow > 0:
             self._net.grow_inputs(grow)
             pad = np.zeros((self.batch_size, grow), dtype=np.float32)
             self._buffer = np.concatenate([self._buffer, pad], axis=1)
-            self._weights = None
+            self.invalidate_cache()
 
     def _learn_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         """Columns of ``keys`` (a dict's keys or a frame's columns); unknown keys become new
@@ -302,7 +422,7 @@ class TPSGDEstimator(base.Estimator):
         )  # (every buffered row was checked)
         self._n_buffered = 0
         self._n_updates += 1
-        self._weights = None
+        self.invalidate_cache()
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """The network's input for float32 ``rows`` of the buffer's width (here: the rows)."""
@@ -374,14 +494,14 @@ class TPSGDEstimator(base.Estimator):
         """One input row for prediction: unknown features are ignored, missing ones are 0."""
         values = parse_values(x, type(self).__name__, self.non_finite)
         columns, known = self._predict_columns_of(tuple(x))
-        row = np.zeros(self._buffer.shape[1])
+        row = np.zeros(self.n_inputs)
         row[columns] = values if known is None else values[known]
         return row
 
     def _rows(self, X) -> np.ndarray:
         values = check_frame(X, type(self).__name__, self.non_finite)
         columns, known = self._predict_columns_of(tuple(X.columns.tolist()))
-        rows = np.zeros((len(X), self._width))
+        rows = np.zeros((len(X), self.n_inputs))
         rows[:, columns] = values if known is None else values[:, known]
         return rows
 
@@ -394,10 +514,9 @@ class TPSGDEstimator(base.Estimator):
         for optimizer in self._net.optimizers.values():
             for state in optimizer.state.values():
                 tensors += [v for v in state.values() if torch.is_tensor(v)]
-        for projection in self._net._projections.values():
-            if projection._cache is not None:
-                tensors.append(projection._cache)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        held = sum(t.numel() * t.element_size() for t in tensors)
+        projections = map(self._net.projection, self._net.trainable_indices)
+        return held + sum(p.cached_bytes for p in projections if p is not None)
 
     @property
     def _raw_memory_usage(self) -> int:
@@ -426,3 +545,17 @@ class TPSGDEstimator(base.Estimator):
         or a file that is corrupted or not a tpsgd-stream model.
         """
         return _persistence.load(cls, path, device=device)
+
+
+class _TrainOnly:
+    """What :meth:`TPSGDEstimator.train_only` returns: on leaving a ``with`` block, the
+    estimator's previous choice of learning layers comes back."""
+
+    def __init__(self, estimator: TPSGDEstimator, previous: list[int] | None):
+        self._estimator, self._previous = estimator, previous
+
+    def __enter__(self) -> TPSGDEstimator:
+        return self._estimator
+
+    def __exit__(self, *exc_info) -> None:
+        self._estimator._train_layers = self._previous

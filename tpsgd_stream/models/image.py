@@ -114,7 +114,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     An 8x8 image (64 pixels): the two 16@3x3 convolutions hold 94 % of the multiply-adds:
 
-    >>> net = model["TPSGDImageClassifier"]._net
+    >>> net = model["TPSGDImageClassifier"].network
     >>> [type(layer).__name__ for layer in net.layers]
     ['Conv2d', 'Conv2d', 'Flatten', 'Dense']
     >>> net.multiply_adds(torch.zeros(1, 1, 8, 8))
@@ -184,7 +184,14 @@ class TPSGDImageClassifier(TPSGDClassifier):
                 raise ValueError(f"{name}: {param} must be an int >= {low}, got {value!r}.")
 
     @property
-    def _n_trainable_layers(self) -> int:
+    def n_trainable_layers(self) -> int:
+        """Trainable layers: the convolutions, the dense hidden layers and the readout.
+
+        Examples
+        --------
+        >>> TPSGDImageClassifier(channels=(8, 8), hidden_layer_sizes=(16,)).n_trainable_layers
+        4
+        """
         return len(self.channels) + len(self.hidden_layer_sizes or ()) + 1
 
     def _reset(self) -> None:
