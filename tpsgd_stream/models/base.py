@@ -11,8 +11,9 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
-- **Prediction.** A float64 numpy copy of the weights, rebuilt lazily after each update, runs
-  the forward pass: for one row that is several times faster than a torch call. (float32
+- **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
+  Float64Forward`), rebuilt lazily after each update, runs the forward pass in numpy: for one
+  row that is several times faster than a torch call. (float32
   views would save the copy and a few microseconds, but one row and a frame then sum in
   different orders and miss river's check that ``predict_one`` and ``predict_many`` agree
   within 1e-6.)
@@ -28,7 +29,8 @@ import numpy as np
 import torch
 from river import base
 
-from ..engine import activations as act_module
+from ..engine.activations import ACTIVATIONS
+from ..engine.inference import Float64Forward
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
 from ..engine.rules import RULES
@@ -39,41 +41,12 @@ from ._inputs import NON_FINITE, check_frame, parse_values
 __all__ = ["TPSGDEstimator"]
 
 
-# In-place activations of the numpy forward pass (which owns every array it applies them to).
-def _leaky_relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, act_module.LEAKY_SLOPE * z, out=z)
-
-
-def _relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0.0, out=z)
-
-
-def _tanh(z: np.ndarray) -> np.ndarray:
-    return np.tanh(z, out=z)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    np.negative(z, out=z)
-    np.logaddexp(0.0, z, out=z)
-    np.negative(z, out=z)
-    return np.exp(z, out=z)
-
-
 _CACHE_SIZE = 1024  # entries of each key-tuple -> columns cache
 
 
 def _name_key(name) -> tuple[str, str]:
     """A sort key for feature names of any (mixed) types."""
     return type(name).__name__, repr(name)
-
-
-NUMPY_ACTIVATIONS = {
-    "leaky_relu": _leaky_relu,
-    "relu": _relu,
-    "tanh": _tanh,
-    "sigmoid": _sigmoid,
-    "identity": None,
-}
 
 
 def is_tuple_of_positive_ints(value) -> bool:
@@ -166,7 +139,7 @@ class TPSGDEstimator(base.Estimator):
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
-        check_training_params(self, sorted(NUMPY_ACTIVATIONS), self._rules())
+        check_training_params(self, sorted(ACTIVATIONS), self._rules())
 
     def _check_architecture(self) -> None:
         """Check the parameters that shape the network (here: ``hidden_layer_sizes``)."""
@@ -190,7 +163,7 @@ class TPSGDEstimator(base.Estimator):
         self._n_buffered = 0
         self._n_updates = 0
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
-        self._weights = None  # numpy copy of the weights for prediction, None when stale
+        self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
         self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
         self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
 
@@ -425,8 +398,9 @@ class TPSGDEstimator(base.Estimator):
         self.invalidate_cache()
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        """The network's input for float32 ``rows`` of the buffer's width (here: the rows)."""
-        return rows
+        """The network's input for float32 ``rows`` of the buffer's width."""
+        shape = self._input_shape()
+        return rows if shape is None else rows.reshape(len(rows), *shape)
 
     # ------------------------------------------------------------------------ learning
     def _learn_row(self, x: dict, y, register) -> None:
@@ -467,28 +441,16 @@ class TPSGDEstimator(base.Estimator):
                 self._update()
 
     # ---------------------------------------------------------------------- prediction
-    def _numpy_weights(self) -> list:
-        if self._weights is None:
-            layers = self._net.layers
-            act = NUMPY_ACTIVATIONS[self.activation]
-            self._weights = [
-                (
-                    np.ascontiguousarray(layer.weight.detach().cpu().numpy().T, dtype=np.float64),
-                    layer.bias.detach().cpu().numpy().astype(np.float64),
-                    None if i == len(layers) - 1 else act,
-                )
-                for i, layer in enumerate(layers)
-            ]
-        return self._weights
+    def _input_shape(self) -> tuple[int, ...] | None:
+        """The shape of one sample as the network's first layer takes it (``None``: a row)."""
+        return None
 
     def _forward(self, rows: np.ndarray) -> np.ndarray:
-        """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``)."""
-        for weight, bias, act in self._numpy_weights():
-            rows = rows @ weight  # a new array: the bias and activation then work in place
-            rows += bias
-            if act is not None:
-                act(rows)
-        return rows
+        """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``), from
+        a float64 copy of the weights made on the first prediction after each change."""
+        if self._weights is None:
+            self._weights = Float64Forward(self._net.layers, self._input_shape())
+        return self._weights(rows)
 
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""

@@ -6,10 +6,7 @@ import math
 import re
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..engine.layers import Conv2d, Dense
 from ..engine.network import Network
 from .base import _name_key, is_tuple_of_positive_ints
 from .classifier import TPSGDClassifier
@@ -33,26 +30,6 @@ def pixel_order_key(name) -> tuple:
     chunks = _DIGITS.split(str(name))
     natural = tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in chunks if c)
     return natural, _name_key(name)
-
-
-class _Float64Layer:
-    """A float64 copy of one layer, for prediction (one row and a frame then agree to 1e-12)."""
-
-    def __init__(self, layer):
-        self.layer = layer
-        if isinstance(layer, (Conv2d, Dense)):
-            self.weight = layer.weight.detach().to("cpu", torch.float64)
-            self.bias = layer.bias.detach().to("cpu", torch.float64)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self.layer
-        if isinstance(layer, Conv2d):
-            z = F.conv2d(x, self.weight, self.bias, layer.stride, layer.padding)
-        elif isinstance(layer, Dense):
-            z = F.linear(x, self.weight, self.bias)
-        else:
-            return layer(x)  # pooling, flatten: no parameters
-        return layer.act.forward(z)
 
 
 class TPSGDImageClassifier(TPSGDClassifier):
@@ -117,6 +94,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
     >>> net = model["TPSGDImageClassifier"].network
     >>> [type(layer).__name__ for layer in net.layers]
     ['Conv2d', 'Conv2d', 'Flatten', 'Dense']
+    >>> import torch
     >>> net.multiply_adds(torch.zeros(1, 1, 8, 8))
     [5184, 36864, 2560]
     """
@@ -237,16 +215,5 @@ class TPSGDImageClassifier(TPSGDClassifier):
             self._add_features(keys)
         return self._predict_columns_of(keys)
 
-    def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        return rows.reshape(len(rows), *self._shape)
-
-    # ------------------------------------------------------------------------ prediction
-    def _forward(self, rows: np.ndarray) -> np.ndarray:
-        if self._weights is None:
-            self._weights = [_Float64Layer(layer) for layer in self._net.layers]
-        x = torch.from_numpy(rows).reshape(-1, *self._shape)
-        with torch.inference_mode():
-            for layer in self._weights:
-                x = layer(x)
-        out = x.numpy()
-        return out[0] if rows.ndim == 1 else out
+    def _input_shape(self) -> tuple[int, int, int]:
+        return self._shape
