@@ -160,7 +160,7 @@ def load(cls, path, *, device: str | None = None):
     try:
         model = cls(**params)
         model._seed = payload["seed"]
-        model._features = {decode(tag): i for i, tag in enumerate(payload["features"])}
+        model._features.extend(decode(tag) for tag in payload["features"])
         model._set_task_state(payload["task"])
         if payload["network"] is not None:
             model._build(payload["n_inputs"])

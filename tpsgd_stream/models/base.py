@@ -3,7 +3,8 @@
 The estimators own everything river-specific (dicts, labels, DataFrames) and hand tensors to
 :class:`~tpsgd_stream.engine.network.Network`:
 
-- **Feature map.** Each feature name gets a column the first time a sample with it is learned
+- **Feature map** (:class:`~tpsgd_stream.models._features.FeatureMap`, shared with the sequence
+  estimators). Each feature name gets a column the first time a sample with it is learned
   from. The network is built on the first sample (or frame) learned from, whose features get
   the usual random initialisation; a later feature grows a zero-weight input column, so the
   outputs do not change. Missing features count as 0, unknown features at prediction time are
@@ -36,17 +37,10 @@ from ..engine.optim import OPTIMIZERS
 from ..engine.rules import RULES
 from ..engine.seeding import resolve_seed
 from . import _persistence
+from ._features import FeatureMap
 from ._inputs import NON_FINITE, check_frame, parse_values
 
 __all__ = ["TPSGDEstimator"]
-
-
-_CACHE_SIZE = 1024  # entries of each key-tuple -> columns cache
-
-
-def _name_key(name) -> tuple[str, str]:
-    """A sort key for feature names of any (mixed) types."""
-    return type(name).__name__, repr(name)
 
 
 def is_tuple_of_positive_ints(value) -> bool:
@@ -156,7 +150,7 @@ class TPSGDEstimator(base.Estimator):
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
         self._seed = resolve_seed(self.seed)
-        self._features: dict = {}  # feature name -> column
+        self._features = FeatureMap()  # feature name -> column
         self._net: Network | None = None
         self._buffer = np.zeros((self.batch_size, 0), dtype=np.float32)
         self._buffer_y = np.zeros(self.batch_size, dtype=self._target_dtype)
@@ -164,8 +158,6 @@ class TPSGDEstimator(base.Estimator):
         self._n_updates = 0
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
         self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
-        self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
-        self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
 
     # ------------------------------------------------------------------------ public seam
     @property
@@ -330,11 +322,7 @@ class TPSGDEstimator(base.Estimator):
     def _add_features(self, names) -> None:
         """Give new feature names a column; grow the network's input when needed."""
         features = self._features
-        # sorted, so that columns (and the first features' initial weights) never depend on
-        # the order of the keys
-        for name in sorted({n for n in names if n not in features}, key=_name_key):
-            features[name] = len(features)
-        self._predict_columns.clear()  # keys unknown so far may be known now
+        features.add(names)  # sorted: columns never depend on the order of the keys
         if self._net is None:
             self._build(len(features))
         grow = len(features) - self.n_inputs
@@ -348,32 +336,12 @@ class TPSGDEstimator(base.Estimator):
         """Columns of ``keys`` (a dict's keys or a frame's columns); unknown keys become new
         features. The second item, a mask of the keys that have a column, is ``None`` here
         (every key has one) and exists for estimators of a fixed input, which ignore new keys.
-
-        Cached per tuple of keys (streams repeat the same keys in the same order), at most
-        ``_CACHE_SIZE`` entries.
         """
-        columns = self._learn_columns.get(keys)
+        columns = None if self._net is None else self._features.columns(keys)
         if columns is None:
-            if self._net is None or not all(k in self._features for k in keys):
-                self._add_features(keys)
-            columns = np.fromiter(map(self._features.__getitem__, keys), np.intp, len(keys))
-            if len(self._learn_columns) >= _CACHE_SIZE:
-                self._learn_columns.clear()
-            self._learn_columns[keys] = columns
+            self._add_features(keys)
+            columns = self._features.columns(keys)
         return columns, None
-
-    def _predict_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
-        """Columns of the known ``keys``, and a mask of the known keys (``None``: all known)."""
-        entry = self._predict_columns.get(keys)
-        if entry is None:
-            features = self._features
-            known = np.fromiter((k in features for k in keys), bool, len(keys))
-            columns = np.fromiter((features[k] for k in keys if k in features), np.intp)
-            entry = (columns, None if known.all() else known)
-            if len(self._predict_columns) >= _CACHE_SIZE:
-                self._predict_columns.clear()
-            self._predict_columns[keys] = entry
-        return entry
 
     def _push(self, columns: np.ndarray, values: np.ndarray, y) -> None:
         """Buffer one sample (already validated and mapped to distinct ``columns``); update when
@@ -455,17 +423,12 @@ class TPSGDEstimator(base.Estimator):
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""
         values = parse_values(x, type(self).__name__, self.non_finite)
-        columns, known = self._predict_columns_of(tuple(x))
-        row = np.zeros(self.n_inputs)
-        row[columns] = values if known is None else values[known]
-        return row
+        return self._features.scatter(tuple(x), values, np.zeros(self.n_inputs))
 
     def _rows(self, X) -> np.ndarray:
         values = check_frame(X, type(self).__name__, self.non_finite)
-        columns, known = self._predict_columns_of(tuple(X.columns.tolist()))
-        rows = np.zeros((len(X), self.n_inputs))
-        rows[:, columns] = values if known is None else values[:, known]
-        return rows
+        keys = tuple(X.columns.tolist())
+        return self._features.scatter(keys, values, np.zeros((len(X), self.n_inputs)))
 
     # --------------------------------------------------------------- memory, pickling
     def _tensor_bytes(self) -> int:
@@ -486,8 +449,7 @@ class TPSGDEstimator(base.Estimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_weights"] = None  # caches, rebuilt on demand
-        state["_learn_columns"], state["_predict_columns"] = {}, {}
+        state["_weights"] = None  # a cache, rebuilt on demand (as the feature map's)
         return state
 
     # ---------------------------------------------------------------------- persistence

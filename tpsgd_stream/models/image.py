@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from ..engine.network import Network
-from .base import _name_key, is_tuple_of_positive_ints
+from ._features import FeatureMap, name_key
+from .base import is_tuple_of_positive_ints
 from .classifier import TPSGDClassifier
 
 __all__ = ["TPSGDImageClassifier", "pixel_order_key"]
@@ -29,7 +30,7 @@ def pixel_order_key(name) -> tuple:
     """
     chunks = _DIGITS.split(str(name))
     natural = tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in chunks if c)
-    return natural, _name_key(name)
+    return natural, name_key(name)
 
 
 class TPSGDImageClassifier(TPSGDClassifier):
@@ -206,14 +207,13 @@ class TPSGDImageClassifier(TPSGDClassifier):
                 f"{math.prod(self._image_shape(0))} pixels, but the first sample has "
                 f"{len(names)} features."
             )
-        self._features = {name: i for i, name in enumerate(names)}
-        self._predict_columns.clear()
+        self._features = FeatureMap(names)
         self._build(len(names))
 
     def _learn_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         if self._net is None:
             self._add_features(keys)
-        return self._predict_columns_of(keys)
+        return self._features.known_columns(keys)
 
     def _input_shape(self) -> tuple[int, int, int]:
         return self._shape
