@@ -191,3 +191,17 @@ def test_step_matrix_kinds_statistics():
 def test_step_matrix_rejects_filter_kind():
     with pytest.raises(ValueError, match="filter"):
         step_matrix("filter", 3, 16, seed=0, stream=0, step=0)
+
+
+def test_step_matrices_follow_the_projection_kinds():
+    """One generator: a kind names one distribution, for P and for every B_t alike."""
+    # binary: signs of orthogonalised rows (closer to orthogonal than random +-1 rows)
+    steps = [step_matrix("binary", 10, 256, seed=s, stream=1, step=0) for s in range(12)]
+    assert sum(map(_mean_abs_cos, steps)) / 12 < 0.044
+    # orthogonal past n_units rows: the first n_units stay orthogonal, a new class keeps them
+    small = step_matrix("orthogonal", 8, 8, seed=0, stream=0, step=2)
+    grown = step_matrix("orthogonal", 11, 8, seed=0, stream=0, step=2)
+    assert torch.equal(grown[:8], small)
+    torch.testing.assert_close(grown.norm(dim=1), torch.full((11,), 8**0.5))
+    projection = Projection("orthogonal", seed=0, stream=0)
+    assert torch.equal(projection.step_matrix(2, 8, 8), small)
