@@ -273,7 +273,8 @@ class TPSGDEstimator(base.Estimator):
 
         Known features go to their columns, missing ones are 0 and unknown ones are ignored;
         the rows are float32, on the network's device, shaped as the network expects (an
-        image estimator gives ``(n, channels, height, width)``). Needs a network.
+        image estimator gives ``(n, channels, height, width)``). ``ValueError`` before the
+        network exists.
 
         Examples
         --------
@@ -284,6 +285,11 @@ class TPSGDEstimator(base.Estimator):
         tensor([[0., 3.],
                 [1., 0.]])
         """
+        if self._net is None:
+            raise ValueError(
+                f"{type(self).__name__} has no network yet: it is built on the first sample "
+                f"learned from."
+            )
         rows = [self._row(x) for x in xs]
         rows = np.stack(rows) if rows else np.zeros((0, self.n_inputs))
         return self._inputs(torch.from_numpy(rows.astype(np.float32)).to(self._net.device))
