@@ -109,10 +109,15 @@ class FeatureMap(dict):
         return entry
 
     def scatter(self, keys: tuple, values: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Write ``values`` (their last axis along ``keys``) into the columns of ``out``'s last
-        axis; values of keys without a column are ignored. Returns ``out``."""
-        columns, known = self.known_columns(keys)
-        out[..., columns] = values if known is None else values[..., known]
+        """Write ``values`` (along ``keys``: one row, or rows ``(n, len(keys))``) into the
+        columns of ``out`` (one row, or ``(n, width)``); values of keys without a column are
+        ignored. Returns ``out``."""
+        entry = self._known.get(keys)  # (inlined: this runs for every predicted row)
+        columns, known = self.known_columns(keys) if entry is None else entry
+        if out.ndim == 1:  # (plain indexing: an Ellipsis costs a row several times more)
+            out[columns] = values if known is None else values[known]
+        else:
+            out[:, columns] = values if known is None else values[:, known]
         return out
 
 
