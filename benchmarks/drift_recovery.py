@@ -193,7 +193,7 @@ def make_model(
     def net(rule=rule):
         return estimator(**network, rule=rule, lr=1e-2, batch_size=batch_size, seed=seed)
 
-    depth = net()._n_trainable_layers
+    depth = net().n_trainable_layers
     adaptive = dict(
         detector=ADWIN(),
         passes=passes,

@@ -72,7 +72,7 @@ def main(argv=None) -> dict:
         ),
         "forward_one_row": fastest(lambda: [model._forward(r) for r in rows], n, repeats),
     }
-    net, step = model._net, model._net.train_step
+    net, step = model.network, model.network.train_step
     net.train_step = lambda *a, **k: None  # learn_one's own work, without the minibatch step
     timings["learn_one_without_step"] = fastest(
         lambda: [model.learn_one(x, y) for x, y in data], n, repeats

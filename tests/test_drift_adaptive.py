@@ -36,7 +36,7 @@ def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
     original = DriftAdaptiveClassifier._adapt
 
     def watched(self, event):
-        net = self.model._net
+        net = self.model.network
         before = {k: p.detach().clone() for k, p in net.named_parameters()}
         original(self, event)
         snapshots.append((before, {k: p.detach().clone() for k, p in net.named_parameters()}))
@@ -131,11 +131,11 @@ def test_freeze_encoder_keeps_the_encoder_fixed_after_the_first_adaptation():
     for x, y in stream:
         pipeline.learn_one(x, y)
         if encoder is None and any(e.action == "adapt" for e in model.drift_events):
-            encoder = model.model._net.layers[0].weight.detach().clone()
-            adaptor = model.model._net.layers[1].weight.detach().clone()
+            encoder = model.model.network.layers[0].weight.detach().clone()
+            adaptor = model.model.network.layers[1].weight.detach().clone()
     assert encoder is not None
-    assert torch.equal(model.model._net.layers[0].weight, encoder)
-    assert not torch.equal(model.model._net.layers[1].weight, adaptor)
+    assert torch.equal(model.model.network.layers[0].weight, encoder)
+    assert not torch.equal(model.model.network.layers[1].weight, adaptor)
 
 
 GRADUAL = [Shift("label_swap", 1200, width=600)]
@@ -156,11 +156,11 @@ def test_a_background_adaptor_from_the_warning_is_swapped_in(background, monkeyp
 
     def watched(self, event):
         expected = [p.detach().clone() for p in self._background.layers[-1].parameters()]
-        encoder = self.model._net.layers[0].weight.detach().clone()
+        encoder = self.model.network.layers[0].weight.detach().clone()
         original(self, event)
-        now = list(self.model._net.layers[-1].parameters())
+        now = list(self.model.network.layers[-1].parameters())
         swapped.append(all(torch.equal(a, b) for a, b in zip(expected, now)))
-        assert torch.equal(self.model._net.layers[0].weight, encoder)
+        assert torch.equal(self.model.network.layers[0].weight, encoder)
 
     monkeypatch.setattr(DriftAdaptiveClassifier, "_swap", watched)
     _run(model, GRADUAL)
@@ -191,12 +191,12 @@ def test_a_swapped_in_hidden_layer_brings_its_learned_head(monkeypatch):
     def watched(self, event):
         expected = self._background.head(1).detach().clone()
         original(self, event)
-        heads.append(torch.equal(self.model._net.head(1), expected))
+        heads.append(torch.equal(self.model.network.head(1), expected))
 
     monkeypatch.setattr(DriftAdaptiveClassifier, "_swap", watched)
     _run(model, GRADUAL)
     assert heads and all(heads)
-    net = model.model._net
+    net = model.model.network
     stepped = {id(p) for group in net.optimizers[1].param_groups for p in group["params"]}
     assert id(net.head(1)) in stepped
 
@@ -293,9 +293,9 @@ def test_a_planted_label_permutation_is_remapped_without_touching_the_weights(mo
     original = DriftAdaptiveClassifier._remap
 
     def watched(self, event):
-        before = [p.detach().clone() for p in self.model._net.parameters()]
+        before = [p.detach().clone() for p in self.model.network.parameters()]
         remapped = original(self, event)
-        now = self.model._net.parameters()
+        now = self.model.network.parameters()
         weights.append(all(torch.equal(a, b) for a, b in zip(before, now)))
         return remapped
 

@@ -38,14 +38,14 @@ def _trained(batch_size=4):
 
 def test_remapping_permutes_predictions_and_leaves_every_weight_bit_identical():
     model = _trained()
-    weights = [p.detach().clone() for p in model._net.parameters()]
+    weights = [p.detach().clone() for p in model.network.parameters()]
     x = {"a": 1.0, "b": -0.5}
     before = model.predict_proba_one(x)
     waiting = [model._classes[u] for u in model._buffer_y[: model._n_buffered]]
     model.permute_classes({"cat": "dog", "dog": "eel", "eel": "cat"})
     after = model.predict_proba_one(x)
     assert after == {"dog": before["cat"], "eel": before["dog"], "cat": before["eel"]}
-    assert all(torch.equal(a, b) for a, b in zip(weights, model._net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.network.parameters()))
     # the samples in the buffer keep their labels (under the new units)
     assert [model._classes[u] for u in model._buffer_y[: model._n_buffered]] == waiting
     assert {model._classes[u]: u for u in range(3)} == model._class_index

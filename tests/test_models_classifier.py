@@ -23,7 +23,7 @@ def _stream(n=96, n_features=4, n_classes=3, seed=0):
 
 
 def _weights(model):
-    return [p.detach().clone() for p in model._net.parameters()]
+    return [p.detach().clone() for p in model.network.parameters()]
 
 
 def test_before_learning_returns_empty():
@@ -131,7 +131,7 @@ def test_several_new_labels_in_one_frame_grow_as_one_at_a_time():
     assert one._n_updates == many._n_updates == 7
     assert all(torch.equal(a, b) for a, b in zip(_weights(one), _weights(many)))
     moments = [
-        [state["exp_avg_sq"] for state in model._net.optimizers[0].state.values()]
+        [state["exp_avg_sq"] for state in model.network.optimizers[0].state.values()]
         for model in (one, many)
     ]
     assert all(torch.equal(a, b) for a, b in zip(*moments))
@@ -156,7 +156,7 @@ def test_numpy_prediction_matches_the_torch_network():
     for x, y in _stream(64):
         model.learn_one(x, y)
     rows = model._rows(pd.DataFrame([x for x, _ in _stream(10, seed=1)]))
-    expected = model._net.forward(torch.tensor(rows, dtype=torch.float32)).numpy()
+    expected = model.network.forward(torch.tensor(rows, dtype=torch.float32)).numpy()
     assert np.allclose(model._forward(rows), expected, atol=1e-5)
 
 
@@ -176,7 +176,7 @@ def test_memory_usage_counts_tensor_bytes():
     model = TPSGDClassifier(seed=0, hidden_layer_sizes=(256,), batch_size=4)
     for x, y in _stream(8):
         model.learn_one(x, y)
-    weights = sum(p.numel() * 4 for p in model._net.parameters())
+    weights = sum(p.numel() * 4 for p in model.network.parameters())
     assert model._tensor_bytes() >= 3 * weights  # weights + two Adam moments
     assert model._raw_memory_usage > model._tensor_bytes()
 
@@ -261,6 +261,37 @@ def test_the_optimizer_parameter_reaches_every_layer():
     for model in (adam, sgd):
         for x, y in _stream(8):
             model.learn_one(x, y)
-    assert {type(o).__name__ for o in sgd._net.optimizers.values()} == {"SGD"}
-    assert "SGD" not in {type(o).__name__ for o in adam._net.optimizers.values()}
+    assert {type(o).__name__ for o in sgd.network.optimizers.values()} == {"SGD"}
+    assert "SGD" not in {type(o).__name__ for o in adam.network.optimizers.values()}
     assert not all(torch.equal(a, b) for a, b in zip(_weights(adam), _weights(sgd)))
+
+
+def test_train_only_freezes_the_other_layers_and_checks_its_indices():
+    model = TPSGDClassifier(seed=0, hidden_layer_sizes=(8, 8), batch_size=4)
+    for x, y in _stream(8):
+        model.learn_one(x, y)
+    net = model.network
+    with pytest.raises(ValueError, match="not trainable"):
+        model.train_only([99])
+    model.train_only(net.trainable_indices[-1:])
+    assert model.train_layers == (net.output_index,)
+    start = _weights(model)
+    for x, y in _stream(8, seed=1):
+        model.learn_one(x, y)
+    now = _weights(model)
+    assert all(torch.equal(a, b) for a, b in zip(start[:4], now[:4]))  # two hidden layers
+    assert not torch.equal(start[-1], now[-1])
+    model.train_only(None)
+    assert model.train_layers is None
+
+
+def test_wrappers_reach_the_estimators_through_public_names_only():
+    import pathlib
+    import re
+
+    import tpsgd_stream
+
+    root = pathlib.Path(tpsgd_stream.__file__).parent
+    for path in [*root.glob("drift/*.py"), *root.glob("fleet/*.py")]:
+        found = re.findall(r"model\._[a-z]\w*", path.read_text())
+        assert not found, f"{path.name} reads private estimator fields: {found}"

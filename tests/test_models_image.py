@@ -21,7 +21,7 @@ def _digit(i: int, names=NAMES) -> dict:
 
 
 def _params(model) -> dict:
-    return {k: v.detach().clone() for k, v in model._net.state_dict().items()}
+    return {k: v.detach().clone() for k, v in model.network.state_dict().items()}
 
 
 def test_pixels_fill_the_image_in_natural_order_whatever_the_key_order():
@@ -39,16 +39,16 @@ def test_pixels_fill_the_image_in_natural_order_whatever_the_key_order():
 def test_the_network_is_the_papers_convolutions_and_a_readout():
     model = TPSGDImageClassifier(channels=(16, 8), kernel_size=3, seed=0)
     model.learn_one(_digit(0), 0)
-    convs = [layer for layer in model._net.layers if isinstance(layer, Conv2d)]
+    convs = [layer for layer in model.network.layers if isinstance(layer, Conv2d)]
     assert [tuple(c.weight.shape) for c in convs] == [(16, 1, 3, 3), (8, 16, 3, 3)]
-    assert model._net.layers[-1].in_features == 8 * 4 * 4
-    assert model._n_trainable_layers == len(model._net.trainable_indices) == 3
+    assert model.network.layers[-1].in_features == 8 * 4 * 4
+    assert model.n_trainable_layers == len(model.network.trainable_indices) == 3
 
 
 def test_image_shape_with_channels_and_the_square_default():
     model = TPSGDImageClassifier(image_shape=(2, 3, 3), channels=(4,), kernel_size=2, seed=0)
     model.learn_one({f"c{i}": float(i) for i in range(18)}, "a")
-    assert model._shape == (2, 3, 3) and model._net.layers[0].weight.shape[1] == 2
+    assert model._shape == (2, 3, 3) and model.network.layers[0].weight.shape[1] == 2
     # None: the square root of the first sample's features, rounded up; the rest are 0
     model = TPSGDImageClassifier(channels=(4,), seed=0)
     model.learn_one({f"p{i}": 1.0 for i in range(10)}, "a")
@@ -60,7 +60,7 @@ def test_a_first_sample_that_does_not_fit_image_shape_is_rejected_and_changes_no
     model = TPSGDImageClassifier(image_shape=(8, 8), seed=0)
     with pytest.raises(ValueError, match=r"image_shape \(8, 8\) has 64 pixels.*63 features"):
         model.learn_one(dict(list(_digit(0).items())[:63]), 0)
-    assert model._net is None and model._features == {} and model._classes == []
+    assert model.network is None and model._features == {} and model._classes == []
     model.learn_one(_digit(0), 0)  # a fitting sample then builds the network
     assert model._shape == (1, 8, 8)
 
@@ -193,9 +193,9 @@ def test_the_papers_image_adaptor_is_the_last_three_layers_and_only_they_re_trai
     pipeline = preprocessing.StandardScaler() | wrapper
     for x, y in digits_shift_stream([Shift("label_swap", 600)], n_samples=1200, seed=0):
         pipeline.learn_one(x, y)
-    kinds = [type(layer).__name__ for layer in model._net.layers]
+    kinds = [type(layer).__name__ for layer in model.network.layers]
     assert kinds == ["Conv2d", "Conv2d", "Flatten", "Dense", "Dense"]
-    assert model._net.layers[3].weight.shape == (16, 8 * 4 * 4)
+    assert model.network.layers[3].weight.shape == (16, 8 * 4 * 4)
     adapted = [e for e in wrapper.drift_events if e.action == "adapt"]
     assert adapted and adapted[0].adaptor_layers == 3
     assert adapted[0].parameters == 8 * 4 * 9 + 8 + 16 * 128 + 16 + 10 * 16 + 10

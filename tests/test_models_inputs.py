@@ -24,7 +24,7 @@ def _trained(cls, n=10):
 
 def _state(model):
     return (
-        [p.detach().clone() for p in model._net.parameters()],
+        [p.detach().clone() for p in model.network.parameters()],
         model._buffer.copy(),
         model._buffer_y.copy(),
         model._n_buffered,
@@ -181,7 +181,7 @@ def test_frame_beyond_float32_is_rejected_or_zeroed(cls):
     zeroing.learn_one({"a": 1.0, "b": 1e39}, 1)
     zeroing.learn_one({"a": 2.0, "b": 2.0}, 0)
     assert zeroing._n_updates == 2
-    assert all(torch.isfinite(p).all() for p in zeroing._net.parameters())
+    assert all(torch.isfinite(p).all() for p in zeroing.network.parameters())
 
 
 def test_many_large_values_within_float32_are_accepted():

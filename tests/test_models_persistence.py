@@ -41,7 +41,7 @@ def _predictions(model, data):
 
 
 def _weights(model):
-    return [p.detach().clone() for p in model._net.parameters()]
+    return [p.detach().clone() for p in model.network.parameters()]
 
 
 def _same(a, b):

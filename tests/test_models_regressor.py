@@ -39,8 +39,8 @@ def test_standardised_targets_are_what_the_network_sees():
     for x, y in data[:3]:
         model.learn_one(x, y)
     seen = []
-    step = model._net.train_step
-    model._net.train_step = lambda x, target, **kw: (seen.append(target), step(x, target, **kw))
+    step = model.network.train_step
+    model.network.train_step = lambda x, target, **kw: (seen.append(target), step(x, target, **kw))
     model.learn_one(*data[3])  # fills the buffer: one update on the four targets
     expected = (ys - ys.mean()) / ys.std()  # the statistics of every target seen so far
     assert model._y_count == 4 and len(seen) == 1
@@ -84,11 +84,11 @@ def test_rules_that_read_out_classes_are_refused_when_built(rule):
 def test_huge_targets_are_refused_and_learn_many_needs_labels_per_row():
     model = TPSGDRegressor(seed=0, batch_size=2)
     model.learn_one({"a": 1.0}, 2.0)
-    before = [p.detach().clone() for p in model._net.parameters()], model._task_state()
+    before = [p.detach().clone() for p in model.network.parameters()], model._task_state()
     with pytest.raises(ValueError, match="float32"):
         model.learn_one({"a": 1.0}, 1e200)  # (its square would overflow the running variance)
     for y in (None, 3.0):
         with pytest.raises(TypeError, match="y must be a pandas Series"):
             model.learn_many(pd.DataFrame({"a": [1.0]}), y)
-    assert all(torch.equal(a, b) for a, b in zip(before[0], model._net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before[0], model.network.parameters()))
     assert model._task_state() == before[1]

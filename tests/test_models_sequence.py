@@ -36,7 +36,7 @@ def _regimes(n=600, seed=0):
 
 
 def _snapshot(model):
-    net = model._net
+    net = model.network
     weights = [] if net is None else [p.detach().clone() for p in net.parameters()]
     if isinstance(model, TPSGDSequenceClassifier):
         pending = [(keys, v.tobytes(), y) for keys, v, y in model._buffer]
@@ -95,10 +95,10 @@ def test_new_class_keeps_old_logits():
         model.learn_one(x, y)
     probe = np.ones((3, 2))
     with torch.inference_mode():
-        before = model._net.forward(torch.ones(1, 3, 2))[0]
+        before = model.network.forward(torch.ones(1, 3, 2))[0]
     model.learn_one(probe, "new")  # buffered: the readout grows, no update yet
     with torch.inference_mode():
-        after = model._net.forward(torch.ones(1, 3, 2))[0]
+        after = model.network.forward(torch.ones(1, 3, 2))[0]
     assert torch.equal(after[:2], before) and after[2] == 0
     assert set(model.predict_proba_one(probe)) == {0, 1, "new"}
 
@@ -146,7 +146,7 @@ def test_bad_label_changes_nothing():
     model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
     with pytest.raises(ValueError, match="label"):
         model.learn_one(np.zeros((2, 2)), None)
-    assert model._net is None and model._features == {}
+    assert model.network is None and model._features == {}
 
 
 @pytest.mark.parametrize(

@@ -143,9 +143,9 @@ def test_pickling_drops_the_cache_and_regenerates_the_same_matrix():
     assert data == empty_bytes  # pickled bytes do not depend on the cache
     assert len(data) < m.numel() * m.element_size()
     q = pickle.loads(data)
-    assert q._cache is None
+    assert q.cached_bytes == 0
     assert torch.equal(q.matrix(5, (32,)), m)
-    assert p._cache is not None  # pickling did not clear the live instance's cache
+    assert p.cached_bytes > 0  # pickling did not clear the live instance's cache
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "", None, "Binary"])
@@ -191,3 +191,17 @@ def test_step_matrix_kinds_statistics():
 def test_step_matrix_rejects_filter_kind():
     with pytest.raises(ValueError, match="filter"):
         step_matrix("filter", 3, 16, seed=0, stream=0, step=0)
+
+
+def test_step_matrices_follow_the_projection_kinds():
+    """One generator: a kind names one distribution, for P and for every B_t alike."""
+    # binary: signs of orthogonalised rows (closer to orthogonal than random +-1 rows)
+    steps = [step_matrix("binary", 10, 256, seed=s, stream=1, step=0) for s in range(12)]
+    assert sum(map(_mean_abs_cos, steps)) / 12 < 0.044
+    # orthogonal past n_units rows: the first n_units stay orthogonal, a new class keeps them
+    small = step_matrix("orthogonal", 8, 8, seed=0, stream=0, step=2)
+    grown = step_matrix("orthogonal", 11, 8, seed=0, stream=0, step=2)
+    assert torch.equal(grown[:8], small)
+    torch.testing.assert_close(grown.norm(dim=1), torch.full((11,), 8**0.5))
+    projection = Projection("orthogonal", seed=0, stream=0)
+    assert torch.equal(projection.step_matrix(2, 8, 8), small)

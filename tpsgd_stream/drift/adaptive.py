@@ -279,7 +279,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
                 f"model must be a TPSGDClassifier (or a subclass such as TPSGDImageClassifier), "
                 f"got {type(model).__name__}."
             )
-        n_trainable = model._n_trainable_layers
+        n_trainable = model.n_trainable_layers
         checked = [("window", window, 1), ("min_samples", min_samples, 1)]
         checked += [("passes", passes, 1), ("race_depths", race_depths, 1), ("refits", refits, 0)]
         if adaptor_layers != "race":
@@ -464,14 +464,14 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     # ------------------------------------------------------------------ the adaptor layers
     def _adaptor(self, depth: int | None = None) -> list[int]:
         depth = depth or (1 if self.adaptor_layers == "race" else self.adaptor_layers)
-        return self.model._net.trainable_indices[-depth:]
+        return self.model.network.trainable_indices[-depth:]
 
     def _samples(self, samples) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and one-hot targets of ``(x, y)`` samples, on the network's device."""
-        model, net = self.model, self.model._net
-        rows = np.stack([model._row(x) for x, _ in samples]).astype(np.float32)
-        labels = torch.tensor([model._class_index[y] for _, y in samples])
-        return model._inputs(torch.from_numpy(rows).to(net.device)), net.one_hot(labels)
+        model = self.model
+        return model.network_inputs(x for x, _ in samples), model.network_targets(
+            y for _, y in samples
+        )
 
     def _reinitialise(self, net, adaptor: list[int], index: int) -> None:
         for i in adaptor:
@@ -494,7 +494,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     # ------------------------------------------------------------ background from a warning
     def _train_background(self, x: dict, y) -> None:
         """Train a copy of the adaptor online on the samples since the warning began."""
-        net = self.model._net
+        net = self.model.network
         if self._background is None:
             self._background = copy.deepcopy(net)
             self._background_seen, self._background_batch = 0, []
@@ -518,7 +518,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
 
     def _swap(self, event: DriftEvent) -> None:
         """Put the background adaptor's weights (and optimizer state) into the network."""
-        net, background, adaptor = self.model._net, self._background, self._adaptor()
+        net, background, adaptor = self.model.network, self._background, self._adaptor()
         if background.n_outputs < net.n_outputs:
             background.grow_outputs(net.n_outputs - background.n_outputs)
         for i in adaptor:
@@ -535,7 +535,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     def _adapt(self, event: DriftEvent, action: str = "adapt", budget: int = 0) -> None:
         """Re-train the adaptor on the replayed samples from ``event.cut`` on."""
         start_time = time.perf_counter()
-        net = self.model._net
+        net = self.model.network
         if action == "adapt" and self.remap_labels and self._remap(event):
             # the detector's window holds the errors made before the remap: start afresh
             self._detector = (self.detector or ADWIN()).clone()
@@ -569,11 +569,11 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         """Remap the classes when a permutation of the old predictions explains the labels
         after the change point; returns whether it did."""
         after = [(p, y) for i, _, y, p, _ in self._replay if i >= event.new_regime]
-        mapping, agreement, identity = estimate_permutation(*zip(*after), self.model._classes)
+        mapping, agreement, identity = estimate_permutation(*zip(*after), list(self.model.classes))
         if not mapping or agreement < self.remap_agreement or agreement - identity < _MIN_GAIN:
             return False
         self.model.permute_classes(mapping)
-        self.model._net.reset_optimizer_state()  # the moments point towards the old labels' units
+        self.model.network.reset_optimizer_state()  # the moments point to the old labels' units
         event.permutation = mapping
         return True
 
@@ -583,10 +583,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         order = torch.randperm(len(rows), generator=generator)
         n_fit = max(1, int(0.7 * len(rows)))
         fit, held = order[:n_fit], order[n_fit:]
-        n_trainable = len(self.model._net.trainable_indices)
+        n_trainable = len(self.model.network.trainable_indices)
         scores, macs = {}, 0
         for depth in range(1, min(self.race_depths, n_trainable) + 1):
-            candidate = copy.deepcopy(self.model._net)
+            candidate = copy.deepcopy(self.model.network)
             adaptor = candidate.trainable_indices[-depth:]
             features = candidate.forward(rows, stop=adaptor[0])
             if self.reinitialise:
@@ -602,10 +602,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         return best, scores, macs
 
     def _finish(self, event, action, adaptor, n, seconds, macs, passes=None) -> None:
-        net = self.model._net
-        self.model._weights = None  # the numpy copy used for prediction is stale
+        net = self.model.network
+        self.model.invalidate_cache()  # the copy of the weights used for prediction is stale
         if self._freezes_encoder:
-            self.model._train_layers = adaptor or self._adaptor()
+            self.model.train_only(adaptor or self._adaptor())
         event.action, event.n_samples, event.seconds = action, n, seconds
         event.adaptor_layers = len(adaptor)
         event.parameters = sum(p.numel() for i in adaptor for p in net.layers[i].parameters())
@@ -629,10 +629,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         weights, a convolution's weights times its output positions) and as much again for its
         weight gradient; the encoder runs forward once, the adaptor ``passes`` times.
         """
-        model, net = self.model, self.model._net
-        shape = (model._width, net.n_outputs)  # the layers' sizes change only when these grow
+        model, net = self.model, self.model.network
+        shape = (model.n_inputs, net.n_outputs)  # the layers' sizes change only when these grow
         if self._layer_macs[0] != shape:
-            sample = model._inputs(torch.zeros(1, model._width, device=net.device))
+            sample = model.network_inputs([{}])  # one sample of zeros
             self._layer_macs = (shape, net.multiply_adds(sample))
         passes = self.passes if passes is None else passes
         return retraining_multiply_adds(self._layer_macs[1], depth, n, passes)

@@ -8,11 +8,14 @@
   layer by layer; :mod:`~tpsgd_stream.engine.training` fits them on tensors.
 - :mod:`~tpsgd_stream.engine.optim`, :mod:`~tpsgd_stream.engine.losses`,
   :mod:`~tpsgd_stream.engine.activations`: per-layer optimizers, output losses, activations.
+- :mod:`~tpsgd_stream.engine.inference`: ``Float64Forward``, the float64 prediction pass the
+  estimators run on a copy of a network's weights.
 - :mod:`~tpsgd_stream.engine.forward_gradient`, :mod:`~tpsgd_stream.engine.bitflip`: the
   forward-gradient and bit-flip baselines.
 """
 
 from .activations import ACTIVATIONS, get_activation
+from .inference import Float64Forward
 from .layers import (
     AvgPool1d,
     AvgPool2d,
@@ -37,6 +40,7 @@ __all__ = [
     "Conv2d",
     "Dense",
     "Flatten",
+    "Float64Forward",
     "GlobalAvgPool1d",
     "GlobalMaxPool1d",
     "LocalLoss",

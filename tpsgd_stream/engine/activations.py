@@ -2,7 +2,9 @@
 
 A local rule never back-propagates through the network, but it does multiply its error signal
 by the activation's slope at the layer's own pre-activation ``z`` (the ``sigma'(z)`` of the
-paper's Table 1). Each activation therefore carries its derivative in closed form.
+paper's Table 1). Each activation therefore carries its derivative in closed form, and the
+in-place numpy function that the estimators' float64 prediction runs (see
+:mod:`tpsgd_stream.engine.inference`), so that both passes come from one definition.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -35,6 +38,10 @@ class Activation:
     reads_output
         Whether ``fused_backward`` reads ``a``: a rule that keeps some rows of ``z`` need not
         gather the same rows of ``a`` for one that does not.
+    numpy
+        The same function on a float numpy array, in place (``z`` is overwritten and
+        returned): the estimators' prediction runs it on arrays it owns. ``None``: prediction
+        runs ``forward`` on the array through torch instead.
 
     Examples
     --------
@@ -46,6 +53,8 @@ class Activation:
     tensor([0.1000, 1.0000])
     >>> act.backward(torch.tensor([3.0, 3.0]), torch.tensor([-1.0, 2.0]))
     tensor([0.3000, 3.0000])
+    >>> act.numpy(np.array([-1.0, 2.0]))
+    array([-0.1,  2. ])
     """
 
     name: str
@@ -53,6 +62,7 @@ class Activation:
     derivative: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
     fused_backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
     reads_output: bool = False
+    numpy: Callable[[np.ndarray], np.ndarray] | None = None
 
     def backward(
         self, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor | None = None
@@ -91,23 +101,58 @@ def _sigmoid_backward(grad, z, a):
     return _ops.sigmoid_backward(grad, torch.sigmoid(z) if a is None else a)
 
 
+# In-place numpy versions (the prediction pass owns every array it applies them to).
+def _leaky_relu_numpy(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, LEAKY_SLOPE * z, out=z)
+
+
+def _relu_numpy(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0, out=z)
+
+
+def _tanh_numpy(z: np.ndarray) -> np.ndarray:
+    return np.tanh(z, out=z)
+
+
+def _sigmoid_numpy(z: np.ndarray) -> np.ndarray:
+    # exp(-log(1 + exp(-z))): no overflow for large |z|
+    np.negative(z, out=z)
+    np.logaddexp(0.0, z, out=z)
+    np.negative(z, out=z)
+    return np.exp(z, out=z)
+
+
+def _identity_numpy(z: np.ndarray) -> np.ndarray:
+    return z
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "leaky_relu": Activation(
         "leaky_relu",
         lambda z: F.leaky_relu(z, LEAKY_SLOPE),
         _leaky_relu_derivative,
         lambda grad, z, a: _ops.leaky_relu_backward(grad, z, LEAKY_SLOPE),
+        numpy=_leaky_relu_numpy,
     ),
     "relu": Activation(
         "relu",
         F.relu,
         _relu_derivative,
         lambda grad, z, a: _ops.threshold_backward(grad, z, 0.0),
+        numpy=_relu_numpy,
     ),
-    "tanh": Activation("tanh", torch.tanh, _tanh_derivative, _tanh_backward, True),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, _sigmoid_backward, True),
+    "tanh": Activation(
+        "tanh", torch.tanh, _tanh_derivative, _tanh_backward, True, numpy=_tanh_numpy
+    ),
+    "sigmoid": Activation(
+        "sigmoid", torch.sigmoid, _sigmoid_derivative, _sigmoid_backward, True, _sigmoid_numpy
+    ),
     "identity": Activation(
-        "identity", lambda z: z, lambda z, a: torch.ones_like(z), lambda grad, z, a: grad
+        "identity",
+        lambda z: z,
+        lambda z, a: torch.ones_like(z),
+        lambda grad, z, a: grad,
+        numpy=_identity_numpy,
     ),
 }
 

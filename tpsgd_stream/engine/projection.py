@@ -1,9 +1,11 @@
 """Fixed random projections of the label: the targets and feedback matrices of local rules.
 
 A hidden layer ``i`` trained with target projection learns towards ``y_i = onehot(y) @ P_i``.
-DFA, sDFA and DRTP use the same kind of fixed matrix as their feedback ``B_i``. Each matrix is
-regenerated on demand from ``(seed, stream, row)``, so a saved model stores no projection
-tensor, and a new class only appends a row: the targets of earlier classes never change.
+DFA, sDFA and DRTP use the same kind of fixed matrix as their feedback ``B_i``, and a recurrent
+layer one ``B_t`` per time step. :class:`Projection` generates them all: a kind names one
+distribution (:func:`shape_rows` turns raw draws into it), whichever matrix it makes. Each
+matrix is regenerated on demand from its seed, so a saved model stores no projection tensor,
+and a new class only appends a row: the targets of earlier classes never change.
 """
 
 from __future__ import annotations
@@ -14,19 +16,70 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["Projection", "PROJECTION_KINDS"]
+__all__ = ["Projection", "PROJECTION_KINDS", "STEP_KINDS", "shape_rows", "step_matrix"]
 
 PROJECTION_KINDS = ("normal", "uniform", "binary", "orthogonal", "filter")
+STEP_KINDS = ("normal", "uniform", "binary", "orthogonal")  # a recurrent layer's B_t
 
 
-def _orthogonalise(row: np.ndarray, previous: list[np.ndarray]) -> np.ndarray:
-    """Gram-Schmidt ``row`` against the unit-norm ``previous`` rows (twice, for stability)."""
-    if len(previous) >= row.size:
-        return row  # no room left for another orthogonal direction
-    for _ in range(2):
-        for q in previous:
-            row = row - (row @ q) * q
-    return row
+def shape_rows(
+    kind: str, raw: np.ndarray, unit_shape: Sequence[int], *, exact_prefix: bool = True
+) -> np.ndarray:
+    """Rows of a ``kind`` matrix (before its scale) from raw draws, one row per class.
+
+    ``raw`` holds ``(n_rows, n_units)`` draws: U(-1, 1) for ``"uniform"``, N(0, 1) for every
+    other kind. ``"normal"`` and ``"uniform"`` keep them; ``"binary"`` takes the signs and
+    ``"orthogonal"`` the unit-variance entries (norm ``sqrt(n_units)``) of the rows
+    orthonormalised in order (Gram-Schmidt; once ``n_units`` rows are taken, later rows are
+    only normalised); ``"filter"`` scales filter ``i`` of a ``(C, H, W)`` or ``(C, T)`` unit
+    shape to standard deviation ``(i + 1) / C``. Row ``k`` depends only on raw rows ``0..k``.
+
+    ``exact_prefix``: orthonormalise row by row, so that row ``k`` is bit for bit the same
+    whatever the number of rows (a cached projection that grows with the classes); ``False``
+    runs one QR factorisation instead (the same rows up to rounding, several times faster:
+    for matrices made afresh at every step).
+
+    Examples
+    --------
+    >>> raw = np.array([[3.0, 4.0], [1.0, 0.0], [2.0, 2.0]])
+    >>> shape_rows("orthogonal", raw, (2,)) ** 2 @ np.ones(2)   # norms sqrt(n_units)
+    array([2., 2., 2.])
+    >>> shape_rows("binary", raw, (2,))
+    array([[ 1.,  1.],
+           [ 1., -1.],
+           [ 1.,  1.]])
+    >>> np.allclose(shape_rows("orthogonal", raw, (2,), exact_prefix=False),
+    ...             shape_rows("orthogonal", raw, (2,)))
+    True
+    """
+    unit_shape = tuple(unit_shape)
+    if kind == "filter":
+        n_filters = unit_shape[0]
+        std = (np.arange(n_filters) + 1.0) / n_filters
+        std = std.reshape(-1, *(1,) * (len(unit_shape) - 1))  # per filter, over its map
+        return (raw.reshape(-1, *unit_shape) * std).reshape(len(raw), -1)
+    if kind not in ("binary", "orthogonal"):
+        return raw
+    n_units = raw.shape[1]
+    n_orthogonal = min(len(raw), n_units)  # room for this many orthogonal directions
+    units = np.empty_like(raw)
+    if n_orthogonal < len(raw):  # the rows past them are only normalised
+        rest = raw[n_orthogonal:]
+        units[n_orthogonal:] = rest / np.linalg.norm(rest, axis=1, keepdims=True)
+    if exact_prefix:
+        for k in range(n_orthogonal):
+            row = raw[k]
+            if k:  # Gram-Schmidt against the rows before, twice for stability
+                before = units[:k]
+                row = row - (before @ row) @ before
+                row = row - (before @ row) @ before
+            units[k] = row / math.sqrt(row @ row)
+    elif n_orthogonal:  # (torch's QR: a fraction of numpy's call overhead)
+        q, r = torch.linalg.qr(torch.from_numpy(raw[:n_orthogonal].T))
+        units[:n_orthogonal] = (q * torch.sign(torch.diagonal(r))).T.numpy()
+    if kind == "binary":
+        return np.where(units >= 0, 1.0, -1.0)
+    return units * math.sqrt(n_units)
 
 
 class Projection:
@@ -34,7 +87,8 @@ class Projection:
 
     Row ``k`` (the row of class ``k``) depends only on ``(seed, stream, k)`` and, for the
     orthogonal kinds, on the rows before it, so growing from ``k`` to ``k + 1`` rows never
-    changes an existing row.
+    changes an existing row. :meth:`step_matrix` makes a recurrent layer's ``B_t`` of the same
+    kind, from the same distribution.
 
     Parameters
     ----------
@@ -84,32 +138,31 @@ class Projection:
         state["_cache"] = None  # regenerated from the seed: never pickled
         return state
 
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by the cached matrix (the last one :meth:`matrix` returned); 0 when none.
+
+        Examples
+        --------
+        >>> p = Projection("normal", seed=0)
+        >>> p.cached_bytes, p.matrix(2, (8,)).dtype, p.cached_bytes
+        (0, torch.float32, 64)
+        """
+        cache = self._cache
+        return 0 if cache is None else cache.numel() * cache.element_size()
+
     def _raw_rows(self, n_rows: int, unit_shape: tuple[int, ...]) -> np.ndarray:
+        """Row ``k`` drawn by its own generator, seeded with ``(seed, stream, k)``."""
         n_units = math.prod(unit_shape)
-        rows: list[np.ndarray] = []
-        unit_rows: list[np.ndarray] = []
+        raw = np.empty((n_rows, n_units))
         for k in range(n_rows):
             rng = np.random.default_rng([self.seed, self.stream, k])
             if self.kind == "uniform":
-                row = rng.uniform(-1.0, 1.0, n_units)
-            elif self.kind == "filter":
-                n_filters = unit_shape[0]
-                std = (np.arange(n_filters) + 1.0) / n_filters
-                std = std.reshape(-1, *(1,) * (len(unit_shape) - 1))  # per filter
-                row = (rng.standard_normal(unit_shape) * std).reshape(-1)
+                raw[k] = rng.uniform(-1.0, 1.0, n_units)
             else:
-                row = rng.standard_normal(n_units)
-            if self.kind in ("binary", "orthogonal"):
-                row = _orthogonalise(row, unit_rows)
-                unit = row / np.linalg.norm(row)
-                unit_rows.append(unit)
-                row = (
-                    np.where(row >= 0, 1.0, -1.0)
-                    if self.kind == "binary"
-                    else unit * math.sqrt(n_units)
-                )
-            rows.append(row)
-        return np.stack(rows).reshape(n_rows, *unit_shape) * self.scale
+                raw[k] = rng.standard_normal(n_units)
+        rows = shape_rows(self.kind, raw, unit_shape)
+        return rows.reshape(n_rows, *unit_shape) * self.scale
 
     def matrix(
         self,
@@ -136,6 +189,45 @@ class Projection:
             self._cache = cache
         return cache
 
+    def step_matrix(
+        self, step: int, n_rows: int, n_units: int, *, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """The matrix ``B_t`` of time step ``step``, ``(n_rows, n_units)``, generated on the
+        spot (never cached): a recurrent layer uses one per time step, and keeping ``T`` of
+        them would make memory grow with the sequence length.
+
+        Its rows follow this projection's kind (:func:`shape_rows`); the raw draws come from
+        one torch generator seeded with ``(seed, stream, step)``, a row at a time, which takes
+        microseconds. A new class appends a row and keeps the others (up to rounding, for the
+        orthogonal kinds: they are orthonormalised by one QR factorisation).
+
+        Examples
+        --------
+        >>> p = Projection("orthogonal", seed=0, stream=1)
+        >>> b = p.step_matrix(4, 3, 8)
+        >>> torch.allclose(b @ b.T, 8 * torch.eye(3), atol=1e-5)
+        True
+        >>> torch.equal(p.step_matrix(4, 5, 8)[:3], b), torch.equal(p.step_matrix(5, 3, 8), b)
+        (True, False)
+        """
+        from .seeding import derive_seed
+
+        if self.kind not in STEP_KINDS:
+            raise ValueError(
+                f"Per-step matrices are one of {STEP_KINDS}; got {self.kind!r} (a 'filter' "
+                f"projection is for Conv2d feature maps)."
+            )
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.stream, step))
+        # one draw per row, all of the same size: row k never depends on how many rows follow
+        draw = torch.rand if self.kind == "uniform" else torch.randn
+        raw = torch.stack([draw(n_units, generator=generator) for _ in range(n_rows)])
+        if self.kind == "uniform":
+            raw = raw * 2.0 - 1.0
+        elif self.kind != "normal":
+            rows = shape_rows(self.kind, raw.double().numpy(), (n_units,), exact_prefix=False)
+            raw = torch.from_numpy(rows).float()
+        return (raw * self.scale).to(device)
+
 
 def step_matrix(
     kind: str,
@@ -148,14 +240,7 @@ def step_matrix(
     scale: float = 1.0,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """The fixed matrix ``B_t`` of time step ``step``, generated on the spot (never stored).
-
-    A recurrent layer uses a different matrix at each time step; keeping ``T`` of them would
-    make memory grow with the sequence length, so each is regenerated from
-    ``(seed, stream, step)`` by a local torch generator (microseconds). Rows fill in order, so
-    a new class appends a row and keeps the others. ``"binary"`` rows are the signs of normal
-    rows (near-orthogonal, ``|cos| ~ 1/sqrt(n_units)``); ``"orthogonal"`` rows are
-    orthonormalised by QR and scaled to unit-variance entries.
+    """The fixed matrix ``B_t`` of time step ``step``: :meth:`Projection.step_matrix`.
 
     Examples
     --------
@@ -165,21 +250,5 @@ def step_matrix(
     >>> bool((step_matrix("binary", 3, 6, seed=0, stream=0, step=3)[:2] == b).all())
     True
     """
-    from .seeding import derive_seed
-
-    generator = torch.Generator().manual_seed(derive_seed(seed, stream, step))
-    # one draw per row, all of the same size: row k never depends on how many rows follow
-    draw = torch.rand if kind == "uniform" else torch.randn
-    raw = torch.stack([draw(n_units, generator=generator) for _ in range(n_rows)])
-    if kind == "uniform":
-        raw = raw * 2.0 - 1.0
-    if kind == "binary":
-        raw = torch.where(raw >= 0, 1.0, -1.0)
-    elif kind == "orthogonal" and n_rows <= n_units:
-        q, r = torch.linalg.qr(raw.T)
-        raw = (q * torch.sign(torch.diagonal(r))).T * math.sqrt(n_units)
-    elif kind not in ("normal", "uniform", "orthogonal"):
-        raise ValueError(
-            f"Per-step matrices are normal, uniform, binary or orthogonal; got {kind!r}."
-        )
-    return (raw * scale).to(device)
+    projection = Projection(kind, scale=scale, seed=seed, stream=stream)
+    return projection.step_matrix(step, n_rows, n_units, device=device)

@@ -92,7 +92,7 @@ def save(model, path) -> None:
         "seed": int(model._seed),
         "features": [encode(name) for name in model._features],
         "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
-        "n_inputs": model._width,
+        "n_inputs": model.n_inputs,
         "n_outputs": 0 if net is None else net.n_outputs,
         "optimizers": {}
         if net is None
@@ -160,7 +160,7 @@ def load(cls, path, *, device: str | None = None):
     try:
         model = cls(**params)
         model._seed = payload["seed"]
-        model._features = {decode(tag): i for i, tag in enumerate(payload["features"])}
+        model._features.extend(decode(tag) for tag in payload["features"])
         model._set_task_state(payload["task"])
         if payload["network"] is not None:
             model._build(payload["n_inputs"])

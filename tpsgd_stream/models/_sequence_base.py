@@ -1,7 +1,8 @@
 """Shared parameters, feature and label maps and persistence of the sequence classifiers.
 
-Both map feature names to input columns as the tabular estimators do (a new name grows a
-zero-weight input column; missing names count as 0; unknown names are ignored at prediction),
+Both map feature names to input columns through the tabular estimators'
+:class:`~tpsgd_stream.models._features.FeatureMap` (a new name grows a zero-weight input
+column; missing names count as 0; unknown names are ignored at prediction),
 grow the readout for a new label, reject bad input before changing any state, and save to the
 same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 1, ...}``).
 """
@@ -15,6 +16,7 @@ from river import base
 from ..engine.recurrent import RecurrentNetwork, recurrent_rules
 from ..engine.seeding import resolve_seed
 from . import _persistence
+from ._features import FeatureMap
 from ._inputs import parse_values
 from .base import check_training_params, register_label
 
@@ -57,11 +59,28 @@ class _SequenceBase(base.Classifier):
 
     def _reset(self) -> None:
         self._seed = resolve_seed(self.seed)
-        self._features: dict = {}  # feature name -> input column
+        # feature name -> input column; new names sorted by repr (as this model always did)
+        self._features = FeatureMap(sort_key=repr)
         self._classes: list = []  # output unit -> label
         self._class_index: dict = {}
         self._net: RecurrentNetwork | None = None
         self._n_updates = 0
+
+    @property
+    def network(self) -> RecurrentNetwork | None:
+        """The :class:`~tpsgd_stream.engine.recurrent.RecurrentNetwork` this estimator trains
+        (``None`` until the first sample is learned from). Prediction runs it directly.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tpsgd_stream.models import TPSGDSequenceClassifier
+        >>> model = TPSGDSequenceClassifier(hidden_size=4, seed=0)
+        >>> model.learn_one(np.zeros((3, 2)), "a")
+        >>> model.network.input_size
+        2
+        """
+        return self._net
 
     def _network(self, n_inputs: int, **kwargs) -> RecurrentNetwork:
         return RecurrentNetwork(
@@ -90,9 +109,7 @@ class _SequenceBase(base.Classifier):
         return list(x), parse_values(x, type(self).__name__, "raise")
 
     def _add_features(self, keys) -> None:
-        new = sorted({k for k in keys if k not in self._features}, key=lambda k: repr(k))
-        for key in new:
-            self._features[key] = len(self._features)
+        self._features.add(keys)
         if self._net is None:
             self._net = self._build(len(self._features))
         elif len(self._features) > self._net.input_size:
@@ -103,12 +120,7 @@ class _SequenceBase(base.Classifier):
 
     def _row(self, keys, values: np.ndarray, width: int) -> np.ndarray:
         """One step as a row of ``width`` columns; names without a column are ignored."""
-        row = np.zeros(width, dtype=np.float32)
-        for key, value in zip(keys, values):
-            column = self._features.get(key)
-            if column is not None and column < width:
-                row[column] = value
-        return row
+        return self._features.scatter(tuple(keys), values, np.zeros(width, dtype=np.float32))
 
     def _proba(self, logits: torch.Tensor) -> dict:
         z = logits.double().numpy()[: len(self._classes)]
@@ -167,7 +179,7 @@ class _SequenceBase(base.Classifier):
         try:
             model = cls(**params)
             model._seed = payload["seed"]
-            model._features = {_persistence.decode(t): i for i, t in enumerate(payload["features"])}
+            model._features.extend(_persistence.decode(t) for t in payload["features"])
             model._classes = [_persistence.decode(t) for t in payload["classes"]]
             model._class_index = {c: i for i, c in enumerate(model._classes)}
             if payload["network"] is not None:

@@ -3,7 +3,8 @@
 The estimators own everything river-specific (dicts, labels, DataFrames) and hand tensors to
 :class:`~tpsgd_stream.engine.network.Network`:
 
-- **Feature map.** Each feature name gets a column the first time a sample with it is learned
+- **Feature map** (:class:`~tpsgd_stream.models._features.FeatureMap`, shared with the sequence
+  estimators). Each feature name gets a column the first time a sample with it is learned
   from. The network is built on the first sample (or frame) learned from, whose features get
   the usual random initialisation; a later feature grows a zero-weight input column, so the
   outputs do not change. Missing features count as 0, unknown features at prediction time are
@@ -11,8 +12,9 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
-- **Prediction.** A float64 numpy copy of the weights, rebuilt lazily after each update, runs
-  the forward pass: for one row that is several times faster than a torch call. (float32
+- **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
+  Float64Forward`), rebuilt lazily after each update, runs the forward pass in numpy: for one
+  row that is several times faster than a torch call. (float32
   views would save the copy and a few microseconds, but one row and a frame then sum in
   different orders and miss river's check that ``predict_one`` and ``predict_many`` agree
   within 1e-6.)
@@ -22,57 +24,23 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 from river import base
 
-from ..engine import activations as act_module
+from ..engine.activations import ACTIVATIONS
+from ..engine.inference import Float64Forward
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
 from ..engine.rules import RULES
 from ..engine.seeding import resolve_seed
 from . import _persistence
+from ._features import FeatureMap
 from ._inputs import NON_FINITE, check_frame, parse_values
 
 __all__ = ["TPSGDEstimator"]
-
-
-# In-place activations of the numpy forward pass (which owns every array it applies them to).
-def _leaky_relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, act_module.LEAKY_SLOPE * z, out=z)
-
-
-def _relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0.0, out=z)
-
-
-def _tanh(z: np.ndarray) -> np.ndarray:
-    return np.tanh(z, out=z)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    np.negative(z, out=z)
-    np.logaddexp(0.0, z, out=z)
-    np.negative(z, out=z)
-    return np.exp(z, out=z)
-
-
-_CACHE_SIZE = 1024  # entries of each key-tuple -> columns cache
-
-
-def _name_key(name) -> tuple[str, str]:
-    """A sort key for feature names of any (mixed) types."""
-    return type(name).__name__, repr(name)
-
-
-NUMPY_ACTIVATIONS = {
-    "leaky_relu": _leaky_relu,
-    "relu": _relu,
-    "tanh": _tanh,
-    "sigmoid": _sigmoid,
-    "identity": None,
-}
 
 
 def is_tuple_of_positive_ints(value) -> bool:
@@ -165,7 +133,7 @@ class TPSGDEstimator(base.Estimator):
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
-        check_training_params(self, sorted(NUMPY_ACTIVATIONS), self._rules())
+        check_training_params(self, sorted(ACTIVATIONS), self._rules())
 
     def _check_architecture(self) -> None:
         """Check the parameters that shape the network (here: ``hidden_layer_sizes``)."""
@@ -179,24 +147,152 @@ class TPSGDEstimator(base.Estimator):
         """Names of the rules this estimator trains with (here: all)."""
         return sorted(RULES)
 
-    @property
-    def _n_trainable_layers(self) -> int:
-        """Trainable layers of the network this estimator builds (hidden layers + output)."""
-        return len(self.hidden_layer_sizes) + 1
-
     def _reset(self) -> None:
         # seed=None draws a seed once, so that a model (and its pickle) is self-consistent
         self._seed = resolve_seed(self.seed)
-        self._features: dict = {}  # feature name -> column
+        self._features = FeatureMap()  # feature name -> column
         self._net: Network | None = None
         self._buffer = np.zeros((self.batch_size, 0), dtype=np.float32)
         self._buffer_y = np.zeros(self.batch_size, dtype=self._target_dtype)
         self._n_buffered = 0
         self._n_updates = 0
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
-        self._weights = None  # numpy copy of the weights for prediction, None when stale
-        self._learn_columns: dict = {}  # tuple of keys -> their columns (all known)
-        self._predict_columns: dict = {}  # tuple of keys -> (columns, mask of known keys)
+        self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
+
+    # ------------------------------------------------------------------------ public seam
+    @property
+    def network(self) -> Network | None:
+        """The :class:`~tpsgd_stream.engine.network.Network` this estimator trains.
+
+        ``None`` until the first sample is learned from. The estimator owns it: a wrapper may
+        read it, train chosen layers with its ``train_step`` or reset layers, and must then
+        call :meth:`invalidate_cache`, since predictions run on a copy of the weights.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), seed=0)
+        >>> model.network is None
+        True
+        >>> model.learn_one({"a": 1.0}, "x")
+        >>> [type(layer).__name__ for layer in model.network.layers]
+        ['Dense', 'Dense']
+        """
+        return self._net
+
+    @property
+    def n_trainable_layers(self) -> int:
+        """Trainable layers of the network this estimator builds (hidden layers + output).
+
+        Known from the parameters alone, before the network exists.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> TPSGDClassifier(hidden_layer_sizes=(8, 4)).n_trainable_layers
+        3
+        """
+        return len(self.hidden_layer_sizes) + 1
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of the network's input: the features known so far (0 before learning).
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+        >>> model.n_inputs
+        2
+        """
+        return self._buffer.shape[1]
+
+    @property
+    def train_layers(self) -> tuple[int, ...] | None:
+        """The trainable layers that learn (indices into ``network.layers``); ``None``: all."""
+        return None if self._train_layers is None else tuple(self._train_layers)
+
+    def train_only(self, layers: Iterable[int] | None) -> _TrainOnly:
+        """Let only ``layers`` learn from now on (``None``: every trainable layer).
+
+        The others keep their weights; a drift wrapper uses it to freeze an encoder. Used as
+        a context manager, the previous choice comes back on exit.
+
+        Parameters
+        ----------
+        layers
+            Indices into ``network.layers`` of trainable layers (as
+            ``network.trainable_indices``), or ``None``.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=1, seed=0)
+        >>> model.learn_one({"a": 1.0}, "x")
+        >>> first = model.network.layers[0].weight.clone()
+        >>> with model.train_only([model.network.output_index]):
+        ...     model.learn_one({"a": -1.0}, "y")
+        >>> bool((model.network.layers[0].weight == first).all()), model.train_layers
+        (True, None)
+        """
+        chosen = None if layers is None else [int(i) for i in layers]
+        if chosen is not None and self._net is not None:
+            unknown = sorted(set(chosen) - set(self._net.trainable_indices))
+            if unknown:
+                raise ValueError(
+                    f"{type(self).__name__}: layers {unknown} are not trainable; expected "
+                    f"indices among {self._net.trainable_indices}."
+                )
+        previous, self._train_layers = self._train_layers, chosen
+        return _TrainOnly(self, previous)
+
+    def invalidate_cache(self) -> None:
+        """Drop the copy of the weights that prediction runs on; the next prediction makes a
+        fresh one. Call it after changing the network's weights outside ``learn_one``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from tpsgd_stream.models import TPSGDRegressor
+        >>> model = TPSGDRegressor(hidden_layer_sizes=(4,), seed=0)
+        >>> model.learn_one({"a": 1.0}, 2.0)
+        >>> model.predict_one({"a": 1.0}) != 2.5
+        True
+        >>> output = model.network.layers[-1]
+        >>> with torch.no_grad():  # 0.5 standard deviations above the mean (2.0)
+        ...     _ = output.weight.zero_(), output.bias.fill_(0.5)
+        >>> model.invalidate_cache()
+        >>> model.predict_one({"a": 1.0})
+        2.5
+        """
+        self._weights = None
+
+    def network_inputs(self, xs: Iterable[dict]) -> torch.Tensor:
+        """The network's input for the samples ``xs``, as ``learn_one`` would feed it.
+
+        Known features go to their columns, missing ones are 0 and unknown ones are ignored;
+        the rows are float32, on the network's device, shaped as the network expects (an
+        image estimator gives ``(n, channels, height, width)``). ``ValueError`` before the
+        network exists.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+        >>> model.network_inputs([{"b": 3.0}, {"a": 1.0, "z": 9.0}])
+        tensor([[0., 3.],
+                [1., 0.]])
+        """
+        if self._net is None:
+            raise ValueError(
+                f"{type(self).__name__} has no network yet: it is built on the first sample "
+                f"learned from."
+            )
+        rows = [self._row(x) for x in xs]
+        rows = np.stack(rows) if rows else np.zeros((0, self.n_inputs))
+        return self._inputs(torch.from_numpy(rows.astype(np.float32)).to(self._net.device))
 
     # --------------------------------------------------------------------- task hooks
     _target_dtype = np.int64
@@ -209,11 +305,6 @@ class TPSGDEstimator(base.Estimator):
         raise NotImplementedError
 
     # --------------------------------------------------------------------------- network
-    @property
-    def _width(self) -> int:
-        """Columns of the buffer and of the network's input (>= the number of features)."""
-        return self._buffer.shape[1]
-
     def _training_kwargs(self) -> dict:
         """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
         return dict(
@@ -237,50 +328,26 @@ class TPSGDEstimator(base.Estimator):
     def _add_features(self, names) -> None:
         """Give new feature names a column; grow the network's input when needed."""
         features = self._features
-        # sorted, so that columns (and the first features' initial weights) never depend on
-        # the order of the keys
-        for name in sorted({n for n in names if n not in features}, key=_name_key):
-            features[name] = len(features)
-        self._predict_columns.clear()  # keys unknown so far may be known now
+        features.add(names)  # sorted: columns never depend on the order of the keys
         if self._net is None:
             self._build(len(features))
-        grow = len(features) - self._width
+        grow = len(features) - self.n_inputs
         if grow > 0:
             self._net.grow_inputs(grow)
             pad = np.zeros((self.batch_size, grow), dtype=np.float32)
             self._buffer = np.concatenate([self._buffer, pad], axis=1)
-            self._weights = None
+            self.invalidate_cache()
 
     def _learn_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         """Columns of ``keys`` (a dict's keys or a frame's columns); unknown keys become new
         features. The second item, a mask of the keys that have a column, is ``None`` here
         (every key has one) and exists for estimators of a fixed input, which ignore new keys.
-
-        Cached per tuple of keys (streams repeat the same keys in the same order), at most
-        ``_CACHE_SIZE`` entries.
         """
-        columns = self._learn_columns.get(keys)
+        columns = None if self._net is None else self._features.columns(keys)
         if columns is None:
-            if self._net is None or not all(k in self._features for k in keys):
-                self._add_features(keys)
-            columns = np.fromiter(map(self._features.__getitem__, keys), np.intp, len(keys))
-            if len(self._learn_columns) >= _CACHE_SIZE:
-                self._learn_columns.clear()
-            self._learn_columns[keys] = columns
+            self._add_features(keys)
+            columns = self._features.columns(keys)
         return columns, None
-
-    def _predict_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
-        """Columns of the known ``keys``, and a mask of the known keys (``None``: all known)."""
-        entry = self._predict_columns.get(keys)
-        if entry is None:
-            features = self._features
-            known = np.fromiter((k in features for k in keys), bool, len(keys))
-            columns = np.fromiter((features[k] for k in keys if k in features), np.intp)
-            entry = (columns, None if known.all() else known)
-            if len(self._predict_columns) >= _CACHE_SIZE:
-                self._predict_columns.clear()
-            self._predict_columns[keys] = entry
-        return entry
 
     def _push(self, columns: np.ndarray, values: np.ndarray, y) -> None:
         """Buffer one sample (already validated and mapped to distinct ``columns``); update when
@@ -302,11 +369,12 @@ class TPSGDEstimator(base.Estimator):
         )  # (every buffered row was checked)
         self._n_buffered = 0
         self._n_updates += 1
-        self._weights = None
+        self.invalidate_cache()
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        """The network's input for float32 ``rows`` of the buffer's width (here: the rows)."""
-        return rows
+        """The network's input for float32 ``rows`` of the buffer's width."""
+        shape = self._input_shape()
+        return rows if shape is None else rows.reshape(len(rows), *shape)
 
     # ------------------------------------------------------------------------ learning
     def _learn_row(self, x: dict, y, register) -> None:
@@ -347,43 +415,26 @@ class TPSGDEstimator(base.Estimator):
                 self._update()
 
     # ---------------------------------------------------------------------- prediction
-    def _numpy_weights(self) -> list:
-        if self._weights is None:
-            layers = self._net.layers
-            act = NUMPY_ACTIVATIONS[self.activation]
-            self._weights = [
-                (
-                    np.ascontiguousarray(layer.weight.detach().cpu().numpy().T, dtype=np.float64),
-                    layer.bias.detach().cpu().numpy().astype(np.float64),
-                    None if i == len(layers) - 1 else act,
-                )
-                for i, layer in enumerate(layers)
-            ]
-        return self._weights
+    def _input_shape(self) -> tuple[int, ...] | None:
+        """The shape of one sample as the network's first layer takes it (``None``: a row)."""
+        return None
 
     def _forward(self, rows: np.ndarray) -> np.ndarray:
-        """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``)."""
-        for weight, bias, act in self._numpy_weights():
-            rows = rows @ weight  # a new array: the bias and activation then work in place
-            rows += bias
-            if act is not None:
-                act(rows)
-        return rows
+        """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``), from
+        a float64 copy of the weights made on the first prediction after each change."""
+        if self._weights is None:
+            self._weights = Float64Forward(self._net.layers, self._input_shape())
+        return self._weights(rows)
 
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""
         values = parse_values(x, type(self).__name__, self.non_finite)
-        columns, known = self._predict_columns_of(tuple(x))
-        row = np.zeros(self._buffer.shape[1])
-        row[columns] = values if known is None else values[known]
-        return row
+        return self._features.scatter(tuple(x), values, np.zeros(self.n_inputs))
 
     def _rows(self, X) -> np.ndarray:
         values = check_frame(X, type(self).__name__, self.non_finite)
-        columns, known = self._predict_columns_of(tuple(X.columns.tolist()))
-        rows = np.zeros((len(X), self._width))
-        rows[:, columns] = values if known is None else values[:, known]
-        return rows
+        keys = tuple(X.columns.tolist())
+        return self._features.scatter(keys, values, np.zeros((len(X), self.n_inputs)))
 
     # --------------------------------------------------------------- memory, pickling
     def _tensor_bytes(self) -> int:
@@ -394,10 +445,9 @@ class TPSGDEstimator(base.Estimator):
         for optimizer in self._net.optimizers.values():
             for state in optimizer.state.values():
                 tensors += [v for v in state.values() if torch.is_tensor(v)]
-        for projection in self._net._projections.values():
-            if projection._cache is not None:
-                tensors.append(projection._cache)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        held = sum(t.numel() * t.element_size() for t in tensors)
+        projections = map(self._net.projection, self._net.trainable_indices)
+        return held + sum(p.cached_bytes for p in projections if p is not None)
 
     @property
     def _raw_memory_usage(self) -> int:
@@ -405,8 +455,7 @@ class TPSGDEstimator(base.Estimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_weights"] = None  # caches, rebuilt on demand
-        state["_learn_columns"], state["_predict_columns"] = {}, {}
+        state["_weights"] = None  # a cache, rebuilt on demand (as the feature map's)
         return state
 
     # ---------------------------------------------------------------------- persistence
@@ -426,3 +475,17 @@ class TPSGDEstimator(base.Estimator):
         or a file that is corrupted or not a tpsgd-stream model.
         """
         return _persistence.load(cls, path, device=device)
+
+
+class _TrainOnly:
+    """What :meth:`TPSGDEstimator.train_only` returns: on leaving a ``with`` block, the
+    estimator's previous choice of learning layers comes back."""
+
+    def __init__(self, estimator: TPSGDEstimator, previous: list[int] | None):
+        self._estimator, self._previous = estimator, previous
+
+    def __enter__(self) -> TPSGDEstimator:
+        return self._estimator
+
+    def __exit__(self, *exc_info) -> None:
+        self._estimator._train_layers = self._previous

@@ -152,7 +152,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
         index, new = register_label(self, y)
         if new:
-            self._weights = None  # the numpy copy used for prediction lacks the new unit
+            self.invalidate_cache()  # the copy used for prediction lacks the new unit
         return index
 
     def _register_many(self, labels) -> np.ndarray:
@@ -160,8 +160,40 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         same units and rows as one at a time, without regrowing the weights, optimizer state
         and heads once per label)."""
         if register_labels(self, labels):
-            self._weights = None  # the numpy copy used for prediction lacks the new units
+            self.invalidate_cache()  # the copy used for prediction lacks the new units
         return np.fromiter(map(self._class_index.__getitem__, labels), np.int64, len(labels))
+
+    # ------------------------------------------------------------------ public seam
+    @property
+    def classes(self) -> tuple:
+        """The labels seen so far, in the order of their output units.
+
+        Examples
+        --------
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"x": 1.0}, "cat"); model.learn_one({"x": 2.0}, "dog")
+        >>> model.classes
+        ('cat', 'dog')
+        """
+        return tuple(self._classes)
+
+    def network_targets(self, labels) -> torch.Tensor:
+        """One-hot float32 targets of known ``labels`` (rows of width ``network.n_outputs``,
+        on the network's device), as ``learn_one`` feeds them to the network.
+
+        Examples
+        --------
+        >>> model = TPSGDClassifier(seed=0)
+        >>> model.learn_one({"x": 1.0}, "cat"); model.learn_one({"x": 2.0}, "dog")
+        >>> model.network_targets(["dog", "cat"])
+        tensor([[0., 1.],
+                [1., 0.]])
+        """
+        labels = list(labels)
+        unknown = [y for y in labels if y not in self._class_index]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown labels {unknown[:5]!r}.")
+        return self._targets(np.fromiter(map(self._class_index.__getitem__, labels), np.int64))
 
     def _task_state(self) -> dict:
         return {"classes": [encode(c) for c in self._classes]}

@@ -6,12 +6,10 @@ import math
 import re
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..engine.layers import Conv2d, Dense
 from ..engine.network import Network
-from .base import _name_key, is_tuple_of_positive_ints
+from ._features import FeatureMap, name_key
+from .base import is_tuple_of_positive_ints
 from .classifier import TPSGDClassifier
 
 __all__ = ["TPSGDImageClassifier", "pixel_order_key"]
@@ -32,27 +30,7 @@ def pixel_order_key(name) -> tuple:
     """
     chunks = _DIGITS.split(str(name))
     natural = tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in chunks if c)
-    return natural, _name_key(name)
-
-
-class _Float64Layer:
-    """A float64 copy of one layer, for prediction (one row and a frame then agree to 1e-12)."""
-
-    def __init__(self, layer):
-        self.layer = layer
-        if isinstance(layer, (Conv2d, Dense)):
-            self.weight = layer.weight.detach().to("cpu", torch.float64)
-            self.bias = layer.bias.detach().to("cpu", torch.float64)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self.layer
-        if isinstance(layer, Conv2d):
-            z = F.conv2d(x, self.weight, self.bias, layer.stride, layer.padding)
-        elif isinstance(layer, Dense):
-            z = F.linear(x, self.weight, self.bias)
-        else:
-            return layer(x)  # pooling, flatten: no parameters
-        return layer.act.forward(z)
+    return natural, name_key(name)
 
 
 class TPSGDImageClassifier(TPSGDClassifier):
@@ -114,9 +92,10 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     An 8x8 image (64 pixels): the two 16@3x3 convolutions hold 94 % of the multiply-adds:
 
-    >>> net = model["TPSGDImageClassifier"]._net
+    >>> net = model["TPSGDImageClassifier"].network
     >>> [type(layer).__name__ for layer in net.layers]
     ['Conv2d', 'Conv2d', 'Flatten', 'Dense']
+    >>> import torch
     >>> net.multiply_adds(torch.zeros(1, 1, 8, 8))
     [5184, 36864, 2560]
     """
@@ -184,7 +163,14 @@ class TPSGDImageClassifier(TPSGDClassifier):
                 raise ValueError(f"{name}: {param} must be an int >= {low}, got {value!r}.")
 
     @property
-    def _n_trainable_layers(self) -> int:
+    def n_trainable_layers(self) -> int:
+        """Trainable layers: the convolutions, the dense hidden layers and the readout.
+
+        Examples
+        --------
+        >>> TPSGDImageClassifier(channels=(8, 8), hidden_layer_sizes=(16,)).n_trainable_layers
+        4
+        """
         return len(self.channels) + len(self.hidden_layer_sizes or ()) + 1
 
     def _reset(self) -> None:
@@ -221,25 +207,13 @@ class TPSGDImageClassifier(TPSGDClassifier):
                 f"{math.prod(self._image_shape(0))} pixels, but the first sample has "
                 f"{len(names)} features."
             )
-        self._features = {name: i for i, name in enumerate(names)}
-        self._predict_columns.clear()
+        self._features = FeatureMap(names)
         self._build(len(names))
 
     def _learn_columns_of(self, keys: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         if self._net is None:
             self._add_features(keys)
-        return self._predict_columns_of(keys)
+        return self._features.known_columns(keys)
 
-    def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        return rows.reshape(len(rows), *self._shape)
-
-    # ------------------------------------------------------------------------ prediction
-    def _forward(self, rows: np.ndarray) -> np.ndarray:
-        if self._weights is None:
-            self._weights = [_Float64Layer(layer) for layer in self._net.layers]
-        x = torch.from_numpy(rows).reshape(-1, *self._shape)
-        with torch.inference_mode():
-            for layer in self._weights:
-                x = layer(x)
-        out = x.numpy()
-        return out[0] if rows.ndim == 1 else out
+    def _input_shape(self) -> tuple[int, int, int]:
+        return self._shape

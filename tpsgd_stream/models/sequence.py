@@ -162,10 +162,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
 
     def _tensor(self, keys, values: np.ndarray, width: int) -> torch.Tensor:
         out = np.zeros((len(values), width), dtype=np.float32)
-        columns = [self._features.get(k) for k in keys]
-        known = [j for j, c in enumerate(columns) if c is not None and c < width]
-        out[:, [columns[j] for j in known]] = values[:, known]
-        return torch.from_numpy(out)
+        return torch.from_numpy(self._features.scatter(tuple(keys), values, out))
 
     # ----------------------------------------------------------------------- learning
     def learn_one(self, x, y) -> None:

@@ -1,0 +1,114 @@
+"""The float64 prediction pass of the estimators: one forward pass over a copy of the weights.
+
+:meth:`Network.forward <tpsgd_stream.engine.network.Network.forward>` runs in float32 on the
+training device. The estimators predict from :class:`Float64Forward`, a float64 copy of the
+layers, rebuilt after each update: dense layers and activations run in numpy (for one row that
+is several times faster than a torch call), convolutions and pooling through torch's float64
+kernels on the same memory. Each activation's numpy function comes with its torch definition
+(:attr:`Activation.numpy <tpsgd_stream.engine.activations.Activation.numpy>`), so both passes
+compute the same function; float64 makes one row and a frame of rows agree to 1e-12.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import Activation
+from .layers import Conv2d, Dense
+
+__all__ = ["Float64Forward"]
+
+_Step = tuple[np.ndarray | None, np.ndarray | None, Callable | None, Callable]
+
+
+def _numpy_activation(act: Activation) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``act`` on a float64 array: its own numpy function, else its torch one; ``None`` for
+    the identity (nothing to run)."""
+    if act.name == "identity":
+        return None
+    if act.numpy is not None:
+        return act.numpy
+    return lambda z: act.forward(torch.from_numpy(z)).numpy()
+
+
+def _float64(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu", torch.float64)
+
+
+def _conv(layer: Conv2d) -> Callable[[np.ndarray], np.ndarray]:
+    weight, bias = _float64(layer.weight), _float64(layer.bias)
+
+    def conv(x: np.ndarray) -> np.ndarray:
+        z = F.conv2d(torch.from_numpy(x), weight, bias, layer.stride, layer.padding)
+        return z.numpy()
+
+    return conv
+
+
+def _transform(layer: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: layer(torch.from_numpy(x)).numpy()
+
+
+def _step(layer: nn.Module) -> _Step:
+    """``(weight, bias, op, activation)``: a dense layer's transposed weight and bias (``op``
+    ``None``), or the ``op`` of any other layer; the activation of a trainable layer."""
+    if isinstance(layer, Dense):
+        weight = np.ascontiguousarray(_float64(layer.weight).numpy().T)
+        return weight, _float64(layer.bias).numpy(), None, _numpy_activation(layer.act)
+    if isinstance(layer, Conv2d):
+        return None, None, _conv(layer), _numpy_activation(layer.act)
+    return None, None, _transform(layer), None  # pooling, flatten: no parameters
+
+
+class Float64Forward:
+    """A float64 snapshot of ``layers`` that maps float64 numpy rows to their outputs.
+
+    Parameters
+    ----------
+    layers
+        The network's layers (``Network.layers``); their weights are copied now, so a later
+        update needs a new snapshot.
+    input_shape
+        The shape of one sample as the first layer takes it, such as ``(1, 8, 8)`` for a
+        convolution; ``None`` (a dense first layer): rows as they are.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.engine.network import Network
+    >>> net = Network.mlp(3, (4,), 2, activation="tanh", seed=0)
+    >>> forward = Float64Forward(net.layers)
+    >>> rows = np.array([[0.5, -1.0, 2.0], [0.0, 1.0, 0.0]])
+    >>> out = forward(rows)
+    >>> out.dtype, out.shape, forward(rows[0]).shape
+    (dtype('float64'), (2, 2), (2,))
+    >>> expected = net.forward(torch.tensor(rows, dtype=torch.float32)).numpy()
+    >>> bool(np.allclose(out, expected, atol=1e-6))
+    True
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], input_shape: Sequence[int] | None = None):
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self._steps = [_step(layer) for layer in layers]
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """The outputs of float64 ``rows``: ``(n_inputs,)`` gives ``(n_outputs,)``, and
+        ``(n, n_inputs)`` gives ``(n, n_outputs)``. ``rows`` is not modified."""
+        shape = self.input_shape
+        x = rows if shape is None else rows.reshape(-1, *shape)
+        # (no inference_mode: float64 copies and numpy inputs record no graph anyway, and
+        # entering it would cost a dense network's row a tenth of its time)
+        for weight, bias, op, act in self._steps:
+            if op is None:
+                x = x @ weight  # a new array: the bias and activation then work in place
+                x += bias
+            else:
+                x = op(x)
+            if act is not None:
+                x = act(x)
+        return x[0] if shape is not None and rows.ndim == 1 else x
