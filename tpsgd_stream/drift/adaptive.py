@@ -50,7 +50,7 @@ from river import base, compose
 from river.drift import ADWIN
 
 from ..engine.seeding import derive_seed, resolve_seed
-from ..models._inputs import parse_values
+from ..models._inputs import check_label, parse_values
 from .relabel import estimate_permutation
 
 __all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS", "retraining_multiply_adds"]
@@ -381,8 +381,22 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         return True
 
     # ------------------------------------------------------------------------- learning
+    def _check_sample(self, x: dict, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        check_label(y, type(self).__name__)
+        check = getattr(self._wrapped_model, "_check_sample", None)
+        if check is not None:
+            check(self._encode(x), y)
+
+    def _check_input(self, x: dict) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        check = getattr(self._wrapped_model, "_check_input", None)
+        if check is not None:
+            check(self._encode(x))
+
     def learn_one(self, x: dict, y, **kwargs) -> None:
         """Watch the prequential signal of ``x``, learn from it, adapt when a drift is due."""
+        check_label(y, type(self).__name__)  # (before ``predicted != y`` compares it)
         x = self._encode(x)
         proba = self.model.predict_proba_one(x)
         predicted = max(proba, key=proba.get) if proba else None

@@ -72,6 +72,7 @@ class Projection:
         self.seed = int(seed)
         self.stream = int(stream)
         self._cache: torch.Tensor | None = None
+        self._units: tuple[tuple[int, ...], list[np.ndarray]] = ((), [])  # orthogonal kinds
 
     def __repr__(self) -> str:
         return (
@@ -82,33 +83,75 @@ class Projection:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_cache"] = None  # regenerated from the seed: never pickled
+        state["_units"] = ((), [])
         return state
 
-    def _raw_rows(self, n_rows: int, unit_shape: tuple[int, ...]) -> np.ndarray:
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("_units", ((), []))  # (pickles made before the unit-row cache)
+        self.__dict__.update(state)
+
+    def _unit_rows(self, first: int, unit_shape: tuple[int, ...]) -> list[np.ndarray]:
+        """The unit-norm rows before row ``first`` that later rows are orthogonalised against:
+        only the first ``n_units`` (no room is left for more), kept between calls."""
         n_units = math.prod(unit_shape)
-        rows: list[np.ndarray] = []
-        unit_rows: list[np.ndarray] = []
-        for k in range(n_rows):
-            rng = np.random.default_rng([self.seed, self.stream, k])
-            if self.kind == "uniform":
-                row = rng.uniform(-1.0, 1.0, n_units)
-            elif self.kind == "filter":
-                n_filters = unit_shape[0]
-                std = (np.arange(n_filters) + 1.0) / n_filters
-                row = (rng.standard_normal(unit_shape) * std[:, None, None]).reshape(-1)
-            else:
-                row = rng.standard_normal(n_units)
-            if self.kind in ("binary", "orthogonal"):
-                row = _orthogonalise(row, unit_rows)
-                unit = row / np.linalg.norm(row)
-                unit_rows.append(unit)
-                row = (
-                    np.where(row >= 0, 1.0, -1.0)
-                    if self.kind == "binary"
-                    else unit * math.sqrt(n_units)
-                )
-            rows.append(row)
-        return np.stack(rows).reshape(n_rows, *unit_shape) * self.scale
+        shape, units = self._units
+        if shape != unit_shape:
+            units = []
+            self._units = (unit_shape, units)
+        for k in range(len(units), min(first, n_units)):
+            self._row(k, unit_shape, units)  # appends row k's unit row
+        return units[: min(first, n_units)]
+
+    def _row(self, k: int, unit_shape: tuple[int, ...], units: list[np.ndarray]) -> np.ndarray:
+        """Row ``k`` (unscaled, flat); orthogonal kinds orthogonalise it against ``units`` (the
+        unit rows before it) and append its own unit row while fewer than ``n_units``."""
+        n_units = math.prod(unit_shape)
+        rng = np.random.default_rng([self.seed, self.stream, k])
+        if self.kind == "uniform":
+            return rng.uniform(-1.0, 1.0, n_units)
+        if self.kind == "filter":
+            n_filters = unit_shape[0]
+            std = (np.arange(n_filters) + 1.0) / n_filters
+            return (rng.standard_normal(unit_shape) * std[:, None, None]).reshape(-1)
+        row = rng.standard_normal(n_units)
+        if self.kind not in ("binary", "orthogonal"):
+            return row
+        row = _orthogonalise(row, units)
+        unit = row / np.linalg.norm(row)
+        if len(units) < n_units:
+            units.append(unit)
+        return np.where(row >= 0, 1.0, -1.0) if self.kind == "binary" else unit * math.sqrt(n_units)
+
+    def _raw_rows(self, first: int, stop: int, unit_shape: tuple[int, ...]) -> np.ndarray:
+        """Rows ``first:stop``, scaled: each costs the same whatever ``first`` is (no earlier
+        row is regenerated, but the unit rows it is orthogonalised against, kept)."""
+        units = list(self._unit_rows(first, unit_shape))
+        rows = [self._row(k, unit_shape, units) for k in range(first, stop)]
+        if self.kind in ("binary", "orthogonal"):
+            kept = self._units[1]
+            kept.extend(units[len(kept) :])
+        return np.stack(rows).reshape(stop - first, *unit_shape) * self.scale
+
+    def rows(
+        self,
+        first: int,
+        stop: int,
+        unit_shape: Sequence[int],
+        *,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """Rows ``first:stop`` of ``P`` as a float32 tensor, equal to ``matrix(stop, ...)
+        [first:]``, at a cost that does not grow with ``first`` (a new class's row).
+
+        Examples
+        --------
+        >>> p = Projection("orthogonal", seed=0, stream=1)
+        >>> bool((p.rows(2, 4, (3,)) == p.matrix(4, (3,))[2:]).all())
+        True
+        """
+        unit_shape = tuple(int(s) for s in unit_shape)
+        raw = self._raw_rows(int(first), int(stop), unit_shape)
+        return torch.as_tensor(raw, dtype=torch.float32).to(device)
 
     def matrix(
         self,
@@ -125,15 +168,14 @@ class Projection:
                 f"{unit_shape}; use it on Conv2d layers only."
             )
         cache = self._cache
-        if (
-            cache is None
-            or cache.shape != (n_rows, *unit_shape)
-            or cache.device != torch.device(device)
-        ):
-            raw = self._raw_rows(n_rows, unit_shape)
-            cache = torch.as_tensor(raw, dtype=torch.float32).to(device)
-            self._cache = cache
-        return cache
+        if cache is None or cache.shape[1:] != unit_shape or cache.device != torch.device(device):
+            cache = None
+        elif cache.shape[0] >= n_rows:
+            return cache if cache.shape[0] == n_rows else cache[:n_rows]
+        first = 0 if cache is None else cache.shape[0]  # a new class: only its row is made
+        new = self.rows(first, n_rows, unit_shape, device=device)
+        self._cache = new if cache is None else torch.cat([cache, new])
+        return self._cache
 
 
 def step_matrix(

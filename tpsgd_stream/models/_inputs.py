@@ -24,6 +24,8 @@ __all__ = [
     "parse_values",
     "check_frame",
     "check_label",
+    "check_names",
+    "hashes_by_identity",
     "label_list",
 ]
 
@@ -145,8 +147,39 @@ def _column(column: pd.Series, name, owner: str) -> np.ndarray:
 _PLAIN_LABELS = frozenset({int, str, bool})
 
 
+def hashes_by_identity(value) -> bool:
+    """Whether ``value`` (or an item of a tuple) is a torch tensor, is not equal to itself (a
+    NaN of any type: float, numpy, ``Decimal``) or cannot be compared: as a dict key, each such
+    value finds no match but itself, so every sample would add a new class, column or model.
+
+    Examples
+    --------
+    >>> from decimal import Decimal
+    >>> [hashes_by_identity(v) for v in (1, "a", (1, 2.0), float("nan"), Decimal("NaN"))]
+    [False, False, False, True, True]
+    """
+    if type(value) in _PLAIN_LABELS:
+        return False
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, tuple):
+        return any(hashes_by_identity(v) for v in value)
+    try:
+        return bool(value != value)
+    except Exception:  # a Decimal sNaN, a __ne__ that raises or returns an array
+        return True
+
+
+def _identity_error(owner: str, what: str, value) -> TypeError:
+    return TypeError(
+        f"{owner}: the {what} {value!r} ({type(value).__name__}) is not equal to itself or "
+        f"hashes by identity (a NaN, a torch tensor, an object whose comparison raises), so "
+        f"every sample would add a new one; use a plain int, str or tuple of these."
+    )
+
+
 def check_label(y, owner: str) -> None:
-    """A label must be hashable by value and not missing (``None``, a NaN of any float type,
+    """A label must be hashable by value and not missing (``None``, a NaN of any type,
     ``pd.NA``, ``NaT``): a torch tensor, hashed by identity, would add a class per sample."""
     if type(y) in _PLAIN_LABELS:
         return
@@ -163,11 +196,25 @@ def check_label(y, owner: str) -> None:
         raise TypeError(
             f"{owner}: labels must be hashable (int, str, bool, ...), got {type(y).__name__}."
         ) from None
+    if hashes_by_identity(y):
+        raise _identity_error(owner, "label", y)
+
+
+def check_names(names, owner: str) -> None:
+    """New feature names must equal themselves (not NaN) and be hashable by value."""
+    for name in names:
+        if hashes_by_identity(name):
+            raise _identity_error(owner, "feature name", name)
 
 
 def label_list(y, owner: str) -> list:
     """The labels (or targets) of a ``learn_many`` call as a list, one per row: from a pandas
     Series, a list, a tuple or a 1-d array (tuples inside stay labels)."""
+    if isinstance(y, np.ma.MaskedArray) and np.ma.is_masked(y):
+        raise ValueError(
+            f"{owner}: y is a masked array with {int(np.ma.count_masked(y))} masked value(s); "
+            f"every sample needs a label: drop those rows or fill them first."
+        )
     if isinstance(y, pd.Series):
         return y.tolist()
     if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.ndim == 1):

@@ -1,0 +1,339 @@
+"""Bad input, damaged files and overflowing updates never corrupt a model silently (issue 20).
+
+Each test pins one defect of the public-API fuzz: the input is refused before anything
+changes, or accepted without leaving a NaN or an infinity anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tpsgd_stream.engine.guard import NonFiniteUpdateError
+from tpsgd_stream.engine.network import Network
+from tpsgd_stream.models import (
+    TPSGDClassifier,
+    TPSGDRegressor,
+    TPSGDSequenceClassifier,
+    TPSGDStreamingSequenceClassifier,
+)
+
+
+def _state(model) -> bytes:
+    """What a tabular model has learned, as bytes: weights, optimizer state, maps, counters and
+    the buffered samples (not the unused rows of the buffer)."""
+    net, n = model._net, model._n_buffered
+    return pickle.dumps(
+        (
+            net.state_dict(),
+            [opt.state_dict() for opt in net.optimizers.values()],
+            model._features,
+            model._task_state(),
+            (model._n_updates, n, model._buffer[:n], model._buffer_y[:n]),
+        )
+    )
+
+
+def _all_finite(model) -> bool:
+    net = model._net
+    tensors = list(net.parameters())
+    optimizers = net.optimizers.values() if isinstance(net.optimizers, dict) else net.optimizers
+    for optimizer in optimizers:
+        for state in optimizer.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+# ----------------------------------------------------------------- 1. non-finite updates
+@pytest.mark.parametrize(
+    "make, big",
+    [
+        (lambda: TPSGDRegressor(batch_size=1, seed=0, optimizer="sgd"), 1e30),
+        (lambda: TPSGDRegressor(batch_size=1, seed=0), 1e20),
+        (lambda: TPSGDClassifier(batch_size=1, seed=0), 1e30),
+        (lambda: TPSGDClassifier(batch_size=1, seed=0, rule="dfa"), 1e30),
+    ],
+)
+def test_an_overflowing_update_is_undone_counted_and_warned(make, big):
+    model = make()
+    y = (lambda i: float(i)) if isinstance(model, TPSGDRegressor) else (lambda i: i % 2)
+    model.learn_one({"a": 1.0}, y(1))
+    model.learn_one({"a": -1.0}, y(0))
+    before = _state(model)
+    with pytest.warns(RuntimeWarning, match="NaN or infinite.*skipped_updates"):
+        model.learn_one({"a": big}, y(0))
+    assert model.skipped_updates == 1
+    # the model is exactly as it was: weights, optimizer state, counters (but the counter)
+    model._n_skipped = 0
+    if isinstance(model, TPSGDRegressor):  # (the target statistics saw the dropped sample)
+        model._set_task_state(pickle.loads(before)[3])
+    assert _state(model) == before
+    model.learn_one({"a": 1.0}, y(1))  # and it keeps learning
+    assert _all_finite(model)
+    assert all(math.isfinite(v) for v in np.ravel(list(_predictions(model))))
+
+
+def _predictions(model):
+    if isinstance(model, TPSGDRegressor):
+        return [model.predict_one({"a": 1.0})]
+    return model.predict_proba_one({"a": 1.0}).values()
+
+
+def test_adam_second_moment_never_becomes_infinite():
+    model = TPSGDClassifier(batch_size=1, seed=0)
+    model.learn_one({"a": 1.0}, 1)
+    with pytest.warns(RuntimeWarning):
+        model.learn_one({"a": 1e30}, 0)
+    assert _all_finite(model)
+    before = model._net.layers[0].weight.clone()
+    model.learn_one({"a": 1.0}, 0)
+    assert (model._net.layers[0].weight != before).float().mean() > 0.9  # every weight learns
+
+
+def test_network_train_step_raises_and_restores_on_overflow():
+    net = Network.mlp(2, (4,), 2, rule="tpsgd_head", seed=0)
+    x, target = torch.ones(2, 2), net.one_hot(torch.tensor([0, 1]))
+    net.train_step(x, target)
+    state = pickle.dumps(net)
+    with pytest.raises(NonFiniteUpdateError, match="undone"):
+        net.train_step(torch.full((2, 2), 1e30), target)
+    assert pickle.dumps(net) == state
+
+
+def test_a_first_update_that_overflows_leaves_no_state_or_head_behind():
+    net = Network.mlp(2, (4,), 2, rule="tpsgd_head", seed=0)
+    fresh = pickle.dumps(net)
+    with pytest.raises(NonFiniteUpdateError):
+        net.train_step(torch.full((2, 2), 1e30), net.one_hot(torch.tensor([0, 1])))
+    assert pickle.dumps(net) == fresh and not net.heads
+    assert all(not opt.state for opt in net.optimizers.values())
+
+
+def test_sequence_models_skip_an_overflowing_update():
+    for model, x in [
+        (TPSGDSequenceClassifier(hidden_size=4, batch_size=1, seed=0), np.full((2, 2), 1e30)),
+        (TPSGDStreamingSequenceClassifier(hidden_size=4, batch_size=1, seed=0), {"a": 1e30}),
+    ]:
+        good = np.zeros((2, 2)) if isinstance(x, np.ndarray) else {"a": 0.0}
+        model.learn_one(good, 0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.learn_one(x, 1)
+        assert _all_finite(model)
+        assert model.skipped_updates == len(caught) and all(
+            issubclass(w.category, RuntimeWarning) for w in caught
+        )
+        model.learn_one(good, 0)  # never jammed
+        assert all(math.isfinite(p) for p in model.predict_proba_one(good).values())
+
+
+def test_one_target_outlier_does_not_wreck_the_regressor_scale():
+    rng = np.random.default_rng(0)
+    model = TPSGDRegressor(batch_size=1, seed=0, hidden_layer_sizes=(8,))
+    for _ in range(200):
+        a = rng.normal()
+        model.learn_one({"a": a}, 2.0 * a)
+    model.learn_one({"a": 0.0}, 1e30)
+    assert model._y_std < 100.0 and abs(model._y_mean) < 100.0
+    for _ in range(50):
+        a = rng.normal()
+        model.learn_one({"a": a}, 2.0 * a)
+    assert abs(model.predict_one({"a": 1.0}) - 2.0) < 10.0
+
+
+def test_skipped_updates_survive_save_and_load(tmp_path):
+    model = TPSGDClassifier(batch_size=1, seed=0)
+    model.learn_one({"a": 1.0}, 1)
+    with pytest.warns(RuntimeWarning):
+        model.learn_one({"a": 1e30}, 0)
+    model.save(tmp_path / "m.pt")
+    assert TPSGDClassifier.load(tmp_path / "m.pt").skipped_updates == 1
+    buffer = io.BytesIO()
+    pickle.dump(model, buffer)
+    assert pickle.loads(buffer.getvalue()).skipped_updates == 1
+
+
+# --------------------------------------------------------------- 3. saved-file integrity
+def _trained_classifier() -> TPSGDClassifier:
+    model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=3, seed=0)
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        model.learn_one({"a": rng.normal(), "b": rng.normal()}, i % 3)
+    return model
+
+
+def _fingerprint(model) -> tuple:
+    """Predictions and the whole saved state (its checksum over every entry)."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    payload = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    probe = [{"a": 0.5, "b": -1.0}, {"a": -2.0}, {"b": 3.0}]
+    return [model.predict_proba_one(x) for x in probe], payload["checksum"]
+
+
+def test_every_single_bit_flip_is_refused_or_harmless():
+    model = _trained_classifier()
+    buffer = io.BytesIO()
+    model.save(buffer)
+    data, expected = buffer.getvalue(), _fingerprint(model)
+    rng = np.random.default_rng(20)
+    outcomes = {"refused": 0, "identical": 0}
+    for position in rng.integers(0, len(data) * 8, 300):
+        flipped = bytearray(data)
+        flipped[position // 8] ^= 1 << (position % 8)
+        try:
+            loaded = TPSGDClassifier.load(io.BytesIO(bytes(flipped)))
+        except ValueError as err:
+            assert "tpsgd-stream model" in str(err) or "format version" in str(err), err
+            outcomes["refused"] += 1
+            continue
+        assert _fingerprint(loaded) == expected, f"bit {position} changed the model silently"
+        outcomes["identical"] += 1
+    assert outcomes["refused"] > 100  # (most bits matter: the checksum sees them)
+
+
+def _payload(model) -> dict:
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+
+
+def _load(payload: dict, *, rechecksum: bool = True):
+    from tpsgd_stream.models import _persistence
+
+    if rechecksum:
+        payload["checksum"] = _persistence.digest(payload)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return TPSGDClassifier.load(io.BytesIO(buffer.getvalue()))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda p: p.pop("n_buffered"),
+        lambda p: p.pop("params"),
+        lambda p: p.update(n_buffered=7),
+        lambda p: p.update(n_buffered=-1),
+        lambda p: p["network"]["layers.0.weight"].fill_(float("nan")),
+        lambda p: p["network"]["layers.1.bias"].__setitem__(0, float("inf")),
+        lambda p: p.update(buffer=torch.zeros(2, 2)),
+        lambda p: p.update(features=p["features"] + [("py", "extra"), ("py", "more")]),
+        lambda p: p["task"].update(classes=p["task"]["classes"] + [("py", 9), ("py", 10)]),
+        lambda p: p["buffer_y"].fill_(99),
+        lambda p: p.update(train_layers=[7]),
+        lambda p: p.update(seed="zero"),
+    ],
+)
+def test_a_hand_edited_payload_is_refused_with_the_clear_error(edit):
+    payload = _payload(_trained_classifier())
+    edit(payload)
+    with pytest.raises(ValueError, match="not a readable tpsgd-stream model file"):
+        _load(payload)
+
+
+def test_a_payload_edited_without_its_checksum_is_refused():
+    payload = _payload(_trained_classifier())
+    payload["network"]["layers.0.weight"][0, 0] = 0.123
+    with pytest.raises(ValueError, match="checksum does not match"):
+        _load(payload, rechecksum=False)
+
+
+def test_a_file_of_format_version_1_without_checksum_still_loads():
+    model = _trained_classifier()
+    payload = _payload(model)
+    for key in ("checksum", "n_skipped"):
+        del payload[key]
+    payload["version"] = 1
+    loaded = _load(payload, rechecksum=False)
+    assert _fingerprint(loaded) == _fingerprint(model)
+
+
+def test_a_damaged_sequence_model_file_is_refused():
+    model = TPSGDSequenceClassifier(hidden_size=4, batch_size=3, seed=0)
+    for i in range(4):
+        model.learn_one(np.full((2, 2), float(i)), i % 2)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    payload = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    keys, values, _ = payload["pending"]["buffer"][0]
+    payload["pending"]["buffer"][0] = (keys, values, 5)  # a label beyond the classes
+    from tpsgd_stream.models import _persistence
+
+    payload["checksum"] = _persistence.digest(payload)
+    damaged = io.BytesIO()
+    torch.save(payload, damaged)
+    with pytest.raises(ValueError, match="not a readable tpsgd-stream model file"):
+        TPSGDSequenceClassifier.load(io.BytesIO(damaged.getvalue()))
+
+
+def test_a_shard_checkpoint_with_a_flipped_weight_is_refused(tmp_path):
+    from tpsgd_stream.fleet.stream_fleet import Shard
+
+    shard = Shard(TPSGDClassifier(batch_size=1, seed=0), checkpoint_url=str(tmp_path))
+    for i in range(4):
+        shard.learn_one(f"k{i % 2}", {"a": float(i)}, i % 2)
+    shard.checkpoint()
+    path = tmp_path / "shard-0.pt"
+    payload = torch.load(path, weights_only=True)
+    tag, blob = payload["models"][0]
+    model = torch.load(io.BytesIO(blob), weights_only=True)
+    model["network"]["layers.0.weight"][0, 0] += 1.0  # the model's own checksum now fails
+    edited = io.BytesIO()
+    torch.save(model, edited)
+    payload["models"][0] = (tag, edited.getvalue())
+    torch.save(payload, path)  # (the shard's checksum is stale as well)
+    with pytest.raises(ValueError, match="shard checkpoint.*checksum"):
+        Shard(TPSGDClassifier(batch_size=1, seed=0), checkpoint_url=str(tmp_path))
+    from tpsgd_stream.models import _persistence
+
+    payload["checksum"] = _persistence.digest(payload)  # the shard's fixed: the model's fails
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="shard checkpoint.*checksum"):
+        Shard(TPSGDClassifier(batch_size=1, seed=0), checkpoint_url=str(tmp_path))
+
+
+# ------------------------------------------------------------------- 2. masked arrays
+def test_a_masked_sequence_is_refused_and_never_jams_the_model():
+    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=3, seed=0)
+    model.learn_one(np.zeros((2, 2)), 0)
+    x = np.ma.masked_invalid([[1, np.nan], [0.5, 0.5]])
+    for call in (model.predict_proba_one, lambda x: model.learn_one(x, 1)):
+        with pytest.raises(ValueError, match="masked array.*filled"):
+            call(x)
+    assert len(model._buffer) == 1
+    for _ in range(4):
+        model.learn_one(np.zeros((2, 2)), 0)
+    assert len(model._buffer) < 3 and model._n_updates == 1
+    unmasked = np.ma.masked_invalid([[1.0, 0.0], [0.5, 0.5]])  # nothing masked: its data
+    assert model.predict_proba_one(unmasked) == model.predict_proba_one(unmasked.data)
+
+
+def test_masked_labels_are_refused_by_learn_many():
+    import pandas as pd
+
+    model = TPSGDClassifier(seed=0)
+    y = np.ma.masked_array([0, 1], mask=[False, True])
+    with pytest.raises(ValueError, match="masked"):
+        model.learn_many(pd.DataFrame({"a": [1.0, 2.0]}), y)
+    assert model._net is None
+
+
+def test_a_list_of_dicts_with_int_keys_does_not_change_the_array_width():
+    model = TPSGDSequenceClassifier(hidden_size=4, batch_size=2, seed=0)
+    model.learn_one(np.zeros((3, 2)), 0)
+    model.learn_one([{0: 1.0, 5: 2.0}], 1)
+    model.learn_one(np.ones((3, 2)), 1)  # the arrays it was trained on are still accepted
+    with pytest.raises(ValueError, match="2 features per step; got an array of 3"):
+        model.learn_one(np.ones((3, 3)), 1)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    loaded = TPSGDSequenceClassifier.load(io.BytesIO(buffer.getvalue()))
+    assert loaded._array_width == 2
+    assert pickle.loads(pickle.dumps(model))._array_width == 2
