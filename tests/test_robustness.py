@@ -337,3 +337,224 @@ def test_a_list_of_dicts_with_int_keys_does_not_change_the_array_width():
     loaded = TPSGDSequenceClassifier.load(io.BytesIO(buffer.getvalue()))
     assert loaded._array_width == 2
     assert pickle.loads(pickle.dumps(model))._array_width == 2
+
+
+# ----------------------------------------------------------- 6. growth cost per new class
+def test_the_rows_made_for_a_new_class_do_not_grow_with_the_classes(monkeypatch):
+    from tpsgd_stream.engine import projection
+
+    made = []
+    original = projection.Projection._row
+    monkeypatch.setattr(
+        projection.Projection,
+        "_row",
+        lambda self, k, *args: made.append(k) or original(self, k, *args),
+    )
+    model = TPSGDClassifier(hidden_layer_sizes=(8,), batch_size=1, seed=0)
+    counts = []
+    for label in range(200):
+        before = len(made)
+        model.learn_one({"a": float(label % 3)}, label)
+        counts.append(len(made) - before)
+    # the new class's head row, plus at most the 8 unit rows it is orthogonalised against
+    assert max(counts) <= 1 + 8 and max(counts[100:]) <= max(counts[10:20])
+
+
+def test_grown_rows_equal_the_rows_made_at_once():
+    from tpsgd_stream.engine.projection import PROJECTION_KINDS, Projection
+
+    for kind in PROJECTION_KINDS:
+        shape = (2, 3, 3) if kind == "filter" else (5,)
+        grown = Projection(kind, scale=0.5, seed=3, stream=1)
+        for n in range(1, 12):
+            rows = grown.matrix(n, shape)
+        at_once = Projection(kind, scale=0.5, seed=3, stream=1).matrix(11, shape)
+        assert torch.equal(rows, at_once)
+        fresh = Projection(kind, scale=0.5, seed=3, stream=1)
+        assert torch.equal(fresh.rows(7, 11, shape), rows[7:])
+
+
+# ------------------------------------------------------------------------- 4, 5. fleet
+def _fleet():
+    from tpsgd_stream.fleet import StreamFleet
+
+    return StreamFleet(TPSGDClassifier(batch_size=1, seed=0), n_shards=2)
+
+
+@pytest.mark.parametrize(
+    "key", [float("nan"), np.float32("nan"), torch.tensor(1), ("a", float("nan"))]
+)
+def test_fleet_keys_that_hash_by_identity_are_refused(key):
+    from decimal import Decimal
+
+    fleet = _fleet()
+    for bad in (key, Decimal("NaN")):
+        for call in (
+            lambda k: fleet.learn_one(k, {"a": 1.0}, 0),
+            lambda k: fleet.learn_many([(k, {"a": 1.0}, 0)]),
+            lambda k: fleet.predict_one(k, {"a": 1.0}),
+        ):
+            with pytest.raises(TypeError, match="equal itself"):
+                call(bad)
+    assert fleet.keys() == []
+
+
+def test_fleet_learn_many_is_all_or_nothing():
+    fleet = _fleet()
+    records = [("k1", {"a": 1.0}, 0), ("k2", {"a": 2.0}, 1), ("k3", {"a": float("nan")}, 0)]
+    with pytest.raises(ValueError, match="Record 2.*k3.*NaN"):
+        fleet.learn_many(records)
+    assert fleet.keys() == []
+    with pytest.raises(TypeError, match="Record 1.*label"):
+        fleet.learn_many([("k1", {"a": 1.0}, 0), ("k2", {"a": 1.0}, [1])])
+    with pytest.raises(TypeError, match=r"\(key, x, y\)"):
+        fleet.learn_many([("k1", {"a": 1.0})])
+    assert fleet.keys() == []
+    fleet.learn_many(records[:2])
+    assert sorted(fleet.keys()) == ["k1", "k2"]
+
+
+def test_fleet_predict_on_an_unknown_key_checks_x():
+    fleet = _fleet()
+    with pytest.raises(ValueError, match="NaN"):
+        fleet.predict_one("never", {"a": float("nan")})
+    with pytest.raises(TypeError, match="real number"):
+        fleet.predict_proba_one("never", {"a": "text"})
+    assert fleet.predict_one("never", {"a": 1.0}) is None
+
+
+# ------------------------------------------------------------ 10. labels and feature names
+def test_labels_and_names_not_equal_to_themselves_are_refused():
+    from decimal import Decimal
+
+    model = TPSGDClassifier(batch_size=1, seed=0)
+    model.learn_one({"a": 1.0}, 0)
+    with pytest.raises(ValueError, match="every sample needs a label|not equal to itself"):
+        model.learn_one({"a": 1.0}, Decimal("NaN"))
+    with pytest.raises(TypeError, match="feature name nan"):
+        model.learn_one({float("nan"): 1.0}, 0)
+    assert model._classes == [0] and list(model._features) == ["a"]
+
+
+def test_a_label_whose_comparison_raises_leaves_no_new_feature():
+    class Raising:
+        def __hash__(self):
+            return 0
+
+        def __eq__(self, other):
+            raise RuntimeError("no comparison")
+
+    model = TPSGDClassifier(batch_size=1, seed=0)
+    model.learn_one({"a": 1.0}, 0)
+    with pytest.raises(TypeError, match="comparison raises"):
+        model.learn_one({"a": 1.0, "new": 2.0}, Raising())
+    assert list(model._features) == ["a"]
+
+
+def test_the_drift_wrapper_refuses_a_signalling_nan_label_as_the_classifier_does():
+    from decimal import Decimal
+
+    from tpsgd_stream.drift import DriftAdaptiveClassifier
+
+    wrapper = DriftAdaptiveClassifier(TPSGDClassifier(batch_size=1, seed=0), seed=0)
+    wrapper.learn_one({"a": 1.0}, 0)
+    with pytest.raises(TypeError, match="hashable"):
+        wrapper.learn_one({"a": 1.0}, Decimal("sNaN"))
+    with pytest.raises(TypeError, match="hashable"):
+        TPSGDClassifier(seed=0).learn_one({"a": 1.0}, Decimal("sNaN"))
+
+
+# ----------------------------------------------------------------- 7, 8, 10. small crashes
+def test_image_predict_many_on_no_rows_returns_an_empty_result():
+    import pandas as pd
+
+    from tpsgd_stream.models import TPSGDImageClassifier
+
+    model = TPSGDImageClassifier(channels=(2,), batch_size=1, seed=0)
+    model.learn_one({f"x{i}": float(i) for i in range(4)}, 0)
+    empty = pd.DataFrame(columns=[f"x{i}" for i in range(4)], dtype=float)
+    assert len(model.predict_many(empty)) == 0
+    assert model.predict_proba_many(empty).shape == (0, 1)
+
+
+def test_save_to_an_unwritable_path_or_none_is_a_clear_error(tmp_path):
+    model = _trained_classifier()
+    with pytest.raises(TypeError, match="file path.*NoneType"):
+        model.save(None)
+    with pytest.raises(OSError, match="save\\(\\) cannot write .*no_such_folder"):
+        model.save(tmp_path / "no_such_folder" / "m.pt")
+    with pytest.raises(OSError, match="cannot write"):
+        model.save("/proc/no-model-here.pt")
+
+
+def test_a_very_long_path_makes_a_short_message(tmp_path):
+    path = tmp_path / ("x" * 200) / ("y" * 200) / "m.pt"
+    with pytest.raises(OSError) as caught:
+        TPSGDClassifier.load(str(path) * 50)
+    assert len(str(caught.value)) < 600
+
+
+@pytest.mark.parametrize("mode", ["raise", "zero"])
+def test_numbers_beyond_any_float_are_named(mode):
+    from fractions import Fraction
+
+    import pandas as pd
+
+    model = TPSGDClassifier(batch_size=1, seed=0, non_finite=mode)
+    frame = pd.DataFrame({"a": [1.0, 2.0], "big": pd.Series([1, 10**400], dtype=object)})
+    if mode == "raise":
+        with pytest.raises(ValueError, match=r"\['big'\]"):
+            model.learn_one({"a": 1.0, "big": Fraction(10**400)}, 0)
+        with pytest.raises(ValueError, match=r"\['big'\]"):
+            model.learn_many(frame, pd.Series([0, 1]))
+        assert model._net is None
+    else:
+        model.learn_one({"a": 1.0, "big": Fraction(10**400)}, 0)
+        model.learn_many(frame, pd.Series([0, 1]))
+        assert _all_finite(model)
+
+
+# ---------------------------------------------------------------------------- 9. the CLI
+@pytest.fixture
+def small_csv(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
+    frame["label"] = (frame["a"] > 0).astype(int)
+    path = tmp_path / "good.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _run_cli(capsys, *args) -> tuple[int, str]:
+    from tpsgd_stream.cli import main
+
+    code = main(["run", *map(str, args), "--quiet"])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_cli_os_errors_are_one_line_and_exit_2_before_training(capsys, small_csv, tmp_path):
+    code, err = _run_cli(capsys, "x" * 300 + ".csv")
+    assert code == 2 and err.count("\n") == 1 and "cannot read" in err
+    code, err = _run_cli(capsys, small_csv, "--out", "/proc/x")
+    assert code == 2 and err.count("\n") == 1 and "cannot write to --out /proc/x" in err
+
+
+def test_cli_refuses_a_target_with_missing_values(capsys, small_csv, tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(small_csv)
+    frame.loc[5, "label"] = np.nan  # an integer column with one NaN reads as float
+    path = tmp_path / "nan.csv"
+    frame.to_csv(path, index=False)
+    code, err = _run_cli(capsys, path, "--out", tmp_path / "out")
+    assert code == 2 and "1 missing value(s), at rows [5]" in err
+
+
+def test_cli_bounds_what_a_run_may_ask_for(capsys, small_csv, tmp_path):
+    code, err = _run_cli(capsys, small_csv, "--batch-size", 10**9, "--out", tmp_path / "o")
+    assert code == 2 and "never update" in err
+    code, err = _run_cli(capsys, small_csv, "--layers", 10**8, "--out", tmp_path / "o")
+    assert code == 2 and "at most 50,000,000" in err

@@ -11,6 +11,7 @@ cast to float32 it would be infinite and turn the weights into NaN.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -95,11 +96,8 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
                 raise _type_error(owner, name, value)
     try:
         array = np.fromiter(values, dtype=np.float64, count=len(x))
-    except OverflowError:  # an int beyond any float
-        big = [k for k, v in x.items() if isinstance(v, int) and abs(v) > FLOAT32_MAX]
-        if non_finite != "zero":
-            raise _non_finite_error(owner, big) from None
-        array = np.fromiter((0 if k in big else v for k, v in x.items()), np.float64, len(x))
+    except OverflowError:  # an int (or a Fraction, a Decimal) beyond any float
+        array = np.fromiter(map(_as_float, values), np.float64, len(x))  # (inf for those)
     if not array.dot(array) <= _MAX_SQUARED:  # NaN, inf, |x| > 3.4e38: not <=
         ok = in_float32_range(array)
         if not ok.all():  # (many large values can sum above it, each within range)
@@ -135,13 +133,25 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
 
 
 def _column(column: pd.Series, name, owner: str) -> np.ndarray:
-    """One column as float64; an object column is accepted only if every value is a number."""
+    """One column as float64; an object column is accepted only if every value is a number
+    (one beyond any float, such as ``10**400``, becomes inf: named by the range check)."""
     if column.dtype.kind in "biuf":
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     for value in column:
         if not _is_number(value):
             raise _type_error(owner, name, value)
-    return column.to_numpy(dtype=np.float64)
+    try:
+        return column.to_numpy(dtype=np.float64)
+    except OverflowError:
+        return np.fromiter(map(_as_float, column), np.float64, len(column))
+
+
+def _as_float(value) -> float:
+    """``float(value)``, or an infinity of its sign where it is beyond any float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 _PLAIN_LABELS = frozenset({int, str, bool})
@@ -184,7 +194,7 @@ def check_label(y, owner: str) -> None:
     if type(y) in _PLAIN_LABELS:
         return
     if y is None or y is pd.NA or y is pd.NaT or (_can_be_nan(y) and y != y):
-        raise ValueError(f"{owner}: the label is {y!r}; every sample needs a label to learn from.")
+        raise _missing_label(owner, y)
     if isinstance(y, torch.Tensor):
         raise TypeError(
             f"{owner}: the label is a torch tensor, which hashes by identity (every sample would "
@@ -196,8 +206,18 @@ def check_label(y, owner: str) -> None:
         raise TypeError(
             f"{owner}: labels must be hashable (int, str, bool, ...), got {type(y).__name__}."
         ) from None
+    if not isinstance(y, tuple) and hashes_by_identity(y):
+        try:
+            missing = bool(y != y)  # a NaN of another type (Decimal): a missing label
+        except Exception:
+            missing = False
+        raise _missing_label(owner, y) if missing else _identity_error(owner, "label", y)
     if hashes_by_identity(y):
         raise _identity_error(owner, "label", y)
+
+
+def _missing_label(owner: str, y) -> ValueError:
+    return ValueError(f"{owner}: the label is {y!r}; every sample needs a label to learn from.")
 
 
 def check_names(names, owner: str) -> None:

@@ -215,7 +215,7 @@ def _read(path) -> dict:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+    except OSError as err:  # (no such file, a folder, no permission, a name too long)
         raise type(err)(err.errno, f"load() cannot read {shown(path)}: {err.strerror}") from None
     except Exception as err:  # torch raises many kinds for a damaged archive
         raise damaged(path, f"{type(err).__name__}: {err}") from err

@@ -237,9 +237,11 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     # ------------------------------------------------------------------------ prediction
     def _forward(self, rows: np.ndarray) -> np.ndarray:
+        if rows.ndim == 2 and len(rows) == 0:  # (torch cannot reshape 0 rows to an image)
+            return np.zeros((0, self._net.n_outputs))
         if self._weights is None:
             self._weights = [_Float64Layer(layer) for layer in self._net.layers]
-        x = torch.from_numpy(rows).reshape(-1, *self._shape)
+        x = torch.from_numpy(rows).reshape(len(rows) if rows.ndim == 2 else 1, *self._shape)
         with torch.inference_mode():
             for layer in self._weights:
                 x = layer(x)
