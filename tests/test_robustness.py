@@ -558,3 +558,36 @@ def test_cli_bounds_what_a_run_may_ask_for(capsys, small_csv, tmp_path):
     assert code == 2 and "never update" in err
     code, err = _run_cli(capsys, small_csv, "--layers", 10**8, "--out", tmp_path / "o")
     assert code == 2 and "at most 50,000,000" in err
+
+
+# -------------------------------------------------------- nothing in a file is executed
+EXECUTED: list = []
+
+
+def _mark() -> None:
+    EXECUTED.append("ran")
+
+
+class _Crafted:
+    def __reduce__(self):
+        return (_mark, ())
+
+
+def test_a_crafted_pickle_is_refused_and_never_executed():
+    from tpsgd_stream.fleet.stream_fleet import Shard
+
+    payload = _payload(_trained_classifier())
+    payload["task"] = _Crafted()
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with pytest.raises(ValueError, match="not a readable tpsgd-stream model file"):
+        TPSGDClassifier.load(io.BytesIO(buffer.getvalue()))
+    assert EXECUTED == []
+    checkpoint = {"format": "tpsgd-stream-shard", "version": 2, "models": _Crafted()}
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    torch.save(checkpoint, f"{folder}/shard-0.pt")
+    with pytest.raises(ValueError, match="shard checkpoint"):
+        Shard(TPSGDClassifier(seed=0), checkpoint_url=folder)
+    assert EXECUTED == []
