@@ -38,6 +38,7 @@ labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -49,6 +50,7 @@ import torch
 from river import base, compose
 from river.drift import ADWIN
 
+from ..engine.guard import NonFiniteUpdateError
 from ..engine.seeding import derive_seed, resolve_seed
 from ..models._inputs import check_label, parse_values
 from .relabel import estimate_permutation
@@ -506,7 +508,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             order = torch.randperm(len(features), generator=generator)
             for begin in range(0, len(features), batch):
                 chosen = order[begin : begin + batch]
-                net.train_step(features[chosen], targets[chosen], layers=adaptor, start=adaptor[0])
+                with contextlib.suppress(NonFiniteUpdateError):  # (undone: the next goes on)
+                    net.train_step(
+                        features[chosen], targets[chosen], layers=adaptor, start=adaptor[0]
+                    )
                 self._peak_bytes = max(self._peak_bytes, net.activation_bytes)
 
     # ------------------------------------------------------------ background from a warning
@@ -529,7 +534,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             background.grow_outputs(net.n_outputs - background.n_outputs)
         rows, targets = self._samples(self._background_batch)
         features = net.forward(rows, stop=adaptor[0])  # the live encoder
-        background.train_step(features, targets, layers=adaptor, start=adaptor[0])
+        with contextlib.suppress(NonFiniteUpdateError):  # (undone: the next batch goes on)
+            background.train_step(features, targets, layers=adaptor, start=adaptor[0])
         self._background_cost[0] += time.perf_counter() - start
         self._background_cost[1] += self._costs(len(adaptor), len(rows), passes=1)[0]
         self._background_batch = []

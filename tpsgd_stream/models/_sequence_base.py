@@ -3,7 +3,7 @@
 Both map feature names to input columns as the tabular estimators do (a new name grows a
 zero-weight input column; missing names count as 0; unknown names are ignored at prediction),
 grow the readout for a new label, reject bad input before changing any state, and save to the
-same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 1, ...}``).
+same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 2, ...}``).
 """
 
 from __future__ import annotations
