@@ -44,14 +44,15 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     return bool(torch.stack(norms).isfinite().all())
 
 
-def _float_state(optimizers: list) -> list[tuple[dict, object, torch.Tensor]]:
-    """``(state dict, key, tensor)`` of every floating tensor in the optimizers' state."""
+def _state(optimizers: list) -> list[tuple[dict, object, torch.Tensor]]:
+    """``(state dict, key, tensor)`` of every tensor in the optimizers' state (moments and
+    step counts: an exact integer count is copied back exactly too)."""
     return [
         (state, key, value)
         for optimizer in optimizers
         for state in optimizer.state.values()
         for key, value in state.items()
-        if torch.is_tensor(value) and value.is_floating_point()
+        if type(value) is torch.Tensor
     ]
 
 
@@ -92,7 +93,7 @@ def _tensors(optimizers: list) -> tuple[list, list[tuple[dict, object]]]:
     """The parameters the optimizers update, then their floating state tensors; and the
     ``(state dict, key)`` of each state tensor."""
     params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
-    state = _float_state(optimizers)
+    state = _state(optimizers)
     return params + [t for _, _, t in state], [(d, k) for d, k, _ in state]
 
 
@@ -113,15 +114,22 @@ class _Snapshot:
         self.counters = [getattr(opt, "_fast_steps", None) for opt in optimizers]
         self.steps = getattr(module, "perturbation_steps", None)
 
+    def _same_tensors(self) -> bool:
+        """Whether the step made no parameter or state entry (optimizers update in place)."""
+        return all(
+            len(opt.state) == len(had) and len(opt.param_groups) == groups
+            for opt, had, groups in zip(self.optimizers, self.had_state, self.groups)
+        )
+
     def finite(self) -> bool:
         """Whether parameters and optimizer state (those made by the step too) are finite."""
-        tensors, _ = _tensors(self.optimizers)
         flat = self.flat
-        if flat is not None and flat.matches(tensors):
-            torch._foreach_copy_(flat.checked, tensors)
+        if flat is not None and self._same_tensors():
+            torch._foreach_copy_(flat.checked, self.tensors)
             if math.isfinite(flat.check.sum().item()):
                 return True  # (a sum of huge finite values may overflow: then look closer)
-        return all_finite(tensors)
+        tensors, _ = _tensors(self.optimizers)
+        return all_finite([t for t in tensors if t.is_floating_point()])
 
     def restore(self) -> None:
         """Put back every value and remove what the step created (state, heads, groups)."""
