@@ -162,6 +162,9 @@ def _run(args: argparse.Namespace) -> int:
     except (StreamFileError, ValueError, TypeError) as err:
         sys.stderr.write(f"tpsgd-stream: error: {err}\n")
         return 2
+    except OSError as err:  # anything the file system refuses: one line, not a traceback
+        sys.stderr.write(f"tpsgd-stream: error: {type(err).__name__}: {str(err)[:300]}\n")
+        return 2
     print(
         f"{result['n_samples']} samples, {result['task']}: {result['metric']} "
         f"{result['value']:.4f}, {result['samples_per_second']:.0f} samples/s; "

@@ -24,6 +24,8 @@ from .plotting import plot_stream_accuracy
 
 __all__ = ["DETECTORS", "load_table", "run_file", "StreamFileError"]
 
+MAX_PARAMETERS = 50_000_000  # weights of a network a run may ask for (~0.6 GB with Adam's state)
+
 DETECTORS = ("adwin", "ddm", "eddm", "fhddm", "page_hinkley", "kswin")
 """Detector names for ``detector=``: the classifier is wrapped in a DriftAdaptiveClassifier."""
 
@@ -58,8 +60,12 @@ def load_table(
     their target in ``y`` (or ``y_train``/``y_test``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise StreamFileError(f"no such file: {path}")
+    try:
+        found = path.is_file()
+    except OSError as err:  # e.g. a name too long for the file system
+        raise StreamFileError(f"cannot read {_short(path)}: {err.strerror}") from None
+    if not found:
+        raise StreamFileError(f"no such file: {_short(path)}")
     try:
         if path.suffix == ".npz":
             return _load_npz(path)
@@ -76,6 +82,41 @@ def load_table(
     if non_numeric:
         raise StreamFileError(f"non-numeric feature columns in {path}: {non_numeric}")
     return features, frame[target]
+
+
+def _writable_folder(out: str | os.PathLike) -> Path:
+    """``out``, made if needed and checked to be writable (a ``StreamFileError`` if not)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".tpsgd-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StreamFileError(f"cannot write to --out {_short(out)}: {err.strerror}") from None
+    return out
+
+
+def _short(path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-50:]} ({len(text)} characters)"
+
+
+def _check_size(n_samples: int, n_features: int, hidden, batch_size: int, n_classes: int) -> None:
+    """Refuse a run that could never update or whose network is absurdly large, up front."""
+    if batch_size > n_samples:
+        raise StreamFileError(
+            f"--batch-size {batch_size} is larger than the file's {n_samples} samples: the "
+            f"model would never update; use at most {n_samples}"
+        )
+    sizes = [n_features, *hidden, max(n_classes, 1)]
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if weights > MAX_PARAMETERS:
+        raise StreamFileError(
+            f"--layers {','.join(map(str, hidden))} makes a network of {weights:,} weights "
+            f"(about {weights * 12 / 1e9:.1f} GB with the optimizer's state); a run allows at "
+            f"most {MAX_PARAMETERS:,}: use smaller layers"
+        )
 
 
 def _load_npz(path: Path) -> tuple[pd.DataFrame, pd.Series]:
@@ -115,9 +156,17 @@ def run_file(
     :data:`DETECTORS`) wraps the classifier in a
     :class:`~tpsgd_stream.drift.DriftAdaptiveClassifier` watched by that river detector.
     """
+    out = _writable_folder(out)  # before the run, not after it
     X, y = load_table(path, target)
+    missing = np.flatnonzero(y.isna().to_numpy())
+    if len(missing):
+        raise StreamFileError(
+            f"the target column has {len(missing)} missing value(s), at rows "
+            f"{missing[:10].tolist()}; every sample needs a target: drop or fill them first"
+        )
     if task == "auto":
         task = "regression" if pd.api.types.is_float_dtype(y) else "classification"
+    _check_size(len(X), X.shape[1], hidden_layer_sizes, batch_size, y.nunique())
     kwargs = dict(hidden_layer_sizes=hidden_layer_sizes, batch_size=batch_size, seed=seed)
     kwargs.update({k: v for k, v in (("rule", rule), ("lr", lr)) if v is not None})
     estimator = TPSGDClassifier(**kwargs) if task == "classification" else TPSGDRegressor(**kwargs)
@@ -144,8 +193,6 @@ def run_file(
             bar.set_postfix_str(str(metric))
         model.learn_one(x, label)
     seconds = time.perf_counter() - start
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     result = {
         "file": str(path),
         "task": task,

@@ -38,6 +38,7 @@ labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -49,8 +50,9 @@ import torch
 from river import base, compose
 from river.drift import ADWIN
 
+from ..engine.guard import NonFiniteUpdateError
 from ..engine.seeding import derive_seed, resolve_seed
-from ..models._inputs import parse_values
+from ..models._inputs import check_label, parse_values
 from .relabel import estimate_permutation
 
 __all__ = ["DriftAdaptiveClassifier", "DriftEvent", "SIGNALS", "retraining_multiply_adds"]
@@ -377,8 +379,22 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         return True
 
     # ------------------------------------------------------------------------- learning
+    def _check_sample(self, x: dict, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        check_label(y, type(self).__name__)
+        check = getattr(self._wrapped_model, "_check_sample", None)
+        if check is not None:
+            check(self._encode(x), y)
+
+    def _check_input(self, x: dict) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        check = getattr(self._wrapped_model, "_check_input", None)
+        if check is not None:
+            check(self._encode(x))
+
     def learn_one(self, x: dict, y, **kwargs) -> None:
         """Watch the prequential signal of ``x``, learn from it, adapt when a drift is due."""
+        check_label(y, type(self).__name__)  # (before ``predicted != y`` compares it)
         x = self._encode(x)
         proba = self.model.predict_proba_one(x)
         predicted = max(proba, key=proba.get) if proba else None
@@ -488,7 +504,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             order = torch.randperm(len(features), generator=generator)
             for begin in range(0, len(features), batch):
                 chosen = order[begin : begin + batch]
-                net.train_step(features[chosen], targets[chosen], layers=adaptor, start=adaptor[0])
+                with contextlib.suppress(NonFiniteUpdateError):  # (undone: the next goes on)
+                    net.train_step(
+                        features[chosen], targets[chosen], layers=adaptor, start=adaptor[0]
+                    )
                 self._peak_bytes = max(self._peak_bytes, net.activation_bytes)
 
     # ------------------------------------------------------------ background from a warning
@@ -511,7 +530,8 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             background.grow_outputs(net.n_outputs - background.n_outputs)
         rows, targets = self._samples(self._background_batch)
         features = net.forward(rows, stop=adaptor[0])  # the live encoder
-        background.train_step(features, targets, layers=adaptor, start=adaptor[0])
+        with contextlib.suppress(NonFiniteUpdateError):  # (undone: the next batch goes on)
+            background.train_step(features, targets, layers=adaptor, start=adaptor[0])
         self._background_cost[0] += time.perf_counter() - start
         self._background_cost[1] += self._costs(len(adaptor), len(rows), passes=1)[0]
         self._background_batch = []

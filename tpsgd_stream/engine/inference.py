@@ -100,6 +100,8 @@ class Float64Forward:
         """The outputs of float64 ``rows``: ``(n_inputs,)`` gives ``(n_outputs,)``, and
         ``(n, n_inputs)`` gives ``(n, n_outputs)``. ``rows`` is not modified."""
         shape = self.input_shape
+        if rows.ndim == 2 and not len(rows):  # (no rows: a conv map cannot be reshaped)
+            return np.zeros((0, self._steps[-1][0].shape[1]))
         x = rows if shape is None else rows.reshape(-1, *shape)
         # (no inference_mode: float64 copies and numpy inputs record no graph anyway, and
         # entering it would cost a dense network's row a tenth of its time)

@@ -21,6 +21,7 @@ from torch import nn
 
 from .bitflip import discretise, flip_update
 from .forward_gradient import derive_step_seed, network_loss, perturbation_gradients, quantise
+from .guard import refuse_non_finite
 from .layers import Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform, conv1d_layers
 from .losses import LOSSES, output_delta, output_error
 from .optim import make_optimizer, pad_optimizer_state
@@ -293,7 +294,7 @@ class Network(nn.Module):
     def _head_rows(self, index: int, units: int, first: int, stop: int) -> torch.Tensor:
         """Rows ``first:stop`` of layer ``index``'s initial head: its rule's projection rows."""
         projection = self.rules[index].make_projection(units, seed=self.seed, stream=index)
-        return projection.matrix(stop, (units,), device=self.device)[first:].clone()
+        return projection.rows(first, stop, (units,), device=self.device)
 
     def _learns_head(self, index: int) -> bool:
         rule_ = self.rules[index] if 0 <= index < len(self.rules) else None
@@ -399,7 +400,9 @@ class Network(nn.Module):
         The logits from the pre-update weights, or ``None`` when the pass stopped early.
 
         Inputs of any real dtype are cast to the network's (float32); nothing is updated
-        when a check fails.
+        when a check fails. An update that would leave a weight or an optimizer state NaN or
+        infinite (finite inputs can overflow inside it) is undone and raises
+        :class:`~tpsgd_stream.engine.guard.NonFiniteUpdateError`, a ``ValueError``.
         """
         x, target = self._as_batch(x, "x"), self._as_batch(target, "target")
         if check_finite:
@@ -420,7 +423,7 @@ class Network(nn.Module):
         if not 0 <= start <= lowest:
             raise ValueError(f"start={start} must lie in [0, {lowest}] (the lowest trained).")
         self._check_input(x, start)
-        with torch.no_grad():
+        with torch.no_grad(), refuse_non_finite(self, self.optimizers.values()):
             error = None
             if not self._error_users.isdisjoint(train):
                 error = output_error(self.forward(x, start=start), target, self.loss)

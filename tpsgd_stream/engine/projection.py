@@ -16,7 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["Projection", "PROJECTION_KINDS", "STEP_KINDS", "shape_rows", "step_matrix"]
+__all__ = [
+    "Projection",
+    "PROJECTION_KINDS",
+    "STEP_KINDS",
+    "orthonormal_rows",
+    "shape_rows",
+    "step_matrix",
+]
 
 PROJECTION_KINDS = ("normal", "uniform", "binary", "orthogonal", "filter")
 STEP_KINDS = ("normal", "uniform", "binary", "orthogonal")  # a recurrent layer's B_t
@@ -60,26 +67,59 @@ def shape_rows(
         return (raw.reshape(-1, *unit_shape) * std).reshape(len(raw), -1)
     if kind not in ("binary", "orthogonal"):
         return raw
-    n_units = raw.shape[1]
-    n_orthogonal = min(len(raw), n_units)  # room for this many orthogonal directions
-    units = np.empty_like(raw)
-    if n_orthogonal < len(raw):  # the rows past them are only normalised
-        rest = raw[n_orthogonal:]
-        units[n_orthogonal:] = rest / np.linalg.norm(rest, axis=1, keepdims=True)
-    if exact_prefix:
-        for k in range(n_orthogonal):
-            row = raw[k]
-            if k:  # Gram-Schmidt against the rows before, twice for stability
-                before = units[:k]
-                row = row - (before @ row) @ before
-                row = row - (before @ row) @ before
-            units[k] = row / math.sqrt(row @ row)
-    elif n_orthogonal:  # (torch's QR: a fraction of numpy's call overhead)
-        q, r = torch.linalg.qr(torch.from_numpy(raw[:n_orthogonal].T))
-        units[:n_orthogonal] = (q * torch.sign(torch.diagonal(r))).T.numpy()
+    return _from_units(kind, orthonormal_rows(raw, exact_prefix=exact_prefix))
+
+
+def _from_units(kind: str, units: np.ndarray) -> np.ndarray:
+    """Unit-norm rows -> a ``"binary"`` (signs) or ``"orthogonal"`` (norm ``sqrt(n_units)``)
+    matrix's rows."""
     if kind == "binary":
         return np.where(units >= 0, 1.0, -1.0)
-    return units * math.sqrt(n_units)
+    return units * math.sqrt(units.shape[1])
+
+
+def orthonormal_rows(
+    raw: np.ndarray, before: np.ndarray | None = None, *, exact_prefix: bool = True
+) -> np.ndarray:
+    """``raw``'s rows made unit-norm and orthogonal, in order, to the unit rows ``before``
+    them (rows already taken) and to each other, while there is room (``n_units`` directions
+    in all); the rows past that are only normalised.
+
+    ``exact_prefix``: Gram-Schmidt row by row (twice, for stability), so that row ``k`` is bit
+    for bit the same however many rows follow; ``False``: one QR factorisation (the same rows
+    up to rounding, several times faster; only without ``before``).
+
+    Examples
+    --------
+    >>> q = orthonormal_rows(np.array([[3.0, 4.0], [1.0, 0.0], [2.0, 2.0]]))
+    >>> np.round(q @ q.T, 6)[:2, :2].tolist(), round(float(np.linalg.norm(q[2])), 6)
+    ([[1.0, 0.0], [0.0, 1.0]], 1.0)
+    >>> bool(np.allclose(orthonormal_rows(np.array([[1.0, 0.0]]), before=q[:1]) @ q[0], 0))
+    True
+    """
+    n_units = raw.shape[1]
+    taken = 0 if before is None else len(before)
+    room = max(0, min(len(raw), n_units - taken))  # rows of raw that get a new direction
+    units = np.empty_like(raw)
+    if room < len(raw):
+        rest = raw[room:]
+        units[room:] = rest / np.linalg.norm(rest, axis=1, keepdims=True)
+    if exact_prefix:
+        basis = np.empty((taken + room, n_units))
+        if taken:
+            basis[:taken] = before
+        for k in range(room):
+            row, previous = raw[k], basis[: taken + k]
+            if len(previous):
+                row = row - (previous @ row) @ previous
+                row = row - (previous @ row) @ previous
+            units[k] = basis[taken + k] = row / math.sqrt(row @ row)
+    elif room:
+        if taken:
+            raise ValueError("orthonormal_rows: exact_prefix=False takes no `before` rows.")
+        q, r = torch.linalg.qr(torch.from_numpy(raw[:room].T))
+        units[:room] = (q * torch.sign(torch.diagonal(r))).T.numpy()
+    return units
 
 
 class Projection:
@@ -96,8 +136,8 @@ class Projection:
         ``"normal"``: entries N(0, 1). ``"uniform"``: U(-1, 1). ``"binary"``: +-1 entries, rows
         near-orthogonal (the signs of Gram-Schmidt-orthogonalised normal rows), as tpSGD-l1
         uses. ``"orthogonal"``: orthogonal rows with unit-variance entries, as DRTP uses.
-        ``"filter"``: for conv feature maps of shape ``(C, H, W)`` or ``(C, T)``, filter ``i``
-        drawn from N(0, ((i + 1) / C)^2) over its map, as the tpSGD paper does.
+        ``"filter"``: for conv feature maps of shape ``(C, H, W)``, filter ``i`` drawn from
+        N(0, ((i + 1) / C)^2) over its spatial map, as the tpSGD paper does.
     scale
         Multiplies every entry (for ``tpsgd_ce`` it acts as a softmax temperature).
     seed, stream
@@ -126,6 +166,8 @@ class Projection:
         self.seed = int(seed)
         self.stream = int(stream)
         self._cache: torch.Tensor | None = None
+        # the orthogonal kinds' unit rows taken so far (at most n_units), for a new class's row
+        self._basis: tuple[tuple[int, ...], np.ndarray | None] = ((), None)
 
     def __repr__(self) -> str:
         return (
@@ -136,7 +178,12 @@ class Projection:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_cache"] = None  # regenerated from the seed: never pickled
+        state["_basis"] = ((), None)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("_basis", ((), None))  # (pickles made before the basis was kept)
+        self.__dict__.update(state)
 
     @property
     def cached_bytes(self) -> int:
@@ -151,18 +198,62 @@ class Projection:
         cache = self._cache
         return 0 if cache is None else cache.numel() * cache.element_size()
 
-    def _raw_rows(self, n_rows: int, unit_shape: tuple[int, ...]) -> np.ndarray:
-        """Row ``k`` drawn by its own generator, seeded with ``(seed, stream, k)``."""
-        n_units = math.prod(unit_shape)
-        raw = np.empty((n_rows, n_units))
-        for k in range(n_rows):
+    def _draws(self, first: int, stop: int, n_units: int) -> np.ndarray:
+        """Raw rows ``first:stop``, row ``k`` from its own generator seeded ``(seed, stream,
+        k)``: U(-1, 1) for ``"uniform"``, N(0, 1) for the other kinds."""
+        raw = np.empty((stop - first, n_units))
+        for i, k in enumerate(range(first, stop)):
             rng = np.random.default_rng([self.seed, self.stream, k])
             if self.kind == "uniform":
-                raw[k] = rng.uniform(-1.0, 1.0, n_units)
+                raw[i] = rng.uniform(-1.0, 1.0, n_units)
             else:
-                raw[k] = rng.standard_normal(n_units)
-        rows = shape_rows(self.kind, raw, unit_shape)
-        return rows.reshape(n_rows, *unit_shape) * self.scale
+                raw[i] = rng.standard_normal(n_units)
+        return raw
+
+    def _taken(self, first: int, unit_shape: tuple[int, ...]) -> np.ndarray | None:
+        """The unit rows of rows ``0:min(first, n_units)``, made once and kept."""
+        n_units = math.prod(unit_shape)
+        shape, basis = self._basis
+        if shape != unit_shape:
+            basis = None
+        have = 0 if basis is None else len(basis)
+        need = min(first, n_units)
+        if have < need:
+            new = orthonormal_rows(self._draws(have, need, n_units), basis)
+            basis = new if basis is None else np.concatenate([basis, new])
+            self._basis = (unit_shape, basis)
+        return None if basis is None else basis[:need]
+
+    def _raw_rows(self, first: int, stop: int, unit_shape: tuple[int, ...]) -> np.ndarray:
+        """Rows ``first:stop``, scaled, at a cost that does not grow with ``first``: no earlier
+        row is made again, only (for the orthogonal kinds) their kept unit rows are read."""
+        raw = self._draws(first, stop, math.prod(unit_shape))
+        if self.kind in ("binary", "orthogonal"):
+            rows = _from_units(self.kind, orthonormal_rows(raw, self._taken(first, unit_shape)))
+        else:
+            rows = shape_rows(self.kind, raw, unit_shape)
+        return rows.reshape(stop - first, *unit_shape) * self.scale
+
+    def rows(
+        self,
+        first: int,
+        stop: int,
+        unit_shape: Sequence[int],
+        *,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """Rows ``first:stop`` of ``P`` as a float32 tensor, equal to ``matrix(stop, ...)
+        [first:]``, at a cost that does not grow with ``first`` (a new class's row).
+
+        Examples
+        --------
+        >>> p = Projection("orthogonal", seed=0, stream=1)
+        >>> bool((p.rows(2, 4, (3,)) == p.matrix(4, (3,))[2:]).all())
+        True
+        """
+        unit_shape = tuple(int(s) for s in unit_shape)
+        raw = self._raw_rows(int(first), int(stop), unit_shape)
+        return torch.as_tensor(raw, dtype=torch.float32).to(device)
 
     def matrix(
         self,
@@ -179,15 +270,14 @@ class Projection:
                 f"steps) unit shape, got {unit_shape}; use it on Conv2d or Conv1d layers only."
             )
         cache = self._cache
-        if (
-            cache is None
-            or cache.shape != (n_rows, *unit_shape)
-            or cache.device != torch.device(device)
-        ):
-            raw = self._raw_rows(n_rows, unit_shape)
-            cache = torch.as_tensor(raw, dtype=torch.float32).to(device)
-            self._cache = cache
-        return cache
+        if cache is None or cache.shape[1:] != unit_shape or cache.device != torch.device(device):
+            cache = None
+        elif cache.shape[0] >= n_rows:
+            return cache if cache.shape[0] == n_rows else cache[:n_rows]
+        first = 0 if cache is None else cache.shape[0]  # a new class: only its row is made
+        new = self.rows(first, n_rows, unit_shape, device=device)
+        self._cache = new if cache is None else torch.cat([cache, new])
+        return self._cache
 
     def step_matrix(
         self, step: int, n_rows: int, n_units: int, *, device: torch.device | str = "cpu"

@@ -30,11 +30,13 @@ import numpy as np
 import torch
 
 from .._optional import require
-from ..models._persistence import decode, encode
+from ..models._inputs import hashes_by_identity
+from ..models._persistence import decode, digest, encode, shown
 
 __all__ = ["HashRing", "Shard", "StreamFleet"]
 
-FLEET_FORMAT, FLEET_VERSION = "tpsgd-stream-shard", 1
+FLEET_FORMAT, FLEET_VERSION = "tpsgd-stream-shard", 2
+FLEET_READ_VERSIONS = (1, 2)  # version 1: no checksum
 
 
 def stable_hash(value: Hashable) -> int:
@@ -75,6 +77,37 @@ def _check_key(key) -> None:
             f"A fleet key must be hashable (a str, an int, a tuple, ...); got {key!r} of type "
             f"{type(key).__name__}."
         ) from None
+    if hashes_by_identity(key):
+        raise TypeError(
+            f"A fleet key must equal itself and hash by value; got {key!r} of type "
+            f"{type(key).__name__} (a NaN, a torch tensor, an object whose comparison raises), "
+            f"which would make a new model on every call. Use a str, an int or a tuple."
+        )
+
+
+def _check_records(template, records) -> list:
+    """``records`` as a list of ``(key, x, y)``, each checked as ``template.learn_one`` would
+    check it, before any model learns from any (all or nothing)."""
+    records = list(records)
+    check = getattr(template, "_check_sample", None)
+    for i, record in enumerate(records):
+        if not (isinstance(record, tuple) and len(record) == 3):
+            raise TypeError(f"Record {i} must be a (key, x, y) tuple, got {record!r:.200}.")
+        key, x, y = record
+        _check_key(key)
+        if check is not None:
+            try:
+                check(x, y)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"Record {i} (key {key!r:.100}): {err}") from None
+    return records
+
+
+def _check_x(template, x) -> None:
+    """The error ``template.predict_one(x)`` would raise for bad ``x`` (for unknown keys)."""
+    check = getattr(template, "_check_input", None)
+    if check is not None:
+        check(x)
 
 
 class HashRing:
@@ -136,16 +169,23 @@ class Shard:
         self.n_learned += 1
 
     def learn_many(self, records: Iterable[tuple]) -> None:
-        for key, x, y in records:
+        """Learn ``(key, x, y)`` records in order, after checking every one (all or nothing)."""
+        for key, x, y in _check_records(self.template, records):
             self.learn_one(key, x, y)
 
     def predict_one(self, key: Hashable, x: dict):
         model = self.models.get(key)
-        return None if model is None else model.predict_one(x)
+        if model is None:
+            _check_x(self.template, x)  # bad input is named for an unknown key too
+            return None
+        return model.predict_one(x)
 
     def predict_proba_one(self, key: Hashable, x: dict) -> dict:
         model = self.models.get(key)
-        return {} if model is None else model.predict_proba_one(x)
+        if model is None:
+            _check_x(self.template, x)
+            return {}
+        return model.predict_proba_one(x)
 
     def predict_many(self, records: Iterable[tuple]) -> list:
         return [self.predict_one(key, x) for key, x in records]
@@ -171,6 +211,7 @@ class Shard:
             "n_learned": self.n_learned,
             "models": models,
         }
+        payload["checksum"] = digest(payload)  # (torch does not verify its archive's CRCs)
         fs, path = _fsspec().core.url_to_fs(self._path)
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         with fs.open(path + ".partial", "wb") as f:  # a crash mid-write leaves the old one
@@ -187,21 +228,35 @@ class Shard:
             with fs.open(path, "rb") as f:
                 payload = torch.load(f, weights_only=True)
         except Exception as err:  # torch raises many kinds for a damaged archive
-            raise ValueError(
-                f"{self._path} is not a readable shard checkpoint (corrupted, truncated, or not "
-                f"written by checkpoint()): {type(err).__name__}: {err}"
-            ) from err
+            raise self._damaged(f"{type(err).__name__}: {err}") from err
         if (
             not isinstance(payload, dict)
             or payload.get("format") != FLEET_FORMAT
-            or payload.get("version") != FLEET_VERSION
+            or payload.get("version") not in FLEET_READ_VERSIONS
         ):
-            raise ValueError(f"{self._path} is not a shard checkpoint of format {FLEET_VERSION}.")
+            raise ValueError(
+                f"{shown(self._path)} is not a shard checkpoint of format "
+                f"{' or '.join(map(str, FLEET_READ_VERSIONS))}."
+            )
+        if payload["version"] >= 2 and payload.get("checksum") != digest(payload):
+            raise self._damaged("its checksum does not match its contents")
         cls = type(self.template)
-        self.models = {
-            decode(tag): cls.load(io.BytesIO(blob)) for tag, blob in payload["models"].values()
-        }
-        self.n_learned = payload["n_learned"]
+        try:
+            n_learned, models = payload["n_learned"], payload["models"]
+            if type(n_learned) is not int or n_learned < 0 or not isinstance(models, dict):
+                raise ValueError("no sample count or no models")
+            loaded = {decode(tag): cls.load(io.BytesIO(blob)) for tag, blob in models.values()}
+            if len(loaded) != len(models):
+                raise ValueError("two models under one key")
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise self._damaged(f"{type(err).__name__}: {err}") from err
+        self.models, self.n_learned = loaded, n_learned
+
+    def _damaged(self, reason: str) -> ValueError:
+        return ValueError(
+            f"{shown(self._path)} is not a readable shard checkpoint (corrupted, truncated, or "
+            f"not written by checkpoint()): {reason[:500]}"
+        )
 
 
 class StreamFleet:
@@ -264,6 +319,7 @@ class StreamFleet:
         if checkpoint_every < 1 or max_in_flight < 1 or batch < 1:
             raise ValueError("checkpoint_every, max_in_flight and batch must be >= 1.")
         self.batch = batch
+        self._template = model
         self.backend, self.ring = backend, HashRing(n_shards)
         self.checkpoint_every, self.max_in_flight, self.timeout = (
             checkpoint_every,
@@ -295,6 +351,7 @@ class StreamFleet:
         if self.backend == "local":
             self._shards[shard].learn_one(key, x, y)
             return
+        _check_records(self._template, [(key, x, y)])  # (checked here: the actor learns later)
         gathered = self._gathered[shard]
         gathered.append((key, dict(x), y))
         if len(gathered) >= self.batch:
@@ -307,7 +364,10 @@ class StreamFleet:
             self._call(shard, len(gathered), "learn_many", gathered)
 
     def learn_many(self, records: Iterable[tuple]) -> None:
-        """Learn ``(key, x, y)`` records, one call per shard."""
+        """Learn ``(key, x, y)`` records, one call per shard, after checking every record (its
+        key, and ``x`` and ``y`` as the template's ``learn_one`` would): a bad record raises
+        before any model learns from any record."""
+        records = _check_records(self._template, records)
         for shard, chunk in self._by_shard(records, lambda r: r[0]).items():
             self._call(shard, len(chunk), "learn_many", chunk)
 

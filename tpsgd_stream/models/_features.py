@@ -13,6 +13,8 @@ from collections.abc import Callable, Hashable, Iterable
 
 import numpy as np
 
+from ._inputs import check_names
+
 __all__ = ["FeatureMap", "name_key"]
 
 _CACHE_SIZE = 1024  # entries of each tuple-of-keys -> columns cache
@@ -79,10 +81,13 @@ class FeatureMap(dict):
             self[name] = len(self)
         self._known.clear()  # keys unknown so far may be known now
 
-    def add(self, names: Iterable[Hashable]) -> int:
+    def add(self, names: Iterable[Hashable], owner: str = "FeatureMap") -> int:
         """Give the names of ``names`` without a column the next ones, in sorted order;
-        return how many were new."""
-        new = sorted({name for name in names if name not in self}, key=self.sort_key)
+        return how many were new. A new name that is not equal to itself (NaN) or hashes by
+        identity is refused (``TypeError`` naming ``owner``) before any column is added."""
+        new = {name for name in names if name not in self}
+        check_names(new, owner)
+        new = sorted(new, key=self.sort_key)
         if new:
             self.extend(new)
         return len(new)

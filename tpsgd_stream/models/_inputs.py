@@ -11,6 +11,7 @@ cast to float32 it would be infinite and turn the weights into NaN.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -24,6 +25,8 @@ __all__ = [
     "parse_values",
     "check_frame",
     "check_label",
+    "check_names",
+    "hashes_by_identity",
     "label_list",
 ]
 
@@ -93,11 +96,8 @@ def parse_values(x: dict, owner: str, non_finite: str) -> np.ndarray:
                 raise _type_error(owner, name, value)
     try:
         array = np.fromiter(values, dtype=np.float64, count=len(x))
-    except OverflowError:  # an int beyond any float
-        big = [k for k, v in x.items() if isinstance(v, int) and abs(v) > FLOAT32_MAX]
-        if non_finite != "zero":
-            raise _non_finite_error(owner, big) from None
-        array = np.fromiter((0 if k in big else v for k, v in x.items()), np.float64, len(x))
+    except OverflowError:  # an int (or a Fraction, a Decimal) beyond any float
+        array = np.fromiter(map(_as_float, values), np.float64, len(x))  # (inf for those)
     if not array.dot(array) <= _MAX_SQUARED:  # NaN, inf, |x| > 3.4e38: not <=
         ok = in_float32_range(array)
         if not ok.all():  # (many large values can sum above it, each within range)
@@ -133,25 +133,68 @@ def check_frame(X: pd.DataFrame, owner: str, non_finite: str) -> np.ndarray:
 
 
 def _column(column: pd.Series, name, owner: str) -> np.ndarray:
-    """One column as float64; an object column is accepted only if every value is a number."""
+    """One column as float64; an object column is accepted only if every value is a number
+    (one beyond any float, such as ``10**400``, becomes inf: named by the range check)."""
     if column.dtype.kind in "biuf":
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     for value in column:
         if not _is_number(value):
             raise _type_error(owner, name, value)
-    return column.to_numpy(dtype=np.float64)
+    try:
+        return column.to_numpy(dtype=np.float64)
+    except OverflowError:
+        return np.fromiter(map(_as_float, column), np.float64, len(column))
+
+
+def _as_float(value) -> float:
+    """``float(value)``, or an infinity of its sign where it is beyond any float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 _PLAIN_LABELS = frozenset({int, str, bool})
 
 
+def hashes_by_identity(value) -> bool:
+    """Whether ``value`` (or an item of a tuple) is a torch tensor, is not equal to itself (a
+    NaN of any type: float, numpy, ``Decimal``) or cannot be compared: as a dict key, each such
+    value finds no match but itself, so every sample would add a new class, column or model.
+
+    Examples
+    --------
+    >>> from decimal import Decimal
+    >>> [hashes_by_identity(v) for v in (1, "a", (1, 2.0), float("nan"), Decimal("NaN"))]
+    [False, False, False, True, True]
+    """
+    if type(value) in _PLAIN_LABELS:
+        return False
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, tuple):
+        return any(hashes_by_identity(v) for v in value)
+    try:
+        return bool(value != value)
+    except Exception:  # a Decimal sNaN, a __ne__ that raises or returns an array
+        return True
+
+
+def _identity_error(owner: str, what: str, value) -> TypeError:
+    return TypeError(
+        f"{owner}: the {what} {value!r} ({type(value).__name__}) is not equal to itself or "
+        f"hashes by identity (a NaN, a torch tensor, an object whose comparison raises), so "
+        f"every sample would add a new one; use a plain int, str or tuple of these."
+    )
+
+
 def check_label(y, owner: str) -> None:
-    """A label must be hashable by value and not missing (``None``, a NaN of any float type,
+    """A label must be hashable by value and not missing (``None``, a NaN of any type,
     ``pd.NA``, ``NaT``): a torch tensor, hashed by identity, would add a class per sample."""
     if type(y) in _PLAIN_LABELS:
         return
     if y is None or y is pd.NA or y is pd.NaT or (_can_be_nan(y) and y != y):
-        raise ValueError(f"{owner}: the label is {y!r}; every sample needs a label to learn from.")
+        raise _missing_label(owner, y)
     if isinstance(y, torch.Tensor):
         raise TypeError(
             f"{owner}: the label is a torch tensor, which hashes by identity (every sample would "
@@ -163,11 +206,35 @@ def check_label(y, owner: str) -> None:
         raise TypeError(
             f"{owner}: labels must be hashable (int, str, bool, ...), got {type(y).__name__}."
         ) from None
+    if not isinstance(y, tuple) and hashes_by_identity(y):
+        try:
+            missing = bool(y != y)  # a NaN of another type (Decimal): a missing label
+        except Exception:
+            missing = False
+        raise _missing_label(owner, y) if missing else _identity_error(owner, "label", y)
+    if hashes_by_identity(y):
+        raise _identity_error(owner, "label", y)
+
+
+def _missing_label(owner: str, y) -> ValueError:
+    return ValueError(f"{owner}: the label is {y!r}; every sample needs a label to learn from.")
+
+
+def check_names(names, owner: str) -> None:
+    """New feature names must equal themselves (not NaN) and be hashable by value."""
+    for name in names:
+        if hashes_by_identity(name):
+            raise _identity_error(owner, "feature name", name)
 
 
 def label_list(y, owner: str) -> list:
     """The labels (or targets) of a ``learn_many`` call as a list, one per row: from a pandas
     Series, a list, a tuple or a 1-d array (tuples inside stay labels)."""
+    if isinstance(y, np.ma.MaskedArray) and np.ma.is_masked(y):
+        raise ValueError(
+            f"{owner}: y is a masked array with {int(np.ma.count_masked(y))} masked value(s); "
+            f"every sample needs a label: drop those rows or fill them first."
+        )
     if isinstance(y, pd.Series):
         return y.tolist()
     if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.ndim == 1):

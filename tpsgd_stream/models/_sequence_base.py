@@ -4,7 +4,7 @@ Both map feature names to input columns through the tabular estimators'
 :class:`~tpsgd_stream.models._features.FeatureMap` (a new name grows a zero-weight input
 column; missing names count as 0; unknown names are ignored at prediction),
 grow the readout for a new label, reject bad input before changing any state, and save to the
-same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 1, ...}``).
+same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 2, ...}``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from river import base
 
+from ..engine.guard import NonFiniteUpdateError, refuse_non_finite
 from ..engine.recurrent import RecurrentNetwork, recurrent_rules
 from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._features import FeatureMap
 from ._inputs import parse_values
-from .base import check_training_params, register_label
+from .base import check_training_params, register_label, skip_update
 
 ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -65,6 +66,26 @@ class _SequenceBase(base.Classifier):
         self._class_index: dict = {}
         self._net: RecurrentNetwork | None = None
         self._n_updates = 0
+        self._n_skipped = 0  # updates refused as non-finite (see skipped_updates)
+
+    @property
+    def skipped_updates(self) -> int:
+        """Updates refused because they would have made a weight or an optimizer state NaN or
+        infinite; each one left the model as it was, dropped its batch and warned."""
+        return getattr(self, "_n_skipped", 0)  # (pickles made before the counter: 0)
+
+    def _guarded_step(self, n_samples: int, step, *args) -> bool:
+        """Run ``step(*args)`` on the network; a non-finite update is undone, counted, warned
+        about and ``False`` returned."""
+        net = self._net
+        optimizers = [*net.optimizers, *net.readout.optimizers.values()]
+        try:
+            with refuse_non_finite(net, optimizers):
+                step(*args)
+        except NonFiniteUpdateError:
+            self._n_skipped = skip_update(self, n_samples)
+            return False
+        return True
 
     @property
     def network(self) -> RecurrentNetwork | None:
@@ -109,7 +130,7 @@ class _SequenceBase(base.Classifier):
         return list(x), parse_values(x, type(self).__name__, "raise")
 
     def _add_features(self, keys) -> None:
-        self._features.add(keys)
+        self._features.add(keys, type(self).__name__)
         if self._net is None:
             self._net = self._build(len(self._features))
         elif len(self._features) > self._net.input_size:
@@ -168,6 +189,7 @@ class _SequenceBase(base.Classifier):
             if net is None
             else [o.state_dict() for o in [*net.optimizers, *net.readout.optimizers.values()]],
             "n_updates": int(self._n_updates),
+            "n_skipped": int(self.skipped_updates),
             "pending": self._pending_state(),
         }
         _persistence.write(payload, path)
@@ -177,6 +199,8 @@ class _SequenceBase(base.Classifier):
         """Read a model written by :meth:`save`; ``ValueError`` for another version or class."""
         payload, params = _persistence.read_checked(cls, path, device)
         try:
+            for key in ("network", "optimizers", "pending"):
+                _persistence.check_finite_tensors(key, payload[key])
             model = cls(**params)
             model._seed = payload["seed"]
             model._features.extend(_persistence.decode(t) for t in payload["features"])
@@ -191,9 +215,23 @@ class _SequenceBase(base.Classifier):
                 for opt, state in zip(optimizers, payload["optimizers"], strict=True):
                     opt.load_state_dict(state)
             model._n_updates = payload["n_updates"]
+            model._n_skipped = payload.get("n_skipped", 0)
             model._set_pending_state(payload["pending"])
-        except (KeyError, TypeError, RuntimeError, IndexError, ValueError) as err:
-            raise ValueError(
-                f"{path} is a damaged tpsgd-stream model file ({type(err).__name__}: {err})."
-            ) from err
+            model._check_loaded()
+        except (KeyError, TypeError, RuntimeError, IndexError, ValueError, AttributeError) as err:
+            raise _persistence.damaged(path, f"{type(err).__name__}: {err}") from err
         return model
+
+    def _check_loaded(self) -> None:
+        """Counts of a loaded model within its network (``ValueError`` naming the first)."""
+        net = self._net
+        if net is None:
+            if self._classes or self._features or self._pending_labels():
+                raise ValueError("classes, features or pending samples without a network")
+            return
+        if len(self._classes) > net.n_outputs or len(self._features) > net.input_size:
+            raise ValueError("more classes or features than the network has units for")
+        if not all(0 <= label < max(len(self._classes), 1) for label in self._pending_labels()):
+            raise ValueError("a pending sample's label is beyond the known classes")
+        if min(self._n_updates, self.skipped_updates) < 0:
+            raise ValueError("a negative count")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -31,6 +32,7 @@ import torch
 from river import base
 
 from ..engine.activations import ACTIVATIONS
+from ..engine.guard import NonFiniteUpdateError
 from ..engine.inference import Float64Forward
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
@@ -77,6 +79,21 @@ def check_training_params(estimator, activations, rules) -> None:
     ):
         raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
     resolve_device(estimator.device)  # a clear ValueError now rather than at the first sample
+
+
+def skip_update(estimator, n_samples: int) -> int:
+    """Warn that an update of ``n_samples`` samples was refused as non-finite; return the
+    estimator's new count of skipped updates."""
+    count = estimator.skipped_updates + 1
+    warnings.warn(
+        f"{type(estimator).__name__}: an update on {n_samples} sample(s) would have made a "
+        f"weight or an optimizer state NaN or infinite (values too large for float32 "
+        f"arithmetic); the model was left as it was and the samples dropped ({count} so far, "
+        f"see skipped_updates). Rescale the inputs, e.g. with river.preprocessing.StandardScaler.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return count
 
 
 def register_labels(estimator, labels) -> bool:
@@ -156,6 +173,7 @@ class TPSGDEstimator(base.Estimator):
         self._buffer_y = np.zeros(self.batch_size, dtype=self._target_dtype)
         self._n_buffered = 0
         self._n_updates = 0
+        self._n_skipped = 0  # updates refused as non-finite (see skipped_updates)
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
         self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
 
@@ -328,7 +346,7 @@ class TPSGDEstimator(base.Estimator):
     def _add_features(self, names) -> None:
         """Give new feature names a column; grow the network's input when needed."""
         features = self._features
-        features.add(names)  # sorted: columns never depend on the order of the keys
+        features.add(names, type(self).__name__)  # sorted: columns never depend on key order
         if self._net is None:
             self._build(len(features))
         grow = len(features) - self.n_inputs
@@ -363,13 +381,24 @@ class TPSGDEstimator(base.Estimator):
 
     def _update(self) -> None:
         n = self._n_buffered
+        self._n_buffered = 0  # (a batch that fails is dropped: it never jams the buffer)
         x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
-        self._net.train_step(
-            x, self._targets(self._buffer_y[:n]), layers=self._train_layers, check_finite=False
-        )  # (every buffered row was checked)
-        self._n_buffered = 0
+        try:
+            self._net.train_step(
+                x, self._targets(self._buffer_y[:n]), layers=self._train_layers, check_finite=False
+            )  # (every buffered row was checked)
+        except NonFiniteUpdateError:
+            self._n_skipped = skip_update(self, n)
+            return
         self._n_updates += 1
         self.invalidate_cache()
+
+    @property
+    def skipped_updates(self) -> int:
+        """Updates refused because they would have made a weight or an optimizer state NaN or
+        infinite (finite inputs can overflow float32 inside an update); each one left the
+        model as it was, dropped its minibatch and warned (``RuntimeWarning``)."""
+        return getattr(self, "_n_skipped", 0)  # (pickles made before the counter: 0)
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """The network's input for float32 ``rows`` of the buffer's width."""

@@ -239,6 +239,15 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self._class_index = unit
 
     # ----------------------------------------------------------------------- learning
+    def _check_sample(self, x: dict, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        check_label(y, type(self).__name__)
+        parse_values(x, type(self).__name__, self.non_finite)
+
+    def _check_input(self, x: dict) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        parse_values(x, type(self).__name__, self.non_finite)
+
     def learn_one(self, x: dict, y) -> None:
         check_label(y, type(self).__name__)
         self._learn_row(x, y, self._register)

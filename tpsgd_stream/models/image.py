@@ -9,6 +9,7 @@ import numpy as np
 
 from ..engine.network import Network
 from ._features import FeatureMap, name_key
+from ._inputs import check_names
 from .base import is_tuple_of_positive_ints
 from .classifier import TPSGDClassifier
 
@@ -200,6 +201,7 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     def _add_features(self, names) -> None:
         """The first sample's names become the pixels; an image never grows afterwards."""
+        check_names(names, type(self).__name__)
         names = sorted(set(names), key=pixel_order_key)
         if self.image_shape is not None and len(names) != math.prod(self._image_shape(0)):
             raise ValueError(

@@ -17,6 +17,8 @@ from .base import TPSGDEstimator
 __all__ = ["TPSGDRegressor"]
 
 LOSSES = ("mse", "huber")
+CLIP_STD = 10.0  # targets further than this many standard deviations from the mean are clipped
+WARMUP = 10  # targets seen before clipping starts (the spread of fewer is no yardstick)
 
 
 class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
@@ -24,7 +26,9 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
 
     The target is standardised online (running mean and standard deviation), so the default
     learning rate suits targets of any scale; the network learns the standardised target and
-    predictions are mapped back. With a target-projection rule each hidden layer learns
+    predictions are mapped back. After the first 10 targets, a target more than 10 standard
+    deviations from the running mean counts as 10 (in the statistics and in training), so one
+    outlier cannot wreck the scale. With a target-projection rule each hidden layer learns
     towards the standardised target projected through its fixed matrix ``P``.
 
     Parameters
@@ -120,12 +124,17 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         return math.sqrt(self._y_m2 / self._y_count)
 
     def _targets(self, y: np.ndarray) -> torch.Tensor:
-        z = (y - self._y_mean) / self._y_std
+        z = np.clip((y - self._y_mean) / self._y_std, -CLIP_STD, CLIP_STD)
         return torch.from_numpy(z.astype(np.float32)[:, None])
 
     def _register(self, y) -> float:
-        """Update the running mean and variance of the target (Welford)."""
+        """Update the running mean and variance of the target (Welford), with the target
+        clipped to ``CLIP_STD`` standard deviations of the mean once ``WARMUP`` targets are in
+        (one outlier then moves the scale by a bounded step, not for ever)."""
         y = float(y)
+        if self._y_count >= WARMUP and self._y_m2 > 0.0:
+            bound = CLIP_STD * self._y_std
+            y = min(max(y, self._y_mean - bound), self._y_mean + bound)
         self._y_count += 1
         shift = y - self._y_mean
         self._y_mean += shift / self._y_count
@@ -161,6 +170,15 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
             )
 
     # ----------------------------------------------------------------------- learning
+    def _check_sample(self, x: dict, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        self._check_target(y)
+        parse_values(x, type(self).__name__, self.non_finite)
+
+    def _check_input(self, x: dict) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        parse_values(x, type(self).__name__, self.non_finite)
+
     def learn_one(self, x: dict, y) -> None:
         self._check_target(y)
         self._learn_row(x, y, self._register)

@@ -107,6 +107,13 @@ class TPSGDSequenceClassifier(_SequenceBase):
     def _reset(self) -> None:
         super()._reset()
         self._buffer: list[tuple[list, np.ndarray, int]] = []  # (columns keys, values, label)
+        self._array_width: int | None = None  # columns of the (T, d) arrays learned from
+
+    def __setstate__(self, state: dict) -> None:
+        if "_array_width" not in state:  # (pickles made before it: the int features' count)
+            n = sum(isinstance(k, int) for k in state["_features"])
+            state["_array_width"] = n or None
+        self.__dict__.update(state)
 
     @classmethod
     def _unit_test_params(cls):
@@ -121,6 +128,13 @@ class TPSGDSequenceClassifier(_SequenceBase):
     def _sequence(self, x) -> tuple[list, np.ndarray]:
         """``(keys, values (T, n_keys))`` of a sequence, checked; raises before any change."""
         name = type(self).__name__
+        if isinstance(x, np.ma.MaskedArray):
+            if np.ma.is_masked(x):
+                raise ValueError(
+                    f"{name}: the sequence is a masked array with {int(np.ma.count_masked(x))} "
+                    f"masked value(s); fill them first, e.g. x.filled(0.0), or impute them."
+                )
+            x = np.ma.getdata(x)
         if isinstance(x, np.ndarray):
             if x.ndim != 2:
                 raise ValueError(
@@ -131,10 +145,10 @@ class TPSGDSequenceClassifier(_SequenceBase):
                 raise TypeError(f"{name}: a sequence array must be numeric, got {x.dtype}.")
             values = x.astype(np.float64)
             keys = list(range(x.shape[1]))
-            n_known = sum(isinstance(k, int) for k in self._features)
-            if self._features and n_known and x.shape[1] != n_known:
+            width = self._array_width
+            if width is not None and x.shape[1] != width:
                 raise ValueError(
-                    f"{name}: this model learned sequences of {n_known} features per step; "
+                    f"{name}: this model learned sequences of {width} features per step; "
                     f"got an array of {x.shape[1]} (shape {x.shape})."
                 )
         elif isinstance(x, (list, tuple)):
@@ -165,24 +179,35 @@ class TPSGDSequenceClassifier(_SequenceBase):
         return torch.from_numpy(self._features.scatter(tuple(keys), values, out))
 
     # ----------------------------------------------------------------------- learning
+    def _check_sample(self, x, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        check_label(y, type(self).__name__)
+        self._sequence(x)
+
+    def _check_input(self, x) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        self._sequence(x)
+
     def learn_one(self, x, y) -> None:
         check_label(y, type(self).__name__)
         keys, values = self._sequence(x)
         self._add_features(keys)
+        if isinstance(x, np.ndarray) and self._array_width is None:
+            self._array_width = values.shape[1]
         self._buffer.append((keys, values.astype(np.float32), self._register(y)))
         if len(self._buffer) >= self.batch_size:  # (>=: a failed update never wedges it)
             self._update()
 
     def _update(self) -> None:
+        buffer, self._buffer = self._buffer, []  # (a batch that fails never jams the buffer)
         width = self._net.input_size
-        lengths = torch.tensor([len(v) for _, v, _ in self._buffer])
-        x = torch.zeros(len(self._buffer), int(lengths.max()), width)
-        for i, (keys, values, _) in enumerate(self._buffer):
+        lengths = torch.tensor([len(v) for _, v, _ in buffer])
+        x = torch.zeros(len(buffer), int(lengths.max()), width)
+        for i, (keys, values, _) in enumerate(buffer):
             x[i, : len(values)] = self._tensor(keys, values, width)
-        y = torch.tensor([label for _, _, label in self._buffer])
-        self._net.train_step(x, self._net.one_hot(y), lengths)
-        self._buffer = []
-        self._n_updates += 1
+        y = torch.tensor([label for _, _, label in buffer])
+        if self._guarded_step(len(buffer), self._net.train_step, x, self._net.one_hot(y), lengths):
+            self._n_updates += 1
 
     # --------------------------------------------------------------------- prediction
     def predict_proba_one(self, x) -> dict:
@@ -194,14 +219,27 @@ class TPSGDSequenceClassifier(_SequenceBase):
         return self._proba(logits[0])
 
     # ---------------------------------------------------------------------- persistence
-    def _pending_state(self) -> list:
-        return [
-            ([_persistence.encode(k) for k in keys], torch.from_numpy(v), int(label))
-            for keys, v, label in self._buffer
-        ]
+    def _pending_state(self) -> dict:
+        return {
+            "buffer": [
+                ([_persistence.encode(k) for k in keys], torch.from_numpy(v), int(label))
+                for keys, v, label in self._buffer
+            ],
+            "array_width": self._array_width,
+        }
 
-    def _set_pending_state(self, pending: list) -> None:
+    def _pending_labels(self) -> list[int]:
+        return [label for _, _, label in self._buffer]
+
+    def _set_pending_state(self, pending: list | dict) -> None:
+        if isinstance(pending, list):  # (files written before the array width was kept)
+            n = sum(isinstance(k, int) for k in self._features)
+            pending = {"buffer": pending, "array_width": n or None}
         self._buffer = [
             ([_persistence.decode(k) for k in keys], v.numpy().copy(), int(label))
-            for keys, v, label in pending
+            for keys, v, label in pending["buffer"]
         ]
+        width = pending["array_width"]
+        if width is not None and (type(width) is not int or width < 0):
+            raise ValueError(f"an array width of {width!r}")
+        self._array_width = width

@@ -120,6 +120,15 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             return cell.act.forward(z)
 
     # ----------------------------------------------------------------------- learning
+    def _check_sample(self, x: dict, y) -> None:
+        """Raise the error ``learn_one(x, y)`` would raise for bad input; change nothing."""
+        check_label(y, type(self).__name__)
+        self._parse(x)
+
+    def _check_input(self, x: dict) -> None:
+        """Raise the error ``predict_one(x)`` would raise for bad input."""
+        self._parse(x)
+
     def learn_one(self, x: dict, y) -> None:
         check_label(y, type(self).__name__)
         keys, values = self._parse(x)
@@ -140,11 +149,16 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             self._update()
 
     def _update(self) -> None:
+        steps, self._steps = self._steps, []  # (a batch that fails never jams the buffer)
+        if self._guarded_step(len(steps), self._train, steps):
+            self._n_updates += 1
+
+    def _train(self, steps: list) -> None:
         net, cell = self._net, self._net.cells[0]
-        x = torch.from_numpy(np.stack([s[0] for s in self._steps]))
-        h = torch.from_numpy(np.stack([s[1] for s in self._steps]))
-        y = torch.tensor([s[2] for s in self._steps])
-        t = [s[3] for s in self._steps]
+        x = torch.from_numpy(np.stack([s[0] for s in steps]))
+        h = torch.from_numpy(np.stack([s[1] for s in steps]))
+        y = torch.tensor([s[2] for s in steps])
+        t = [s[3] for s in steps]
         target = net.one_hot(y)
         with torch.no_grad():
             z = cell.linear(x, h)
@@ -175,8 +189,6 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             keep = torch.tensor([t_i == self.window - 1 for t_i in t])
         if keep.any():
             net.readout.train_step(a[keep], target[keep])
-        self._steps = []
-        self._n_updates += 1
 
     # --------------------------------------------------------------------- prediction
     def predict_proba_one(self, x: dict) -> dict:
@@ -199,6 +211,9 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
                 for row, h, y, t in self._steps
             ],
         }
+
+    def _pending_labels(self) -> list[int]:
+        return [y for _, _, y, _ in self._steps]
 
     def _set_pending_state(self, pending: dict) -> None:
         self._h, self._t = pending["h"].numpy().copy(), pending["t"]
