@@ -21,6 +21,8 @@ import os
 import numpy as np
 import torch
 
+from ..engine.rules import canonical_name
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -150,6 +152,8 @@ def read_checked(cls, path, device: str | None) -> tuple[dict, dict]:
             f"{payload.get('estimator')}.load()."
         )
     params = dict(payload["params"])
+    if isinstance(params.get("rule"), str):  # saved under an old rule name: the new one
+        params["rule"] = canonical_name(params["rule"])
     if device is not None:
         params["device"] = device
     return payload, params

@@ -30,7 +30,7 @@ from river import base
 from ..engine import activations as act_module
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
-from ..engine.rules import RULES
+from ..engine.rules import RULES, canonical_name
 from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._inputs import NON_FINITE, check_frame, parse_values
@@ -93,7 +93,7 @@ def check_training_params(estimator, activations, rules) -> None:
             f"{list(activations)}."
         )
     rules = list(rules)
-    if estimator.rule not in rules:
+    if canonical_name(estimator.rule) not in rules:  # an old name warns
         known = "unsupported" if estimator.rule in RULES else "unknown"
         raise ValueError(f"{name}: {known} rule {estimator.rule!r}; expected one of {rules}.")
     if estimator.optimizer not in OPTIMIZERS:

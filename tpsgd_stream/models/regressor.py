@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from river import base
 
-from ..engine.rules import RULES
+from ..engine.rules import DEFAULT_RULE, RULES
 from ._inputs import FLOAT32_MAX, check_frame, label_list, parse_values
 from .base import TPSGDEstimator
 
@@ -35,8 +35,9 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
         ``"identity"``.
     rule
-        Rule of the hidden layers: ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``, ``"dfa"``,
-        ``"sdfa"`` or ``"bp"`` (``"tpsgd_ce"`` is for classification only).
+        Rule of the hidden layers: ``"tpsgd_l2_gated"`` (the default; on regression targets
+        it is ``"tpsgd_l2"``, target projection), ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``,
+        ``"dfa"``, ``"sdfa"`` or ``"bp"`` (the cross-entropy rules are for classification).
     optimizer
         ``"adam"`` or ``"sgd"``.
     lr
@@ -67,7 +68,7 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         self,
         hidden_layer_sizes: tuple[int, ...] = (128,),
         activation: str = "leaky_relu",
-        rule: str = "tpsgd_l2",
+        rule: str = DEFAULT_RULE,
         optimizer: str = "adam",
         lr: float = 1e-2,
         batch_size: int = 32,
