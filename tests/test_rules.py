@@ -566,3 +566,27 @@ def test_a_custom_rule_in_one_class_trains_through_an_estimator():
         assert model._net.projection(0) is not None  # the default state: a fixed matrix
     finally:
         del RULES["test_half_target"]
+
+
+def test_a_network_pickled_before_the_rules_kept_their_state_loads():
+    """Pickles from before the rules owned their state hold ``_projections`` and ``_head_of``;
+    unpickling turns them into rule states (here simulated from a fresh network's state)."""
+    layers = [
+        Dense(N_IN, N_HIDDEN, activation="tanh"),
+        Dense(N_HIDDEN, N_HIDDEN, activation="tanh", rule="tpsgd_l2"),
+        Dense(N_HIDDEN, N_CLASSES, activation="identity"),
+    ]
+    net = Network(layers, rule="local_head", seed=0)
+    x, target = seeded(BATCH, N_IN), one_hot(LABELS, N_CLASSES)
+    net.train_step(x, target)
+    state = dict(net.__getstate__())
+    states = state.pop("_states")
+    del state["_updaters"]
+    state["_projections"] = {i: s.projection for i, s in states.items() if s.projection}
+    state["_head_of"] = {i: s.param for i, s in states.items() if s.param is not None}
+    old = Network.__new__(Network)
+    old.__setstate__(state)
+    assert old.head(0) is net.head(0) and old.projection(1) is net.projection(1)
+    old.train_step(x, target)
+    old.grow_outputs(1)
+    assert old.head(0).shape == (N_CLASSES + 1, N_HIDDEN)

@@ -61,8 +61,9 @@ class TPSGDImageClassifier(TPSGDClassifier):
 
     The tpSGD paper's Table 3 network (``channels`` Conv2d layers, then a linear readout;
     optionally dense ``hidden_layer_sizes`` in between), each hidden layer learning from its
-    own local loss (see :mod:`tpsgd_stream.engine.rules`; by default target projection,
-    ``rule="local_head"`` gives each filter map a small learned head), the readout
+    own local loss (see :mod:`tpsgd_stream.engine.rules`; by default target projection;
+    ``rule="local_head"``, a small learned head per filter map, is much more accurate on
+    images), the readout
     from the cross-entropy. Each sample is one image as a dict of pixel values, such as a
     flattened array ``{"x0": ..., "x1": ...}``. Classes may appear at any time, as in
     :class:`TPSGDClassifier`; under :class:`~tpsgd_stream.drift.DriftAdaptiveClassifier` the
