@@ -248,7 +248,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
     >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
-    [(1535, 1456, 100)]
+    [(1535, 1472, 100), (1631, 1552, 100), (1951, 1728, 224)]
     """
 
     def __init__(
