@@ -11,7 +11,7 @@ GRU 91 %, MLP 68 %, logistic regression 32 %.
 Usage::
 
     python benchmarks/conv1d_mnist1d.py                      # 3 blocks, 4 rules, 15 epochs
-    python benchmarks/conv1d_mnist1d.py --epochs 2 --rules bp tpsgd_head
+    python benchmarks/conv1d_mnist1d.py --epochs 2 --rules bp local_head
     python benchmarks/conv1d_mnist1d.py --record             # to benchmarks/results/
 
 Results go to a scratch file (``--out``, by default in the system's temporary folder) unless
@@ -40,7 +40,7 @@ from _common import (  # noqa: E402  (a sibling script)
     write_results,
 )
 
-RULES = ("bp", "tpsgd_head", "tpsgd_ce_ls", "tpsgd_l2")
+RULES = ("bp", "local_head", "fixed_readout_ce_ls", "tpsgd_l2")
 
 
 def load(path: str | None) -> tuple[torch.Tensor, ...]:

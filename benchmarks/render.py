@@ -204,12 +204,24 @@ RULE_NAMES = {
     "drtp": "DRTP",
     "tpsgd_l1": "`tpsgd_l1` (binary P)",
     "tpsgd_l2": "`tpsgd_l2` (normal P)",
-    "tpsgd_ce": "`tpsgd_ce` (fixed P, one-hot CE)",
-    "tpsgd_ce_ls": "`tpsgd_ce_ls` (fixed P, smoothed CE)",
-    "tpsgd_head": "`tpsgd_head` (learned local head)",
+    "tpsgd_l2_gated": "`tpsgd_l2_gated` (normal P, gated; the default)",
+    "tpsgd_ce": "`fixed_readout_ce` (fixed random readout, one-hot CE)",
+    "tpsgd_ce_ls": "`fixed_readout_ce_ls` (fixed random readout, smoothed CE)",
+    "tpsgd_head": "`local_head` (learned local head)",
     "forward_grad": "`forward_grad`",
     "bitflip": "`bitflip` (1-bit weights)",
     "torch_bp": "plain `torch.nn` + autograd",
+}
+CURRENT = {
+    "tpsgd_ce": "fixed_readout_ce",
+    "tpsgd_ce_ls": "fixed_readout_ce_ls",
+    "tpsgd_head": "local_head",
+}
+"""Rules recorded under their former names, and what they are called now."""
+RULE_NAMES |= {  # results recorded under the rules' current names
+    "fixed_readout_ce": RULE_NAMES["tpsgd_ce"],
+    "fixed_readout_ce_ls": RULE_NAMES["tpsgd_ce_ls"],
+    "local_head": RULE_NAMES["tpsgd_head"],
 }
 
 
@@ -362,7 +374,7 @@ def _throughput_rows(stream: dict) -> dict[tuple[str, str], dict]:
     return {(r["model"], r["path"]): r for r in stream["results"]}
 
 
-DEFAULT_MODEL = "TPSGDClassifier (tpsgd_head)"
+DEFAULT_MODEL = "TPSGDClassifier (tpsgd_head)"  # the default when it was measured
 THROUGHPUT_LINK = "[stream throughput](#stream-throughput-river-deep-river-and-a-pytorch-loop)"
 DEEP_RIVER = "deep-river MultiLayerPerceptron"
 
@@ -666,7 +678,7 @@ VARIANTS = {
     "bp_tanh_clip": "BPTT, tanh, clipped",
     "drtp": "DRTP (paper)",
     "tpsgd_l1": "`tpsgd_l1` (paper)",
-    "tpsgd_ce_tanh_k8": "**ours** (`tpsgd_ce`, tanh, credit 8)",
+    "tpsgd_ce_tanh_k8": "**ours** (`fixed_readout_ce`, tanh, credit 8)",
     "tpsgd_ce_tanh_k16": "ours, credit 16",
     "control_tanh": "control (readout only)",
 }
@@ -775,19 +787,34 @@ def _rnn_runs(runs: dict[str, dict]) -> str:
     )
 
 
+def _latest_long_runs(results: dict) -> dict[tuple[str, str], str]:
+    """For each (data set, variant) of the full-data runs, the label of its latest run: the
+    current figure (earlier runs stay in the JSON and in git)."""
+    latest: dict[tuple[str, str], str] = {}
+    for label, run in results.items():
+        if not isinstance(run, dict) or run.get("setup", {}).get("quick", True):
+            continue
+        for data, variants in run["table5"].items():
+            for variant in variants:
+                held = latest.get((data, variant))
+                if held is None or run.get("date", "") >= results[held].get("date", ""):
+                    latest[(data, variant)] = label
+    return latest
+
+
 def _long_labels(results: dict) -> list[str]:
-    return [
-        label
-        for label, run in results.items()
-        if isinstance(run, dict) and not run.get("setup", {}).get("quick", True)
-    ]
+    shown = set(_latest_long_runs(results).values())
+    return [label for label in results if label in shown]
 
 
 def _longer_runs(results: dict) -> str:
     rows = []
+    latest = _latest_long_runs(results)
     for label in _long_labels(results):
-        for variants in results[label]["table5"].values():
+        for data, variants in results[label]["table5"].items():
             for variant, r in variants.items():
+                if latest[(data, variant)] != label:
+                    continue
                 if "accuracy_mean" in r:
                     last, best = mean_std(r["accuracy_mean"], r["accuracy_std"]), "-"
                 else:
@@ -795,7 +822,30 @@ def _longer_runs(results: dict) -> str:
                 rows.append([f"`{label}`", VARIANTS.get(variant, variant), last, best])
     return (
         "**Longer runs** (all training samples; the label names the data, width, epochs and "
-        "learning rate)\n\n" + table(["run", "variant", "last epoch %", "best epoch %"], rows)
+        "learning rate; the latest run of each data set and variant)\n\n"
+        + table(["run", "variant", "last epoch %", "best epoch %"], rows)
+    )
+
+
+@renderer("default_rule", "Choosing the default rule", "default_rule.py", 15)
+def _default_rule(results: dict) -> str:
+    """Each candidate rule on the MNIST MLP and on digits through the estimator."""
+    rules = list(results["mlp"])
+    rows = [
+        [
+            RULE_NAMES.get(rule, f"`{rule}`"),
+            mean_std(results["mlp"][rule]["mean"], results["mlp"][rule]["std"]),
+            mean_std(results["digits"][rule]["mean"], results["digits"][rule]["std"])
+            if rule in results.get("digits", {})
+            else "-",
+        ]
+        for rule in rules
+    ]
+    return (
+        f"Seeds {', '.join(map(str, results['seeds']))}. The default must be a target "
+        "projection rule (a fixed random projection of the label as each layer's target): the "
+        "most accurate of those is the default; the others are one `rule=` away.\n\n"
+        + table(["rule", "MNIST MLP, 1 epoch %", "digits, prequential %"], rows)
     )
 
 
@@ -839,9 +889,11 @@ def summary(folder: Path = RESULTS) -> str:
             rows.append(
                 [
                     f"Accuracy without backprop ({label})",
-                    f"`{rule}` {r['accuracy_mean']:.2f} % vs backprop {bp:.2f} % "
+                    f"`{CURRENT.get(rule, rule)}` {r['accuracy_mean']:.2f} % "
+                    f"vs backprop {bp:.2f} % "
                     f"({r['accuracy_mean'] - bp:+.2f} points), step time {ratio(step)} backprop's; "
-                    f"best fixed projection `{fixed}` {f['accuracy_mean']:.2f} %; "
+                    f"best fixed-matrix rule `{CURRENT.get(fixed, fixed)}` "
+                    f"{f['accuracy_mean']:.2f} %; "
                     f"the paper's tpSGD: {paper['paper'][net]['tpsgd']} %",
                     "[paper tables](#paper-tables-mnist-mlp-and-cnn)",
                 ]
@@ -969,6 +1021,10 @@ edit it by hand. Each section names the command that produced its figures, the c
 at, the machine and the date; earlier runs are in git history and in the commit-pinned JSON.
 Data sets are read from `--data` or `$TPSGD_DATA`. A benchmark run without `--record` writes to
 a scratch folder; with `--record` it writes to `benchmarks/results/` and re-renders this page.
+Runs recorded before the rules were renamed name them as they were then: `tpsgd_ce` is now
+`fixed_readout_ce`, `tpsgd_ce_ls` is `fixed_readout_ce_ls` and `tpsgd_head` is `local_head`
+(the old names still work, with a warning). The default rule is now `tpsgd_l2_gated`; tables
+of estimators "at their defaults" say which rule that was when they ran.
 """
 
 

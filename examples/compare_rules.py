@@ -17,7 +17,7 @@ from tpsgd_stream.cli.plotting import plot_stream_accuracy
 from tpsgd_stream.drift import digits_shift_stream
 from tpsgd_stream.models import TPSGDClassifier
 
-RULES = ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce")
+RULES = ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "fixed_readout_ce")
 
 
 def main(n_samples: int = 5400, plot: str = "compare_rules.png") -> dict:

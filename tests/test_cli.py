@@ -28,7 +28,7 @@ def test_demo_prints_both_models_and_writes_a_png(tmp_path):
     plot = tmp_path / "demo.png"
     done = _cli("demo", "--samples", "300", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
-    assert "tpSGD (tpsgd_head)" in done.stdout and "backprop (bp)" in done.stdout
+    assert "tpSGD (tpsgd_l2_gated)" in done.stdout and "backprop (bp)" in done.stdout
     assert "samples/s" in done.stdout
     assert plot.read_bytes().startswith(PNG_SIGNATURE)
 

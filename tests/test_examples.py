@@ -32,7 +32,7 @@ def test_quickstart(tmp_path):
 def test_compare_rules_prints_every_rule_and_plots(tmp_path):
     done = _run("compare_rules.py", "--small", "--plot", "rules.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    for rule in ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce"):
+    for rule in ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "fixed_readout_ce"):
         assert f"{rule} " in done.stdout
     assert (tmp_path / "rules.png").read_bytes().startswith(b"\x89PNG")
 

@@ -141,14 +141,14 @@ def test_conv_layer_in_network_uses_filter_projection():
     torch.testing.assert_close(grads[0]["bias"], gb)
 
 
-@pytest.mark.parametrize("name", ["tpsgd_l2", "tpsgd_ce", "drtp", "dfa"])
+@pytest.mark.parametrize("name", ["tpsgd_l2", "fixed_readout_ce", "drtp", "dfa"])
 def test_conv_default_projection_covers_the_whole_feature_map(name):
     net = conv_net(name)
     net.train_step(seeded(5, 2, 8, 8, seed=1), one_hot([0, 1, 2, 3, 1], 4))
     projection = net.projection(0)
     assert projection.kind == get_rule(name).projection
     assert projection.matrix(4, (3, 6, 6)).shape == (4, 3, 6, 6)
-    if name == "tpsgd_ce":  # the temperature counts every unit of the map, not the channels
+    if name == "fixed_readout_ce":  # the temperature counts every unit of the map, not the channels
         assert projection.scale == pytest.approx(RULES[name].temperature / (3 * 6 * 6) ** 0.5)
 
 

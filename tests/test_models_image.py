@@ -95,7 +95,7 @@ def test_learn_many_takes_the_steps_of_learn_one_and_predictions_agree():
 
 
 def test_it_learns_digits_as_a_stream():
-    pipeline = preprocessing.StandardScaler() | TPSGDImageClassifier(seed=0)
+    pipeline = preprocessing.StandardScaler() | TPSGDImageClassifier(rule="local_head", seed=0)
     correct = []
     for i in range(len(Y_DIGITS)):
         x = dict(zip(NAMES, X_DIGITS[i].tolist()))
@@ -145,7 +145,10 @@ def test_under_the_drift_wrapper_the_convolutions_are_the_frozen_encoder(monkeyp
     """A rotation of the digits: the readout is re-trained, the convolutions (and their heads)
     stay bit-identical, and the cost counts each convolution at its output positions."""
     model = DriftAdaptiveClassifier(
-        TPSGDImageClassifier(channels=(8, 8), seed=0), remap_labels=False, passes=10, seed=0
+        TPSGDImageClassifier(channels=(8, 8), rule="local_head", seed=0),
+        remap_labels=False,
+        passes=10,
+        seed=0,
     )
     snapshots = []
     original = DriftAdaptiveClassifier._adapt
@@ -179,7 +182,9 @@ def test_under_the_drift_wrapper_the_convolutions_are_the_frozen_encoder(monkeyp
 def test_the_papers_image_adaptor_is_the_last_three_layers_and_only_they_re_train(monkeypatch):
     """Conv2d 64@5x5, Dense 256, Dense n_classes (scaled down here: 8@3x3, 16) as the adaptor
     of ``adaptor_layers=3``; the first convolution is the encoder, frozen from the repair on."""
-    model = TPSGDImageClassifier(channels=(4, 8), kernel_size=3, hidden_layer_sizes=(16,), seed=0)
+    model = TPSGDImageClassifier(
+        channels=(4, 8), kernel_size=3, hidden_layer_sizes=(16,), rule="local_head", seed=0
+    )
     wrapper = DriftAdaptiveClassifier(model, adaptor_layers=3, remap_labels=False, seed=0)
     snapshots = []
     original = DriftAdaptiveClassifier._adapt

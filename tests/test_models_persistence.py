@@ -84,13 +84,13 @@ def test_save_load_predicts_and_learns_identically(cls, stream, tmp_path):
 
 
 def test_saved_file_loads_with_weights_only(tmp_path):
-    model = TPSGDClassifier(seed=0)
+    model = TPSGDClassifier(rule="local_head", seed=0)
     for x, y in _stream(40):
         model.learn_one(x, y)
     model.save(tmp_path / "m.pt")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     assert payload["format"] == "tpsgd-stream" and payload["version"] == _persistence.FORMAT_VERSION
-    assert payload["params"]["rule"] == "tpsgd_head"
+    assert payload["params"]["rule"] == "local_head"
     assert set(payload["network"]) == {
         "layers.0.weight",
         "layers.0.bias",
@@ -98,6 +98,25 @@ def test_saved_file_loads_with_weights_only(tmp_path):
         "layers.1.bias",
         "heads.0",  # the default rule's learned local head of the hidden layer
     }
+
+
+def test_file_saved_under_an_old_rule_name_loads(tmp_path):
+    """A file written before the rules were renamed (``rule="tpsgd_head"``) loads as the
+    renamed rule, with a DeprecationWarning, and predicts as it did."""
+    model = TPSGDClassifier(rule="local_head", seed=0)
+    for x, y in _stream(40):
+        model.learn_one(x, y)
+    model.save(tmp_path / "new.pt")
+    payload = torch.load(tmp_path / "new.pt", weights_only=True)
+    payload["params"]["rule"] = "tpsgd_head"  # as the old release wrote it
+    payload["checksum"] = _persistence.digest(payload)  # (an intact file of that release)
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.warns(DeprecationWarning, match="tpsgd_head"):
+        loaded = TPSGDClassifier.load(tmp_path / "old.pt")
+    assert loaded.rule == "local_head"
+    x = {"a": 0.3, "b": -1.0}
+    assert loaded.predict_proba_one(x) == model.predict_proba_one(x)
+    assert torch.equal(loaded._net.head(0), model._net.head(0))
 
 
 def test_unfitted_model_round_trips(tmp_path):

@@ -69,13 +69,13 @@ def test_huber_and_learn_many():
 
 
 def test_classification_rule_and_unknown_loss_are_rejected():
-    with pytest.raises(ValueError, match="tpsgd_ce"):
-        TPSGDRegressor(rule="tpsgd_ce")
+    with pytest.raises(ValueError, match="fixed_readout_ce"):
+        TPSGDRegressor(rule="fixed_readout_ce")
     with pytest.raises(ValueError, match="loss"):
         TPSGDRegressor(loss="cross_entropy")
 
 
-@pytest.mark.parametrize("rule", ["tpsgd_ce", "tpsgd_ce_ls", "tpsgd_head"])
+@pytest.mark.parametrize("rule", ["fixed_readout_ce", "fixed_readout_ce_ls", "local_head"])
 def test_rules_that_read_out_classes_are_refused_when_built(rule):
     with pytest.raises(ValueError, match=f"TPSGDRegressor: unsupported rule '{rule}'"):
         TPSGDRegressor(rule=rule)

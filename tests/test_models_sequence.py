@@ -302,9 +302,9 @@ def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
 @pytest.mark.parametrize(
     "cls, rule",
     [
-        (TPSGDSequenceClassifier, "tpsgd_head"),
+        (TPSGDSequenceClassifier, "local_head"),
         (TPSGDSequenceClassifier, "forward_grad"),
-        (TPSGDStreamingSequenceClassifier, "tpsgd_head"),
+        (TPSGDStreamingSequenceClassifier, "local_head"),
         (TPSGDStreamingSequenceClassifier, "dfa"),  # no output error one step at a time
         (TPSGDStreamingSequenceClassifier, "sdfa"),
     ],

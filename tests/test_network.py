@@ -32,7 +32,7 @@ from tpsgd_stream import (
 )
 from tpsgd_stream.engine.training import fit
 
-LOCAL_RULES = ("dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce", "tpsgd_head")
+LOCAL_RULES = ("dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "fixed_readout_ce", "local_head")
 ALL_RULES = ("bp", *LOCAL_RULES)
 
 
@@ -226,10 +226,10 @@ def test_grow_outputs_appends_head_rows_and_keeps_the_old_ones(kind):
     of that class (as in a network built with that many classes); the trained rows and their
     Adam moments are kept, and the new rows learn."""
     if kind == "mlp":
-        net = Network.mlp(6, (8, 8), 3, rule="tpsgd_head", seed=0)
+        net = Network.mlp(6, (8, 8), 3, rule="local_head", seed=0)
         steps = [batch(seed=10 + s) for s in range(3)] + [batch(n_classes=5, seed=7)]
     else:
-        net = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=0)
+        net = Network(conv_layers(get_rule("local_head", pool=2)), seed=0)
         steps = [image_batch(seed=10 + s) for s in range(3)] + [image_batch(n_classes=5, seed=7)]
     for x, t in steps[:3]:
         net.train_step(x, t)
@@ -254,11 +254,11 @@ def test_grow_outputs_appends_head_rows_and_keeps_the_old_ones(kind):
 def test_state_dict_round_trip_keeps_the_heads():
     """Heads are saved with the network: a rebuilt network loading the state dict (and the
     optimizers' states) predicts and trains exactly as the original."""
-    net = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=0)
+    net = Network(conv_layers(get_rule("local_head", pool=2)), seed=0)
     for s in range(3):
         net.train_step(*image_batch(seed=10 + s))
     assert {"heads.0", "heads.2"} <= set(net.state_dict())
-    copy = Network(conv_layers(get_rule("tpsgd_head", pool=2)), seed=5)
+    copy = Network(conv_layers(get_rule("local_head", pool=2)), seed=5)
     copy.load_state_dict(net.state_dict())
     for i, optimizer in net.optimizers.items():  # a deep copy: loading shares the tensors
         copy.optimizers[i].load_state_dict(deepcopy(optimizer.state_dict()))
@@ -270,7 +270,7 @@ def test_state_dict_round_trip_keeps_the_heads():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("rule", ["bp", "tpsgd_ce", "dfa"])
+@pytest.mark.parametrize("rule", ["bp", "fixed_readout_ce", "dfa"])
 def test_grow_inputs_keeps_outputs_and_training_continues(rule):
     net = Network.mlp(6, (8,), 3, rule=rule, seed=0)
     train_a_little(net)
@@ -349,7 +349,7 @@ def test_pickle_round_trip_continues_identically(rule):
 
 
 def test_pickled_bytes_are_stable():
-    net = Network.mlp(6, (8,), 3, rule="tpsgd_ce", seed=1)
+    net = Network.mlp(6, (8,), 3, rule="fixed_readout_ce", seed=1)
     train_a_little(net)
     first = pickle.dumps(net)
     net.predict(batch(seed=5)[0])
@@ -373,7 +373,7 @@ def test_sequential_step_updates_only_the_chosen_layer(rule):
 
 
 def test_reset_optimizer_state_clears_exactly_the_chosen_layers():
-    net = Network.mlp(6, (8, 8), 3, rule="tpsgd_head", seed=2)
+    net = Network.mlp(6, (8, 8), 3, rule="local_head", seed=2)
     train_a_little(net)
     hidden, output = net.trainable_indices[0], net.output_index
     kept = {i: deepcopy(net.optimizers[i].state_dict()) for i in net.trainable_indices}
@@ -437,7 +437,7 @@ def test_local_rules_never_use_autograd(rule, kind, monkeypatch):
         net, (x, t) = Network(conv_layers(), rule=rule), image_batch()
     before = state_copy(net)
     net.train_step(x, t)
-    after = state_copy(net)  # with the learned heads made on this step (tpsgd_head)
+    after = state_copy(net)  # with the learned heads made on this step (local_head)
     assert all(not torch.equal(v, after[k]) for k, v in before.items())
 
 
@@ -526,9 +526,9 @@ BAD_INPUTS = [
     ("negative lr", lambda: Network.mlp(3, (4,), 2, lr=-1e-3), ValueError, "lr"),
     (
         "ce rule with mse",
-        lambda: Network.mlp(3, (4,), 2, rule="tpsgd_ce", loss="mse"),
+        lambda: Network.mlp(3, (4,), 2, rule="fixed_readout_ce", loss="mse"),
         ValueError,
-        "tpsgd_ce",
+        "fixed_readout_ce",
     ),
     ("infinite lr", lambda: Network.mlp(3, (4,), 2, lr=float("inf")), ValueError, "lr"),
     ("negative seed", lambda: Network.mlp(3, (4,), 2, seed=-1), ValueError, "seed"),
@@ -580,7 +580,7 @@ def test_missing_device_raises():
         Network.mlp(6, (8,), 3, device="cuda")
 
 
-@pytest.mark.parametrize("rule", ["tpsgd_ce", "dfa"])
+@pytest.mark.parametrize("rule", ["fixed_readout_ce", "dfa"])
 def test_train_step_returns_logits_of_the_pre_update_weights(rule):
     net = Network.mlp(6, (8, 8), 3, rule=rule, seed=0)
     x, t = batch()
@@ -622,7 +622,7 @@ def test_forward_slices_compose(kind):
         assert torch.equal(net.forward(features, start=k), full), k
 
 
-@pytest.mark.parametrize("rule", ["bp", "dfa", "tpsgd_ce"])
+@pytest.mark.parametrize("rule", ["bp", "dfa", "fixed_readout_ce"])
 @pytest.mark.parametrize("start", [1, 2])
 def test_train_step_from_cached_features_equals_the_full_pass(rule, start):
     a = Network.mlp(6, (8, 8, 8), 3, rule=rule, seed=0)
@@ -684,7 +684,7 @@ def test_inputs_of_any_real_dtype_train_as_float32():
     """A float64 x (``torch.from_numpy``) and an int64 one-hot target (``F.one_hot``) used to
     fail inside torch, after the first layer of a mixed-rule net had already been updated."""
     layers = lambda: [  # noqa: E731
-        Dense(4, 8, rule="tpsgd_ce"),
+        Dense(4, 8, rule="fixed_readout_ce"),
         Dense(8, 8, rule="tpsgd_l2"),
         Dense(8, 3, activation="identity"),
     ]
@@ -757,7 +757,7 @@ def test_each_hidden_layer_gets_its_own_projection():
     assert first.shape == second.shape and not torch.allclose(first, second)
 
 
-@pytest.mark.parametrize("rule", ["tpsgd_l2", "tpsgd_ce_ls", "tpsgd_head", "drtp"])
+@pytest.mark.parametrize("rule", ["tpsgd_l2", "fixed_readout_ce_ls", "local_head", "drtp"])
 def test_held_memory_measured_by_torch_is_flat_in_depth_for_local_rules(rule):
     """The same claim as the ``activation_bytes`` tests, from the tensors torch allocates
     during a step (a library that kept each layer's activations would fail it)."""

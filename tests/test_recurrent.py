@@ -190,7 +190,7 @@ def test_truncated_local_credit_matches_autograd(steps, credit):
         D,
         H,
         C,
-        rule="tpsgd_ce",
+        rule="fixed_readout_ce",
         activation="tanh",
         optimizer="sgd",
         lr=1.0,
@@ -198,7 +198,7 @@ def test_truncated_local_credit_matches_autograd(steps, credit):
         credit_steps=credit,
     )
     w = {k: v.detach().clone().requires_grad_(True) for k, v in net.cells[0].named_parameters()}
-    scale = 3.2 / H**0.5  # tpsgd_ce's default temperature
+    scale = 3.2 / H**0.5  # fixed_readout_ce's default temperature
     states, loss = [torch.zeros(N, H)], 0.0
     for t in range(steps):
         z = x[:, t] @ w["weight_x"] + w["bias_x"] + states[-1] @ w["weight_h"] + w["bias_h"]
@@ -226,7 +226,7 @@ def test_truncated_credit_memory_flat_in_sequence_length():
     held = {}
     for t in (10, 1000):
         x, y = _data(0, t)
-        net = RecurrentNetwork(D, H, C, rule="tpsgd_ce", credit_steps=4)
+        net = RecurrentNetwork(D, H, C, rule="fixed_readout_ce", credit_steps=4)
         net.train_step(x, net.one_hot(y))
         held[t] = net.held_bytes
     assert held[10] == held[1000] > 0
@@ -259,16 +259,16 @@ def test_grown_inputs_and_outputs_keep_the_logits():
     net.train_step(torch.randn(N, T, D + 2), net.one_hot(torch.tensor([3, 0, 1, 2])))
 
 
-@pytest.mark.parametrize("rule", ["tpsgd_head", "forward_grad"])
+@pytest.mark.parametrize("rule", ["local_head", "forward_grad"])
 def test_rules_that_cannot_train_recurrent_cells_are_refused_when_built(rule):
     with pytest.raises(ValueError, match=f"rule '{rule}' cannot train recurrent cells"):
         RecurrentNetwork(3, 8, 2, rule=rule)
 
 
 def test_gated_rule_gives_cells_a_dense_delta_with_the_learned_rows_zero():
-    """``tpsgd_ce_ls`` returns only the rows still learning once most samples are confident;
+    """``fixed_readout_ce_ls`` returns only the rows still learning once most samples are confident;
     a cell's gradient and the credit it sends back need every row."""
-    net = RecurrentNetwork(3, 8, 2, rule="tpsgd_ce_ls", seed=0)
+    net = RecurrentNetwork(3, 8, 2, rule="fixed_readout_ce_ls", seed=0)
     rule = net.rule
     matrix = step_matrix(
         rule.projection, 2, 8, seed=0, stream=0, step=0, scale=rule.default_scale(8)
@@ -292,7 +292,7 @@ def test_gated_rule_gives_cells_a_dense_delta_with_the_learned_rows_zero():
     ],
 )
 def test_bad_sequence_batches_are_refused_and_change_nothing(x, target, lengths, error, message):
-    net = RecurrentNetwork(2, 4, 2, rule="tpsgd_ce", seed=0)
+    net = RecurrentNetwork(2, 4, 2, rule="fixed_readout_ce", seed=0)
     before = [p.detach().clone() for p in net.parameters()]
     with pytest.raises(error, match=message):
         net.train_step(x, target, lengths)
@@ -305,7 +305,7 @@ def test_held_memory_measured_by_torch_grows_with_length_only_for_bptt():
     from conftest import LiveBytes
 
     peaks = {}
-    for rule in ("tpsgd_ce", "bp"):
+    for rule in ("fixed_readout_ce", "bp"):
         for T in (5, 40):
             net = RecurrentNetwork(3, 16, 2, rule=rule, seed=0)
             x, target = torch.randn(8, T, 3), torch.eye(2)[torch.arange(8) % 2]
@@ -314,7 +314,7 @@ def test_held_memory_measured_by_torch_grows_with_length_only_for_bptt():
                 net.train_step(x, target)
             peaks[rule, T] = held.peak
     input_growth = 8 * 35 * 3 * 4  # the longer input's own bytes
-    assert peaks["tpsgd_ce", 40] - peaks["tpsgd_ce", 5] <= input_growth
+    assert peaks["fixed_readout_ce", 40] - peaks["fixed_readout_ce", 5] <= input_growth
     assert peaks["bp", 40] - peaks["bp", 5] > 4 * input_growth
 
 

@@ -99,7 +99,7 @@ def test_adam_second_moment_never_becomes_infinite():
 
 
 def test_network_train_step_raises_and_restores_on_overflow():
-    net = Network.mlp(2, (4,), 2, rule="tpsgd_head", seed=0)
+    net = Network.mlp(2, (4,), 2, rule="local_head", seed=0)
     x, target = torch.ones(2, 2), net.one_hot(torch.tensor([0, 1]))
     net.train_step(x, target)
     state = pickle.dumps(net)
@@ -109,7 +109,7 @@ def test_network_train_step_raises_and_restores_on_overflow():
 
 
 def test_a_first_update_that_overflows_leaves_no_state_or_head_behind():
-    net = Network.mlp(2, (4,), 2, rule="tpsgd_head", seed=0)
+    net = Network.mlp(2, (4,), 2, rule="local_head", seed=0)
     fresh = pickle.dumps(net)
     with pytest.raises(NonFiniteUpdateError):
         net.train_step(torch.full((2, 2), 1e30), net.one_hot(torch.tensor([0, 1])))
@@ -366,8 +366,9 @@ def test_the_rows_made_for_a_new_class_do_not_grow_with_the_classes(monkeypatch)
     monkeypatch.setattr(
         projection.Projection,
         "_draws",
-        lambda self, first, stop, *args: made.extend(range(first, stop))
-        or original(self, first, stop, *args),
+        lambda self, first, stop, *args: (
+            made.extend(range(first, stop)) or original(self, first, stop, *args)
+        ),
     )
     model = TPSGDClassifier(hidden_layer_sizes=(8,), batch_size=1, seed=0)
     counts = []

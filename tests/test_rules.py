@@ -36,9 +36,9 @@ DEFAULT_MATRIX = {
     "tpsgd_l1": ("binary", 1.0),
     "tpsgd_l2": ("normal", 1.0),
     # entry std = temperature / sqrt(units): the softmax temperature of the local readout
-    "tpsgd_ce": ("normal", RULES["tpsgd_ce"].temperature / math.sqrt(N_HIDDEN)),
+    "fixed_readout_ce": ("normal", RULES["fixed_readout_ce"].temperature / math.sqrt(N_HIDDEN)),
 }
-TARGET_RULES = ("tpsgd_l1", "tpsgd_l2", "tpsgd_ce")
+TARGET_RULES = ("tpsgd_l1", "tpsgd_l2", "fixed_readout_ce")
 
 
 def tiny_net(rule, activation="tanh", *, lr=1.0, loss="cross_entropy", seed=3):
@@ -81,7 +81,7 @@ def hand_delta(name, *, x, target, w0, b0, w1, b1, matrix, activation, target_on
         return torch.sign(h - target @ matrix) * s / n
     if name == "tpsgd_l2":
         return 2.0 * (h - target @ matrix) * s / n
-    if name == "tpsgd_ce":
+    if name == "fixed_readout_ce":
         return ((softmax_by_hand(h @ matrix.T) - target) @ matrix) * s / n
     raise AssertionError(name)
 
@@ -210,7 +210,7 @@ def test_local_loss_equals_autograd_of_the_loss(loss, target_on):
     [
         ("tpsgd_l1", lambda h, t: (h - t).abs().sum()),
         ("tpsgd_l2", lambda h, t: ((h - t) ** 2).sum()),
-        ("tpsgd_ce", lambda h, t: -(t * torch.log_softmax(h, 1)).sum()),
+        ("fixed_readout_ce", lambda h, t: -(t * torch.log_softmax(h, 1)).sum()),
     ],
 )
 def test_target_projection_rules_are_gradients_of_their_local_loss(name, local_loss):
@@ -221,7 +221,7 @@ def test_target_projection_rules_are_gradients_of_their_local_loss(name, local_l
     w = before[0]["weight"].clone().requires_grad_(True)
     b = before[0]["bias"].clone().requires_grad_(True)
     a = F.leaky_relu(x @ w.T + b, 0.1)
-    if name == "tpsgd_ce":
+    if name == "fixed_readout_ce":
         loss = local_loss(a @ matrix.T, target)  # logits = a P^T
     else:
         loss = local_loss(a, target @ matrix)
@@ -231,7 +231,7 @@ def test_target_projection_rules_are_gradients_of_their_local_loss(name, local_l
 
 
 def test_rule_names_are_the_public_contract():
-    assert {"bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "tpsgd_ce"} <= set(RULES)
+    assert {"bp", "dfa", "sdfa", "drtp", "tpsgd_l1", "tpsgd_l2", "fixed_readout_ce"} <= set(RULES)
     for name in RULES:
         assert get_rule(name).name == name
 
@@ -258,12 +258,12 @@ def test_bad_projection_arguments_fail_at_construction(kwargs):
         get_rule("tpsgd_l2", **kwargs)
 
 
-@pytest.mark.skipif("tpsgd_ce_ls" not in RULES, reason="no label-smoothed CE rule here")
+@pytest.mark.skipif("fixed_readout_ce_ls" not in RULES, reason="no label-smoothed CE rule here")
 @pytest.mark.parametrize("scale", [None, 3.0])
 def test_label_smoothed_ce_update_by_hand(scale):
     """``delta = m ((softmax(a P^T) - t) P) sigma'(z) / n``, ``t = (1 - eps) y* + eps / K``,
     ``m = [p . y* < c]``, with the rule's own ``eps`` and ``c``."""
-    rule = get_rule("tpsgd_ce_ls", scale=scale)
+    rule = get_rule("fixed_readout_ce_ls", scale=scale)
     eps, confident = rule.smoothing, getattr(rule, "confident", math.inf)
     net = tiny_net(rule)
     x, target, before, grads = run_step(net)
@@ -280,12 +280,16 @@ def test_label_smoothed_ce_update_by_hand(scale):
 @pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])  # tanh's slope reads a's rows
 @pytest.mark.parametrize("confident, sparse", [(0.45, True), (0.7, False)])
 def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse, activation):
-    """tpsgd_ce_ls computes the weight gradient from the learning rows only (a RowDelta) when
-    at most half the samples learn; either way it equals the dense reference
+    """fixed_readout_ce_ls computes the weight gradient from the learning rows only (a
+    RowDelta) when at most half the samples learn; either way it equals the dense reference
     ``smoothed_cross_entropy_delta`` on all rows."""
-    from tpsgd_stream.engine.rules import RowDelta, TPSGDSmoothedCE, smoothed_cross_entropy_delta
+    from tpsgd_stream.engine.rules import (
+        FixedReadoutSmoothedCE,
+        RowDelta,
+        smoothed_cross_entropy_delta,
+    )
 
-    rule = TPSGDSmoothedCE()
+    rule = FixedReadoutSmoothedCE()
     rule.confident = confident  # two classes: p is near 0.5 at first
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 6, generator=g), torch.arange(32) % 2
@@ -321,7 +325,7 @@ def test_gated_rule_row_path_equals_the_dense_reference(confident, sparse, activ
 
 
 def head_net(first, *, seed=0):
-    """``first`` (trained by tpsgd_head) and a linear readout, trained by SGD with lr 1; a
+    """``first`` (trained by local_head) and a linear readout, trained by SGD with lr 1; a
     convolution takes 8x8 inputs (6x6 maps)."""
     flat = [Flatten()] if isinstance(first, Conv2d) else []
     units = first.out_channels * 6 * 6 if isinstance(first, Conv2d) else first.out_features
@@ -330,7 +334,7 @@ def head_net(first, *, seed=0):
 
 
 def initial_head(rule, units, *, seed):
-    """The head a tpsgd_head layer (index 0) starts with: its rule's orthogonal projection."""
+    """The head a local_head layer (index 0) starts with: its rule's orthogonal projection."""
     projection = Projection("orthogonal", scale=rule.entry_std, seed=seed, stream=0)
     return projection.matrix(N_CLASSES, (units,))
 
@@ -347,12 +351,12 @@ HEAD_LAYERS = [
 @pytest.mark.parametrize("target_on", ["activation", "preactivation"])
 @pytest.mark.parametrize("gate", ["default", "half"])
 def test_local_head_update_equals_autograd_of_its_loss(first, pool, target_on, gate):
-    """tpsgd_head: the layer's and its head's SGD steps are minus the autograd gradients of
+    """local_head: the layer's and its head's SGD steps are minus the autograd gradients of
     ``sum_i m_i CE(pool(h_i) @ H^T, y_i) / n`` with label smoothing ``eps`` and the gate
     ``m_i = [p_i . y*_i < c]``, on this layer and head alone. With ``c`` in the middle of
     the ``p . y*`` only two of the five samples learn, and the layer's weight gradient is formed
     from their rows alone (a RowDelta)."""
-    rule = get_rule("tpsgd_head", pool=pool, target_on=target_on)
+    rule = get_rule("local_head", pool=pool, target_on=target_on)
     net = head_net(first(rule))
     layer = net.layers[0]
     spatial = isinstance(layer, Conv2d)
@@ -386,7 +390,7 @@ def test_local_head_row_path_equals_the_dense_reference(first, pool, confident, 
     """The rule's row-gathering path equals the dense reference ``local_head_delta``."""
     from tpsgd_stream.engine.rules import HeadDelta, RowDelta, local_head_delta
 
-    rule = get_rule("tpsgd_head", pool=pool)
+    rule = get_rule("local_head", pool=pool)
     rule.confident = confident  # two classes: p is near 0.5 at first
     layer = first(rule)
     g = torch.Generator().manual_seed(0)
@@ -420,10 +424,169 @@ def test_local_head_row_path_equals_the_dense_reference(first, pool, confident, 
 
 
 def test_local_head_size_and_pool_check():
-    net = head_net(Conv2d(2, 5, 3, rule=get_rule("tpsgd_head", pool=3)), seed=4)
+    net = head_net(Conv2d(2, 5, 3, rule=get_rule("local_head", pool=3)), seed=4)
     net.train_step(seeded(BATCH, 2, 8, 8), one_hot(LABELS, N_CLASSES))
     assert net.head(0).shape == (N_CLASSES, 5 * 3 * 3)
     assert net.head(2) is None and net.projection(0) is None
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="pool"):
-            get_rule("tpsgd_head", pool=bad)
+            get_rule("local_head", pool=bad)
+
+
+# ------------------------------------------------------------------ names and the registry
+OLD_NAMES = {
+    "tpsgd_ce": "fixed_readout_ce",
+    "tpsgd_ce_ls": "fixed_readout_ce_ls",
+    "tpsgd_head": "local_head",
+}
+
+
+@pytest.mark.parametrize("old, new", sorted(OLD_NAMES.items()))
+def test_old_rule_names_warn_and_give_the_renamed_rule(old, new):
+    assert old in RULES and old not in list(RULES) and new in list(RULES)
+    with pytest.warns(DeprecationWarning, match=old):
+        assert RULES[old] is RULES[new]
+    with pytest.warns(DeprecationWarning, match=old):
+        assert get_rule(old) == get_rule(new)
+    with pytest.warns(DeprecationWarning, match=old):
+        net = Network.mlp(N_IN, (N_HIDDEN,), N_CLASSES, rule=old, seed=0)
+    assert net.default_rule.name == new
+    net.train_step(seeded(BATCH, N_IN), one_hot(LABELS, N_CLASSES))
+
+
+def test_old_rule_name_in_an_estimator_warns_and_trains():
+    from tpsgd_stream.models import TPSGDClassifier
+
+    with pytest.warns(DeprecationWarning, match="tpsgd_head"):
+        model = TPSGDClassifier(rule="tpsgd_head", batch_size=2, seed=0)
+        for x, y in [({"a": 0.0}, 0), ({"a": 1.0}, 1)] * 2:
+            model.learn_one(x, y)
+    assert model._net.default_rule.name == "local_head" and model._net.head(0) is not None
+
+
+def test_old_class_names_warn():
+    import tpsgd_stream.engine.rules as rules
+
+    with pytest.warns(DeprecationWarning, match="TPSGDLocalHead"):
+        assert rules.TPSGDLocalHead is rules.LocalHead
+    with pytest.warns(DeprecationWarning, match="TPSGDSmoothedCE"):
+        assert rules.TPSGDSmoothedCE is rules.FixedReadoutSmoothedCE
+
+
+def test_every_entry_point_defaults_to_the_target_projection_rule():
+    import inspect
+
+    from tpsgd_stream.engine.recurrent import RecurrentNetwork
+    from tpsgd_stream.engine.rules import DEFAULT_RULE, GatedTargetProjection
+    from tpsgd_stream.models import (
+        TPSGDClassifier,
+        TPSGDImageClassifier,
+        TPSGDRegressor,
+        TPSGDSequenceClassifier,
+        TPSGDStreamingSequenceClassifier,
+    )
+
+    assert isinstance(get_rule(DEFAULT_RULE), GatedTargetProjection)
+    for entry in (
+        Network,
+        RecurrentNetwork,
+        TPSGDClassifier,
+        TPSGDImageClassifier,
+        TPSGDRegressor,
+        TPSGDSequenceClassifier,
+        TPSGDStreamingSequenceClassifier,
+    ):
+        assert inspect.signature(entry).parameters["rule"].default == DEFAULT_RULE, entry
+
+
+def test_gated_target_projection_stops_samples_nearest_their_own_target():
+    """tpsgd_l2_gated: tpsgd_l2's delta on the samples whose output is not yet nearer their own
+    class's target than ``margin`` times the nearest other's; zero on the others."""
+    net = tiny_net(get_rule("tpsgd_l2_gated", margin=0.9))
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    z = x @ before[0]["weight"].T + before[0]["bias"]
+    a = torch.tanh(z)
+    dist = ((a[:, None, :] - matrix[None]) ** 2).sum(2)  # (n, K)
+    own = dist[torch.arange(BATCH), torch.tensor(LABELS)]
+    other = dist.masked_fill(target > 0, float("inf")).min(1).values
+    keep = (own > 0.9 * other).float()[:, None]
+    delta = keep * 2.0 * (a - target @ matrix) * (1 - a**2) / BATCH
+    torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grads[0]["bias"], delta.sum(0), rtol=1e-5, atol=1e-7)
+
+
+def test_gated_target_projection_row_path_equals_the_dense_one():
+    from tpsgd_stream.engine.activations import get_activation
+    from tpsgd_stream.engine.rules import RowDelta, dense_delta
+
+    g = torch.Generator().manual_seed(0)
+    P = torch.randn(3, 6, generator=g)
+    target = one_hot(torch.arange(12) % 3, 3)
+    near = target @ P + 0.01 * torch.randn(12, 6, generator=g)  # nearly all learned
+    near[:2] = torch.randn(2, 6, generator=g) * 3  # two still learning
+    act = get_activation("tanh")
+    z = torch.atanh(near.clamp(-0.99, 0.99))
+    a = act.forward(z)
+    rule = get_rule("tpsgd_l2_gated")
+    out = rule.delta(z=z, a=a, act=act, target=target, error=None, matrix=P)
+    assert isinstance(out, RowDelta) and len(out.rows) <= 6
+    keep = torch.zeros(12, dtype=torch.bool)
+    keep[out.rows] = True
+    dense = keep[:, None] * 2.0 * (a - target @ P) * (1 - a**2) / 12
+    torch.testing.assert_close(dense_delta(out, like=z), dense)
+
+
+def test_gated_target_projection_never_gates_regression_targets():
+    y = torch.randn(BATCH, 2)
+    plain = tiny_net("tpsgd_l2", loss="mse")
+    gated = tiny_net(get_rule("tpsgd_l2_gated", margin=1.0), loss="mse")
+    plain.train_step(seeded(BATCH, N_IN), y[:, :1].repeat(1, N_CLASSES))
+    gated.train_step(seeded(BATCH, N_IN), y[:, :1].repeat(1, N_CLASSES))
+    for p, q in zip(plain.parameters(), gated.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_a_custom_rule_in_one_class_trains_through_an_estimator():
+    """Adding a rule is one class: its name registers it for every entry point."""
+    from tpsgd_stream.engine.rules import Rule
+    from tpsgd_stream.models import TPSGDClassifier
+
+    class HalfTarget(Rule):
+        name = "test_half_target"
+
+        def delta(self, *, z, a, act, target, error, matrix):
+            return act.backward((a - 0.5 * target @ matrix) / len(z), z, a)
+
+    try:
+        model = TPSGDClassifier(rule="test_half_target", batch_size=4, seed=0)
+        for x, y in [({"a": -1.0}, "no"), ({"a": 1.0}, "yes")] * 40:
+            model.learn_one(x, y)
+        assert model.predict_one({"a": 1.0}) == "yes"
+        assert model._net.projection(0) is not None  # the default state: a fixed matrix
+    finally:
+        del RULES["test_half_target"]
+
+
+def test_a_network_pickled_before_the_rules_kept_their_state_loads():
+    """Pickles from before the rules owned their state hold ``_projections`` and ``_head_of``;
+    unpickling turns them into rule states (here simulated from a fresh network's state)."""
+    layers = [
+        Dense(N_IN, N_HIDDEN, activation="tanh"),
+        Dense(N_HIDDEN, N_HIDDEN, activation="tanh", rule="tpsgd_l2"),
+        Dense(N_HIDDEN, N_CLASSES, activation="identity"),
+    ]
+    net = Network(layers, rule="local_head", seed=0)
+    x, target = seeded(BATCH, N_IN), one_hot(LABELS, N_CLASSES)
+    net.train_step(x, target)
+    state = dict(net.__getstate__())
+    states = state.pop("_states")
+    del state["_updaters"]
+    state["_projections"] = {i: s.projection for i, s in states.items() if s.projection}
+    state["_head_of"] = {i: s.param for i, s in states.items() if s.param is not None}
+    old = Network.__new__(Network)
+    old.__setstate__(state)
+    assert old.head(0) is net.head(0) and old.projection(1) is net.projection(1)
+    old.train_step(x, target)
+    old.grow_outputs(1)
+    assert old.head(0).shape == (N_CLASSES + 1, N_HIDDEN)

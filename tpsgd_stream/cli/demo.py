@@ -21,6 +21,7 @@ from river import preprocessing
 
 from .._optional import progress_bar
 from ..drift import DriftAdaptiveClassifier, digits_shift_stream
+from ..engine.rules import DEFAULT_RULE
 from ..models import TPSGDClassifier
 from .plotting import plot_stream_accuracy
 
@@ -70,11 +71,11 @@ def prequential(name: str, model, stream, *, progress: bool = False) -> DemoResu
 
 
 def _contenders(seed: int) -> dict:
-    def mlp(rule: str = "tpsgd_head") -> TPSGDClassifier:
+    def mlp(rule: str = DEFAULT_RULE) -> TPSGDClassifier:
         return TPSGDClassifier(hidden_layer_sizes=(128,), rule=rule, seed=seed)
 
     return {
-        "tpSGD (tpsgd_head)": mlp(),
+        f"tpSGD ({DEFAULT_RULE})": mlp(),
         "backprop (bp)": mlp("bp"),
         "tpSGD + adaptor": DriftAdaptiveClassifier(mlp(), seed=seed),
     }

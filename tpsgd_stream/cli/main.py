@@ -7,7 +7,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from ..engine.rules import RULES
+from ..engine.rules import DEFAULT_RULE, RULES
 from .runner import DETECTORS
 
 __all__ = ["main"]
@@ -82,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: regression when the target is float, else classification",
     )
     run.add_argument(
-        "--rule", choices=sorted(RULES), help="default: the estimator's (tpsgd_head to classify)"
+        "--rule",
+        choices=sorted([*RULES, *RULES.aliases]),
+        help=f"default: {DEFAULT_RULE} (target projection)",
     )
     run.add_argument(
         "--layers", type=_sizes, default=(128,), help="hidden layer sizes, e.g. 128,64"

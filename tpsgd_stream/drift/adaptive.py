@@ -19,7 +19,7 @@ samples after the cut (not on a last-N window, mostly old-regime data), and wait
 ``min_samples`` of them when the detector gives no cut.
 
 Three options help a network whose hidden layers learn towards fixed projections of the
-labels (``tpsgd_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
+labels (``fixed_readout_ce``; see ``BENCHMARKS.md``, "Drift recovery"):
 
 - ``refine_cut``: ADWIN keeps whole buckets, so its cut often lies a hundred samples or more
   before the shift; the change point of the replayed signal after it (CUSUM) is used instead.
@@ -246,7 +246,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
     >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
-    [(1535, 1456, 100)]
+    [(1535, 1472, 100), (1631, 1552, 100), (1951, 1728, 224)]
     """
 
     def __init__(
@@ -543,7 +543,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
             background.grow_outputs(net.n_outputs - background.n_outputs)
         for i in adaptor:
             net.layers[i].load_state_dict(background.layers[i].state_dict())
-            if background.head(i) is not None:  # a tpsgd_head layer's learned head goes too
+            if background.head(i) is not None:  # a local_head layer's learned head goes too
                 net.head(i).data = background.head(i).detach().clone()
             net.optimizers[i].load_state_dict(background.optimizers[i].state_dict())
         self._finish(event, "swap", adaptor, self._background_seen, *self._background_cost)

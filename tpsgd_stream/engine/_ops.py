@@ -23,6 +23,8 @@ from torch.nn import functional as F
 
 __all__ = [
     "adaptive_avg_pool2d_backward",
+    "copy_all",
+    "max_abs_all",
     "fused_adam",
     "increment",
     "leaky_relu_backward",
@@ -47,6 +49,8 @@ _SIGMOID_BACKWARD = _aten("sigmoid_backward")
 _ADAPTIVE_AVG_POOL2D_BACKWARD = _aten("_adaptive_avg_pool2d_backward")
 _FOREACH_ADD = getattr(torch, "_foreach_add_", None)
 _FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+_FOREACH_COPY = getattr(torch, "_foreach_copy_", None)
+_FOREACH_NORM = getattr(torch, "_foreach_norm", None)
 _ONE = torch.tensor(1.0)  # the step increment of CPU step counters, wrapped once
 
 
@@ -117,6 +121,36 @@ def increment(steps: list[torch.Tensor]) -> None:
         _FOREACH_ADD(steps, _ONE, alpha=1.0)
     else:
         _FOREACH_ADD(steps, 1)
+
+
+def copy_all(destinations: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """Copy each of ``sources`` into the matching one of ``destinations``, in place (one call
+    where torch allows).
+
+    Examples
+    --------
+    >>> a, b = [torch.zeros(2), torch.zeros(1)], [torch.ones(2), torch.full((1,), 3.0)]
+    >>> copy_all(a, b); [t.tolist() for t in a]
+    [[1.0, 1.0], [3.0]]
+    """
+    if _FOREACH_COPY is None:
+        for destination, source in zip(destinations, sources):
+            destination.copy_(source)
+    elif destinations:
+        _FOREACH_COPY(destinations, sources)
+
+
+def max_abs_all(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The largest absolute value of each tensor (0-d tensors; one call where torch allows).
+
+    Examples
+    --------
+    >>> [float(m) for m in max_abs_all([torch.tensor([-3.0, 1.0]), torch.tensor([2.0])])]
+    [3.0, 2.0]
+    """
+    if _FOREACH_NORM is None:
+        return [t.abs().max() if t.numel() else t.new_zeros(()) for t in tensors]
+    return list(_FOREACH_NORM(tensors, float("inf")))
 
 
 def fused_adam() -> Callable | None:

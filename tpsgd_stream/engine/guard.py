@@ -22,6 +22,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from . import _ops
+
 __all__ = ["NonFiniteUpdateError", "all_finite", "refuse_non_finite"]
 
 
@@ -40,7 +42,7 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     """
     if not tensors:
         return True
-    norms = torch._foreach_norm(tensors, float("inf"))  # max |x|: never overflows on finite x
+    norms = _ops.max_abs_all(tensors)  # max |x|: never overflows on finite x
     return bool(torch.stack(norms).isfinite().all())
 
 
@@ -107,7 +109,7 @@ class _Snapshot:
         if self.flat is None:
             self.copies = [t.clone() for t in self.tensors]
         else:
-            torch._foreach_copy_(self.flat.copies, self.tensors)
+            _ops.copy_all(self.flat.copies, self.tensors)
             self.copies = self.flat.copies
         self.had_state = [set(map(id, opt.state)) for opt in optimizers]
         self.groups = [len(opt.param_groups) for opt in optimizers]
@@ -125,7 +127,7 @@ class _Snapshot:
         """Whether parameters and optimizer state (those made by the step too) are finite."""
         flat = self.flat
         if flat is not None and self._same_tensors():
-            torch._foreach_copy_(flat.checked, self.tensors)
+            _ops.copy_all(flat.checked, self.tensors)
             if math.isfinite(flat.check.sum().item()):
                 return True  # (a sum of huge finite values may overflow: then look closer)
         tensors, _ = _tensors(self.optimizers)
@@ -133,7 +135,7 @@ class _Snapshot:
 
     def restore(self) -> None:
         """Put back every value and remove what the step created (state, heads, groups)."""
-        torch._foreach_copy_(self.tensors, self.copies)
+        _ops.copy_all(self.tensors, self.copies)
         n_params = len(self.tensors) - len(self.slots)
         for (state, key), value in zip(self.slots, self.tensors[n_params:]):
             state[key] = value  # (an optimizer may have replaced a state tensor)
@@ -150,7 +152,7 @@ class _Snapshot:
             for key, head in list(getattr(net, "heads", {}).items()):
                 if id(head) not in kept:
                     del net.heads[key]
-                    net._head_of.pop(int(key), None)
+                    getattr(net, "_states", {}).pop(int(key), None)  # its rule state
         if self.steps is not None:
             self.module.perturbation_steps = self.steps
 

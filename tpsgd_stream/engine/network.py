@@ -6,8 +6,13 @@ optimizer, then hands its output (computed with the pre-update weights) to the n
 is forgotten. Only the output layer sees the true loss. A run of ``bp`` layers is held until
 the first layer above it with a local rule (or the output layer) back-propagates its ``delta``
 through the run: an all-``bp`` network is plain backprop, and its memory grows with depth,
-while a local-rule network holds one layer at a time. A ``tpsgd_head`` layer also steps its
-learned local head (:attr:`Network.heads`), made on its first step and saved with the network.
+while a local-rule network holds one layer at a time.
+
+What a layer's rule keeps (a fixed matrix, a learned local head) is made by the rule on the
+layer's first step (:meth:`~tpsgd_stream.engine.rules.Rule.init_state`) and updated through the
+rule's hooks; the network never asks which rule it holds, only how the rule trains a layer
+(its ``mode``: from its own ``delta``, from the layer above, or from forward passes). A learned
+tensor of a rule is saved with the network as ``heads.<layer index>``.
 """
 
 from __future__ import annotations
@@ -19,14 +24,12 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .bitflip import discretise, flip_update
-from .forward_gradient import derive_step_seed, network_loss, perturbation_gradients, quantise
 from .guard import refuse_non_finite
 from .layers import Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform, conv1d_layers
-from .losses import LOSSES, output_delta, output_error
+from .losses import LOSSES, output_delta, output_error, output_loss
 from .optim import make_optimizer, pad_optimizer_state
 from .projection import Projection
-from .rules import HeadDelta, RowDelta, Rule, get_rule
+from .rules import DEFAULT_RULE, RowDelta, Rule, RuleState, get_rule
 from .seeding import derive_seed
 
 __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
@@ -53,7 +56,8 @@ class Network(nn.Module):
         ``Dense`` output layer with the ``"identity"`` activation (its outputs are the logits).
     rule
         Default rule of the hidden layers whose own ``rule`` is ``None`` (a name from
-        :data:`~tpsgd_stream.engine.rules.RULES` or a :class:`~tpsgd_stream.engine.rules.Rule`).
+        :data:`~tpsgd_stream.engine.rules.RULES` or a :class:`~tpsgd_stream.engine.rules.Rule`);
+        by default target projection, ``"tpsgd_l2_gated"``.
     loss
         The output layer's true loss: ``"cross_entropy"`` (targets are one-hot labels),
         ``"mse"`` or ``"huber"`` (targets are real vectors).
@@ -79,7 +83,7 @@ class Network(nn.Module):
         self,
         layers: Sequence[nn.Module],
         *,
-        rule: str | Rule = "tpsgd_ce",
+        rule: str | Rule = DEFAULT_RULE,
         loss: str = "cross_entropy",
         optimizer: str = "adam",
         lr: float = 1e-3,
@@ -106,33 +110,36 @@ class Network(nn.Module):
         self.output_index = len(layers) - 1
         self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
         for i, rule_ in enumerate(self.rules):
-            if rule_ is not None and rule_.reads_classes and loss != "cross_entropy":
-                raise ValueError(f"Layer {i}: rule {rule_.name!r} needs loss='cross_entropy'.")
+            if rule_ is not None:
+                try:
+                    rule_.check_loss(loss)
+                except ValueError as err:
+                    raise ValueError(f"Layer {i}: {err}") from None
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Trainable):
                 layer.reset_parameters(torch.Generator().manual_seed(derive_seed(self.seed, i)))
-                if self.rules[i] is not None and self.rules[i].discrete:
-                    with torch.no_grad():
-                        layer.weight.copy_(discretise(layer.weight, self.rules[i].levels))
-                        layer.bias.zero_()
+                if self.rules[i] is not None:
+                    self.rules[i].prepare_layer(layer)
         self.to(self.device)
         self.optimizers = {
             i: make_optimizer(optimizer, layer.parameters(), lr=self.lr)
             for i, layer in enumerate(self.layers)
             if isinstance(layer, Trainable)
         }
-        self._projections: dict[int, Projection] = {}
-        # learned local heads (tpsgd_head layers) by layer index, made on the layer's first step;
-        # _head_of holds the same parameters by int index, for the training step's look-ups
+        # each hidden layer's rule state, made by its rule on the layer's first step
+        self._states: dict[int, RuleState] = {}
+        # the rules' learned tensors (local heads) by layer index, saved with the network
         self.heads = nn.ParameterDict()
-        self._head_of: dict[int, nn.Parameter] = {}
+        # how each trainable layer turns gradients into an update (the output layer's rule, or
+        # plain optimizer steps)
+        self._updaters = {i: self.rules[i] or _PLAIN for i in self.optimizers}
         # what a step over all trainable layers needs, fixed by the rules
         self._all_trainable = frozenset(self.optimizers)
         self._all_stop = self._last_needed(self._all_trainable)
         self._error_users = frozenset(
-            i for i, r in enumerate(self.rules) if r is not None and r.uses_error
+            i for i, r in enumerate(self.rules) if r is not None and r.needs_error
         )
-        self._perturbed = tuple(i for i in range(len(layers)) if self._perturbative(i))
+        self._perturbed = tuple(i for i in range(len(layers)) if self._mode(i) == "perturbation")
         self.activation_bytes = 0  # peak bytes of activations held by the last train_step
         self.epochs_seen = 0  # epochs run by tpsgd_stream.engine.training.fit (seeds its shuffles)
         self.perturbation_steps = 0  # forward-gradient updates so far (seeds the directions)
@@ -232,7 +239,7 @@ class Network(nn.Module):
 
         Examples
         --------
-        >>> net = Network.cnn1d(1, 40, 10, channels=(8, 8), dilation=(1, 2), rule="tpsgd_head")
+        >>> net = Network.cnn1d(1, 40, 10, channels=(8, 8), dilation=(1, 2), rule="local_head")
         >>> x, y = torch.randn(16, 1, 40), torch.arange(16) % 10
         >>> net.train_step(x, net.one_hot(y)).shape
         torch.Size([16, 10])
@@ -254,16 +261,21 @@ class Network(nn.Module):
     def _rule_of(self, index: int) -> Rule | None:
         """The layer's rule (its own, else the default); ``None`` for the output layer.
 
-        The output layer learns from the true loss, but a ``forward_grad`` or ``bitflip`` rule
-        (its own, or the default) also decides how it turns that loss into an update.
+        The output layer learns from the true loss, but a rule that ``trains_output``
+        (``forward_grad``, ``bitflip``) also decides how it turns that loss into an update.
         """
         layer = self.layers[index]
         if not isinstance(layer, Trainable):
             return None
         rule_ = layer.rule if layer.rule is not None else self.default_rule
-        if index == self.output_index and not (rule_.perturbative or rule_.discrete):
+        if index == self.output_index and not rule_.trains_output:
             return None
         return rule_
+
+    def _mode(self, index: int) -> str | None:
+        """How layer ``index`` is trained (its rule's ``mode``); ``None`` without a rule."""
+        rule_ = self.rules[index]
+        return None if rule_ is None else rule_.mode
 
     # --------------------------------------------------------------------------- properties
     @property
@@ -281,7 +293,8 @@ class Network(nn.Module):
         projection's default scale depends on the layer's number of output units, which a
         convolution knows only once it has seen an input).
         """
-        return self._projections.get(index)
+        state = self._states.get(index)
+        return None if state is None else state.projection
 
     def head(self, index: int) -> nn.Parameter | None:
         """The learned local head ``(n_outputs, head units)`` of hidden layer ``index``.
@@ -289,40 +302,35 @@ class Network(nn.Module):
         ``None`` for layers without one, or before the layer's first training step (a
         convolution's head size depends on its output map, known once it has seen an input).
         """
-        return self._head_of.get(index)
+        state = self._states.get(index)
+        return None if state is None else state.param
 
-    def _head_rows(self, index: int, units: int, first: int, stop: int) -> torch.Tensor:
-        """Rows ``first:stop`` of layer ``index``'s initial head: its rule's projection rows."""
-        projection = self.rules[index].make_projection(units, seed=self.seed, stream=index)
-        return projection.rows(first, stop, (units,), device=self.device)
+    @property
+    def _projections(self) -> dict[int, Projection]:
+        """The fixed matrices of the layers that have one (read by older callers)."""
+        return {i: s.projection for i, s in self._states.items() if s.projection is not None}
 
-    def _learns_head(self, index: int) -> bool:
-        rule_ = self.rules[index] if 0 <= index < len(self.rules) else None
-        return rule_ is not None and rule_.learns_head
+    def rule_state(self, index: int) -> RuleState | None:
+        """What the rule of hidden layer ``index`` keeps (``None`` before its first step)."""
+        return self._states.get(index)
 
-    def _add_head(self, index: int, value: torch.Tensor) -> nn.Parameter:
-        """Register ``value`` as layer ``index``'s head, updated by the layer's optimizer."""
-        head = nn.Parameter(value.to(self.device))
-        self.heads[str(index)] = head
-        self._head_of[index] = head
-        self.optimizers[index].add_param_group({"params": [head]})
-        return head
-
-    def _matrix(self, index: int, z: torch.Tensor) -> torch.Tensor | None:
-        rule_ = self.rules[index]
-        if rule_.learns_head:
-            head = self._head_of.get(index)
-            if head is None:
-                units = rule_.head_units(tuple(z.shape[1:]))
-                head = self._add_head(index, self._head_rows(index, units, 0, self.n_outputs))
-            return head
-        if rule_.projection is None:
-            return None
-        if index not in self._projections:
-            self._projections[index] = rule_.make_projection(
-                z[0].numel(), seed=self.seed, stream=index
+    def _state(self, index: int, z: torch.Tensor) -> RuleState:
+        """Layer ``index``'s rule state, made by its rule on the first call."""
+        state = self._states.get(index)
+        if state is None:
+            state = self.rules[index].init_state(
+                tuple(z.shape[1:]), self.n_outputs, seed=self.seed, stream=index, device=self.device
             )
-        return self._projections[index].matrix(self.n_outputs, z.shape[1:], device=self.device)
+            self._adopt(index, state)
+        return state
+
+    def _adopt(self, index: int, state: RuleState) -> None:
+        """Keep ``state``; its learned tensor joins the layer's optimizer and the saved state."""
+        self._states[index] = state
+        if state.param is not None:
+            state.param.data = state.param.data.to(self.device)
+            self.heads[str(index)] = state.param
+            self.optimizers[index].add_param_group({"params": [state.param]})
 
     def multiply_adds(self, x: torch.Tensor) -> list[int]:
         """Multiply-adds of each trainable layer's forward pass on the one-sample input ``x``:
@@ -433,32 +441,24 @@ class Network(nn.Module):
                 self._perturbation_step(x, target, perturbed, start)
             return logits
 
-    def _perturbative(self, index: int) -> bool:
-        return self.rules[index] is not None and self.rules[index].perturbative
-
     def _perturbation_step(self, x, target, layers: list[int], start: int) -> None:
-        """Forward-gradient update of ``layers``, perturbed jointly (settings of the lowest)."""
+        """Update ``layers`` from forward passes only, perturbed jointly by the lowest's rule."""
         lowest = layers[0]
         rule_ = self.rules[lowest]
         h = self.forward(x, start=start, stop=lowest)
         self.activation_bytes = max(self.activation_bytes, self._forward_bytes(h, lowest))
         params = [p for i in layers for p in self.layers[i].parameters()]
-        grads = perturbation_gradients(
+        seed = derive_seed(self.seed, 7_000_003, self.perturbation_steps)
+        grads = rule_.estimate(
             params,
-            lambda: network_loss(self, h, target, lowest),
-            rule_,
-            seed=derive_step_seed(self, self.perturbation_steps),
+            lambda: output_loss(self.forward(h, start=lowest), target, self.loss),
+            seed=seed,
         )
         for p, g in zip(params, grads):
             p.grad = g
         for i in layers:
             self._optimize(i)
-            if rule_.bits is not None:
-                generator = torch.Generator().manual_seed(
-                    derive_step_seed(self, self.perturbation_steps) + i
-                )
-                for p in self.layers[i].parameters():
-                    p.copy_(quantise(p, rule_.bits, generator=generator))
+            rule_.after_update(list(self.layers[i].parameters()), seed=seed + i)
         self.perturbation_steps += 1
 
     def _as_batch(self, x, name: str) -> torch.Tensor:
@@ -512,7 +512,7 @@ class Network(nn.Module):
             raise ValueError("layers is empty: name at least one trainable layer to update.")
         self._check_trainable(train)
         stop = max(train)
-        while self.rules[stop] is not None and not self.rules[stop].is_local:
+        while self._mode(stop) == "backprop":
             stop = min(i for i in self.trainable_indices if i > stop)
         return stop
 
@@ -533,10 +533,11 @@ class Network(nn.Module):
             z = layer.linear(h)
             a = act.forward(z)
             rule_ = rules[i]
-            if rule_ is not None and rule_.perturbative:
+            mode = None if rule_ is None else rule_.mode
+            if mode == "perturbation":
                 h = a  # updated after this pass, from forward passes only
                 continue
-            if rule_ is not None and not rule_.is_local:
+            if mode == "backprop":
                 pending.append((i, layer, h, z))
                 h = a
                 continue
@@ -546,13 +547,10 @@ class Network(nn.Module):
             if i == self.output_index:
                 delta = output_delta(z, target, self.loss)
             else:
-                delta = rule_.delta(
-                    z=z, a=a, act=act, target=target, error=error, matrix=self._matrix(i, z)
-                )
-            if isinstance(delta, HeadDelta):
-                if i in train:
-                    self._head_of[i].grad = delta.head_grad
-                delta = delta.delta
+                state = self._state(i, z)
+                matrix = rule_.matrix(state, self.n_outputs, z.shape[1:], device=self.device)
+                out = rule_.delta(z=z, a=a, act=act, target=target, error=error, matrix=matrix)
+                delta = rule_.layer_delta(out, state, train=i in train)
             if isinstance(delta, RowDelta):
                 if not pending and i in train:  # only the rows still learning cost anything
                     peak = max(peak, _held_bytes(h, z, a, delta.values))
@@ -585,26 +583,18 @@ class Network(nn.Module):
                 self._step(index, x, delta)
 
     def _step(self, index: int, x: torch.Tensor, delta: torch.Tensor) -> None:
-        layer = self._stack[index]
-        layer.set_grads(x, delta)
-        rule_ = self.rules[index]
-        if rule_ is not None and rule_.discrete:
-            flip_update(layer.weight.data, layer.weight.grad, rule_)
-            layer.weight.grad = layer.bias.grad = None
-            return
+        self._stack[index].set_grads(x, delta)
         self._optimize(index)
 
     def _optimize(self, index: int) -> None:
-        """Step the layer's optimizer on the gradients in ``.grad``, then drop them."""
+        """Update layer ``index`` from the gradients in ``.grad`` (as its rule applies them,
+        an optimizer step by default), then drop them."""
         layer = self._stack[index]
-        optimizer = self.optimizers[index]
-        fast_step = getattr(optimizer, "fast_step", None)
-        if fast_step is None or not fast_step():
-            optimizer.step()
+        self._updaters[index].apply(layer, self.optimizers[index])
         layer.weight.grad = layer.bias.grad = None  # cheaper than zero_grad(set_to_none=True)
-        head = self._head_of.get(index)
-        if head is not None:
-            head.grad = None
+        state = self._states.get(index)
+        if state is not None and state.param is not None:
+            state.param.grad = None
 
     def reset_optimizer_state(self, layers: Iterable[int] | None = None) -> None:
         """Clear the optimizer state (Adam's moments and step counts) of trainable ``layers``.
@@ -638,22 +628,31 @@ class Network(nn.Module):
         layer = self.layers[self.output_index]
         layer.grow_outputs(n_new)
         self._pad_state(self.output_index)
-        for key, head in self.heads.items():  # a new row per class, the old rows kept
-            rows = self._head_rows(int(key), head.shape[1], len(head), len(head) + n_new)
-            with torch.no_grad():
-                head.data = torch.cat([head.data, rows])
-            pad_optimizer_state(self.optimizers[int(key)], head)
+        for index, state in self._states.items():  # each rule grows what it keeps
+            self.rules[index].grow(state, n_new, device=self.device)
+            if state.param is not None:
+                pad_optimizer_state(self.optimizers[index], state.param)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As :meth:`torch.nn.Module.load_state_dict`; first makes the learned heads the state
-        holds that this network has not made yet (a fresh network makes them on its first
-        step), so that they are loaded too and trained by their layers' optimizers."""
+        """As :meth:`torch.nn.Module.load_state_dict`; first has the rules make the learned
+        heads the state holds that this network has not made yet (a fresh network makes them
+        on its first step), so that they are loaded too and trained by their layers'
+        optimizers."""
         for key, value in state_dict.items():
             index = key.removeprefix("heads.")
-            if key != index and index not in self.heads and self._learns_head(int(index)):
-                self._add_head(int(index), torch.zeros_like(value))
+            if key == index or index in self.heads or not index.isdigit():
+                continue
+            rule_ = self.rules[int(index)] if int(index) < len(self.rules) else None
+            restored = None
+            if rule_ is not None:
+                restored = rule_.restore_state(
+                    value, seed=self.seed, stream=int(index), device=self.device
+                )
+            if restored is not None:
+                self._adopt(int(index), restored)
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._head_of = {int(key): head for key, head in self.heads.items()}  # assign=True
+        for key, head in self.heads.items():  # assign=True puts new tensors in
+            self._states[int(key)].param = head
         return result
 
     def grow_inputs(self, n_new: int) -> None:
@@ -673,6 +672,33 @@ class Network(nn.Module):
         state = dict(state)
         state["activation_bytes"] = 0
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "_states" not in state:  # pickled before the rules kept their own state
+            state = _rule_states_of_old(state)
+        super().__setstate__(state)
+
+
+_PLAIN = Rule()  # applies a layer's gradients as an optimizer step
+
+
+def _rule_states_of_old(state: dict) -> dict:
+    """A pickled network's ``_projections`` and ``_head_of`` as rule states."""
+    state = dict(state)
+    projections = state.pop("_projections", {})
+    heads = state.pop("_head_of", {})
+    states = {}
+    for index in sorted({*projections, *heads}):
+        states[index] = RuleState(
+            seed=state["seed"],
+            stream=index,
+            projection=projections.get(index),
+            param=heads.get(index),
+        )
+    state["_states"] = states
+    rules = state["rules"]
+    state["_updaters"] = {i: rules[i] or _PLAIN for i in state["optimizers"]}
+    return state
 
 
 def _check_finite(x: torch.Tensor, name: str) -> None:

@@ -72,7 +72,7 @@ class LayerAdam(torch.optim.Adam):
             for g in groups
         ):
             return False
-        # one kernel call for all groups that share their hyperparameters (a tpsgd_head layer
+        # one kernel call for all groups that share their hyperparameters (a local_head layer
         # has its weights in one group and its head in another)
         batches: dict[tuple, tuple[list, ...]] = {}
         for group in groups:

@@ -1,6 +1,6 @@
 """Adaptive average pooling of a convolution's map, 1-D or 2-D, and its adjoint.
 
-A local head (``tpsgd_head`` with ``pool``) reads a convolution's map average-pooled to a few
+A local head (``local_head`` with ``pool``) reads a convolution's map average-pooled to a few
 positions per channel. The map is ``(n, channels, time steps)`` for a ``Conv1d`` and
 ``(n, channels, height, width)`` for a ``Conv2d``; these helpers pick the pooling by the map's
 rank, so a rule never asks which kind of layer it trains.

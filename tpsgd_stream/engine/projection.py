@@ -139,7 +139,7 @@ class Projection:
         ``"filter"``: for conv feature maps of shape ``(C, H, W)``, filter ``i`` drawn from
         N(0, ((i + 1) / C)^2) over its spatial map, as the tpSGD paper does.
     scale
-        Multiplies every entry (for ``tpsgd_ce`` it acts as a softmax temperature).
+        Multiplies every entry (for ``fixed_readout_ce`` it acts as a softmax temperature).
     seed, stream
         Together with the row index they seed each row's generator; give each layer its own
         ``stream``.

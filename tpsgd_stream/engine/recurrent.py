@@ -11,9 +11,8 @@ they come, so the memory a local rule holds does not grow with the sequence leng
 A readout (linear, or with one hidden layer) on the last state is trained with the true loss.
 
 Beyond the paper, ``credit_steps=K`` sends each step's local ``delta_t`` back through ``W_H``
-over the ``K - 1`` steps before it (truncated local credit; memory O(K), not O(T)). With the
-``tpsgd_ce`` rule and tanh cells it is what lifts a local rule to BPTT's accuracy on row-wise
-MNIST (``BENCHMARKS.md``, "Recurrent tables").
+over the ``K - 1`` steps before it (truncated local credit; memory O(K), not O(T); see
+BENCHMARKS.md, "Recurrent tables").
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ from .layers import Dense, _check_sizes
 from .losses import LOSSES, output_error, output_loss
 from .network import Network, _check_finite, resolve_device
 from .optim import make_optimizer, pad_optimizer_state
-from .projection import step_matrix
-from .rules import RULES, RowDelta, Rule, get_rule
+from .rules import DEFAULT_RULE, RULES, Rule, dense_delta, get_rule
 from .seeding import derive_seed
 
 __all__ = ["ElmanCell", "RecurrentNetwork", "recurrent_rules"]
@@ -39,11 +37,11 @@ __all__ = ["ElmanCell", "RecurrentNetwork", "recurrent_rules"]
 
 def recurrent_rules() -> tuple[str, ...]:
     """Names of the rules that train :class:`RecurrentNetwork` cells: all but those that learn
-    a head per layer (``tpsgd_head``) or train by weight perturbation (``forward_grad``).
+    a head per layer (``local_head``) or train by weight perturbation (``forward_grad``).
 
     Examples
     --------
-    >>> "tpsgd_ce" in recurrent_rules(), "tpsgd_head" in recurrent_rules()
+    >>> "fixed_readout_ce" in recurrent_rules(), "local_head" in recurrent_rules()
     (True, False)
     """
     return tuple(sorted(name for name, rule in RULES.items() if _trains_cells(rule)))
@@ -51,7 +49,7 @@ def recurrent_rules() -> tuple[str, ...]:
 
 def _trains_cells(rule: Rule | type[Rule]) -> bool:
     """Whether ``rule`` (an instance or a class) can train recurrent cells."""
-    return not (rule.learns_head or rule.perturbative)
+    return rule.trains_cells
 
 
 class ElmanCell(nn.Module):
@@ -136,8 +134,10 @@ class RecurrentNetwork(nn.Module):
     bidirectional
         Add a layer reading each sequence backwards; the readout sees both last states.
     rule
-        ``"tpsgd_l1"`` (the paper's eq. 5, binary ``B_t``), ``"drtp"`` (orthogonal ``B_t``),
-        ``"tpsgd_l2"``, ``"tpsgd_ce"``, ``"dfa"``, ``"sdfa"`` or ``"bp"`` (BPTT).
+        ``"tpsgd_l2_gated"`` (the default: target projection, each sample stopped once its
+        state is nearest its class's target), ``"tpsgd_l1"`` (the paper's eq. 5, binary
+        ``B_t``), ``"drtp"`` (orthogonal ``B_t``), ``"tpsgd_l2"``, ``"fixed_readout_ce"``,
+        ``"dfa"``, ``"sdfa"`` or ``"bp"`` (BPTT); any name in :func:`recurrent_rules`.
     readout_hidden
         ``()`` for a linear readout, ``(n,)`` for one hidden layer of ``n`` (trained by backprop
         within the readout, from the true loss).
@@ -179,7 +179,7 @@ class RecurrentNetwork(nn.Module):
         *,
         num_layers: int = 1,
         bidirectional: bool = False,
-        rule: str | Rule = "tpsgd_l1",
+        rule: str | Rule = DEFAULT_RULE,
         readout_hidden: Iterable[int] = (),
         activation: str = "sigmoid",
         loss: str = "cross_entropy",
@@ -313,11 +313,11 @@ class RecurrentNetwork(nn.Module):
                 f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
                 f"got {tuple(target.shape)}."
             )
-        if not self.rule.is_local and self.train_recurrent:
+        if self.rule.mode == "backprop" and self.train_recurrent:
             return self._bptt_step(x, target, lengths)
         with torch.no_grad():
             error = None
-            if self.rule.uses_error and self.train_recurrent:
+            if self.rule.needs_error and self.train_recurrent:
                 error = output_error(self.forward(x, lengths), target, self.loss)
             train = target if self.train_recurrent else None
             features = self._run(x, lengths, target=train, error=error)
@@ -453,23 +453,13 @@ class RecurrentNetwork(nn.Module):
     def step_delta(self, c, t, z, a, slope, target, error=None) -> torch.Tensor:
         """The local rule's ``delta_t`` of cell ``c`` at step ``t`` (``B_t`` made on the spot)."""
         rule_ = self.rule
-        matrix = None
-        if rule_.projection is not None:
-            scale = rule_.scale if rule_.scale is not None else rule_.default_scale(z.shape[1])
-            matrix = step_matrix(
-                rule_.projection,
-                self.n_outputs,
-                z.shape[1],
-                seed=self.seed,
-                stream=c,
-                step=t,
-                scale=scale,
-                device=self.device,
-            )
+        matrix = rule_.step_matrix(
+            self.n_outputs, z.shape[1], seed=self.seed, stream=c, step=t, device=self.device
+        )
         act = self.cells[c].act
         delta = rule_.delta(z=z, a=a, act=act, target=target, error=error, matrix=matrix)
         # a gated rule's rows: the cell's gradient and the credit sent back need every row
-        return delta.dense(like=z) if isinstance(delta, RowDelta) else delta
+        return dense_delta(delta, like=z)
 
     def _bptt_step(self, x, target, lengths) -> torch.Tensor:
         """Back-propagation through time: the unrolled graph is kept (memory grows with T)."""

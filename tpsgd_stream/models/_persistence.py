@@ -30,6 +30,8 @@ import os
 import numpy as np
 import torch
 
+from ..engine.rules import canonical_name
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -250,6 +252,8 @@ def read_checked(cls, path, device: str | None) -> tuple[dict, dict]:
     if not isinstance(params, dict):
         raise damaged(path, "no constructor parameters")
     params = dict(params)
+    if isinstance(params.get("rule"), str):  # saved under an old rule name: the new one
+        params["rule"] = canonical_name(params["rule"])
     if device is not None:
         params["device"] = device
     return payload, params

@@ -36,7 +36,7 @@ from ..engine.guard import NonFiniteUpdateError
 from ..engine.inference import Float64Forward
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
-from ..engine.rules import RULES
+from ..engine.rules import RULES, canonical_name
 from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._features import FeatureMap
@@ -63,7 +63,7 @@ def check_training_params(estimator, activations, rules) -> None:
             f"{list(activations)}."
         )
     rules = list(rules)
-    if estimator.rule not in rules:
+    if canonical_name(estimator.rule) not in rules:  # an old name warns
         known = "unsupported" if estimator.rule in RULES else "unknown"
         raise ValueError(f"{name}: {known} rule {estimator.rule!r}; expected one of {rules}.")
     if estimator.optimizer not in OPTIMIZERS:

@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 from river import base
 
+from ..engine.rules import DEFAULT_RULE
 from ._inputs import check_frame, check_label, label_list, parse_values
 from ._persistence import decode, encode
 from .base import TPSGDEstimator, register_label, register_labels
@@ -29,12 +30,14 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
         ``"identity"``.
     rule
-        Rule of the hidden layers (any name in ``tpsgd_stream.RULES``): ``"tpsgd_head"``
-        (the default: local label-smoothed cross-entropy through a small learned head per
-        layer, silent on samples the layer already gets right; the most accurate backprop-free
-        rule on every stream and image set measured, see BENCHMARKS.md), ``"tpsgd_ce"`` (the
-        same through a fixed random projection), ``"tpsgd_ce_ls"``, ``"tpsgd_l1"``,
-        ``"tpsgd_l2"``, ``"drtp"``, ``"dfa"``, ``"sdfa"`` or ``"bp"`` (plain backprop, the
+        Rule of the hidden layers (any name in ``tpsgd_stream.RULES``):
+        ``"tpsgd_l2_gated"`` (the default: target projection, each layer pulled towards a
+        fixed random projection of the label, each sample stopped once the layer's output is
+        nearest its own class's target), ``"local_head"`` (local cross-entropy through a
+        small learned head per layer: the most accurate backprop-free rule, see
+        BENCHMARKS.md), ``"fixed_readout_ce"``, ``"fixed_readout_ce_ls"`` (local
+        cross-entropy through a fixed random readout), ``"tpsgd_l1"``, ``"tpsgd_l2"`` (the
+        paper's), ``"drtp"``, ``"dfa"``, ``"sdfa"`` or ``"bp"`` (plain backprop, the
         reference).
     optimizer
         ``"adam"`` or ``"sgd"``, one per layer.
@@ -77,7 +80,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     >>> from tpsgd_stream.models import TPSGDClassifier
     >>> model = preprocessing.StandardScaler() | TPSGDClassifier(seed=1)
     >>> evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
-    Accuracy: 87.67%
+    Accuracy: 86.55%
 
     Labels of any hashable type; a new one adds an output unit:
 
@@ -103,7 +106,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self,
         hidden_layer_sizes: tuple[int, ...] = (128,),
         activation: str = "leaky_relu",
-        rule: str = "tpsgd_head",
+        rule: str = DEFAULT_RULE,
         optimizer: str = "adam",
         lr: float = 1e-2,
         batch_size: int = 32,

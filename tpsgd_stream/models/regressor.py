@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from river import base
 
-from ..engine.rules import RULES
+from ..engine.rules import DEFAULT_RULE, RULES
 from ._inputs import FLOAT32_MAX, check_frame, label_list, parse_values
 from .base import TPSGDEstimator
 
@@ -39,8 +39,9 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
         ``"identity"``.
     rule
-        Rule of the hidden layers: ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``, ``"dfa"``,
-        ``"sdfa"`` or ``"bp"`` (``"tpsgd_ce"`` is for classification only).
+        Rule of the hidden layers: ``"tpsgd_l2_gated"`` (the default; on regression targets
+        it is ``"tpsgd_l2"``, target projection), ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``,
+        ``"dfa"``, ``"sdfa"`` or ``"bp"`` (the cross-entropy rules are for classification).
     optimizer
         ``"adam"`` or ``"sgd"``.
     lr
@@ -71,7 +72,7 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         self,
         hidden_layer_sizes: tuple[int, ...] = (128,),
         activation: str = "leaky_relu",
-        rule: str = "tpsgd_l2",
+        rule: str = DEFAULT_RULE,
         optimizer: str = "adam",
         lr: float = 1e-2,
         batch_size: int = 32,
@@ -93,10 +94,12 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         self._check_params()
         if loss not in LOSSES:
             raise ValueError(f"TPSGDRegressor: loss must be one of {LOSSES}, got {loss!r}.")
-        if rule == "tpsgd_ce":
+        rule_class = RULES.get(rule) if isinstance(rule, str) else type(rule)
+        if getattr(rule_class, "reads_classes", False):
             raise ValueError(
-                "TPSGDRegressor: rule 'tpsgd_ce' is a classification rule (a softmax over "
-                "classes); use 'tpsgd_l2', 'tpsgd_l1', 'drtp', 'dfa', 'sdfa' or 'bp'."
+                f"TPSGDRegressor: rule {rule!r} is a classification rule (a softmax over "
+                f"classes); use 'tpsgd_l2_gated', 'tpsgd_l2', 'tpsgd_l1', 'drtp', 'dfa', 'sdfa' "
+                f"or 'bp'."
             )
         self._loss = loss
         self._reset()

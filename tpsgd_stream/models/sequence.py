@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..engine.recurrent import RecurrentNetwork
+from ..engine.rules import DEFAULT_RULE
 from . import _persistence
 from ._inputs import check_label, in_float32_range
 from ._sequence_base import _SequenceBase
@@ -27,10 +28,11 @@ class TPSGDSequenceClassifier(_SequenceBase):
         Units per recurrent layer, stacked layers, and a backward-reading twin per layer.
     rule
         Rule of the recurrent layers (see :mod:`tpsgd_stream.engine.recurrent`); ``"bp"`` is BPTT.
-        The default, local cross-entropy through a fixed ``B_t`` with 8 steps of truncated
-        local credit and tanh cells, was the best local variant of our row-wise MNIST sweep
-        (BENCHMARKS.md, "Recurrent tables"); the paper's rules alone (``"drtp"``,
-        ``"tpsgd_l1"``) lag far behind BPTT there.
+        The default, ``"tpsgd_l2_gated"``, is target projection as every entry point's (each
+        state pulled towards a fixed random ``y* B_t``, a sample stopped once its state is
+        nearest its class's target); ``"fixed_readout_ce"`` (local cross-entropy through a
+        fixed random readout) with tanh cells and truncated local credit was the best local
+        rule of the row-wise MNIST sweep (BENCHMARKS.md, "Recurrent tables").
     activation
         ``"tanh"`` or ``"sigmoid"`` (the paper's cell; it learned markedly slower in our sweep,
         see BENCHMARKS.md, "Recurrent tables").
@@ -74,7 +76,7 @@ class TPSGDSequenceClassifier(_SequenceBase):
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = False,
-        rule: str = "tpsgd_ce",
+        rule: str = DEFAULT_RULE,
         activation: str = "tanh",
         credit_steps: int = 8,
         readout_hidden: tuple[int, ...] | None = None,

@@ -1,0 +1,120 @@
+"""Rules whose signal comes down a fixed feedback matrix ``B`` or from the layer above.
+
+=============  ====================================================================
+rule           ``delta`` for a hidden layer (``n`` = minibatch size)
+=============  ====================================================================
+``bp``         ``(delta_above @ W_above) * sigma'(z)`` (true gradient)
+``dfa``        ``(e @ B) * sigma'(z) / n``, ``e`` the output error ``softmax(o) - y*``
+``sdfa``       ``(sign(e) @ B) * sigma'(z) / n``
+``drtp``       ``(y* @ B) * sigma'(z) / n`` (label only, no error)
+=============  ====================================================================
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Backward, Rule, _project, _through
+
+__all__ = ["Backprop", "DFA", "SignDFA", "DRTP", "dfa_delta", "drtp_delta"]
+
+
+def dfa_delta(
+    *, error: torch.Tensor, feedback: torch.Tensor, like: torch.Tensor, backward: Backward
+) -> torch.Tensor:
+    """DFA: ``(e @ B) * sigma'(z) / n`` (Noekland 2016); ``like`` is ``z`` (for its shape)."""
+    return backward(_project(error / like.shape[0], feedback, like))
+
+
+def drtp_delta(
+    *, target: torch.Tensor, feedback: torch.Tensor, like: torch.Tensor, backward: Backward
+) -> torch.Tensor:
+    """DRTP: ``(y* @ B) * sigma'(z) / n`` (Frenkel et al. 2021)."""
+    return backward(_project(target / like.shape[0], feedback, like))
+
+
+class Backprop(Rule):
+    """True gradient from the layer above (``delta = (delta_above @ W_above) * sigma'(z)``).
+
+    A run of ``bp`` layers under a layer with a local rule is trained by back-propagating that
+    layer's local loss through the run; under the output layer, by the true loss.
+
+    Examples
+    --------
+    >>> Backprop().mode, Backprop().projection
+    ('backprop', None)
+    """
+
+    name = "bp"
+    mode = "backprop"
+    default_projection = None
+
+
+class DFA(Rule):
+    """Direct feedback alignment: ``delta = (e @ B) * sigma'(z) / n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.engine.activations import get_activation
+    >>> z = torch.tensor([[1.0, -1.0]])
+    >>> DFA().delta(z=z, a=z, act=get_activation("relu"), target=None,
+    ...             error=torch.tensor([[0.5, -0.5]]), matrix=torch.eye(2))
+    tensor([[0.5000, -0.0000]])
+    """
+
+    name = "dfa"
+    needs_error = True
+    default_projection = "uniform"
+
+    def delta(self, *, z, a, act, target, error, matrix):
+        return dfa_delta(error=error, feedback=matrix, like=z, backward=_through(act, z, a))
+
+
+class SignDFA(Rule):
+    """Sign-symmetric DFA: ``delta = (sign(e) @ B) * sigma'(z) / n``.
+
+    Its signal does not shrink as the network learns: pair it with a saturating activation
+    (``activation="tanh"``), whose slope stops a saturated unit; with leaky ReLU and Adam the
+    hidden units are pushed without bound (see ``BENCHMARKS.md``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.engine.activations import get_activation
+    >>> z = torch.tensor([[1.0, 2.0]])
+    >>> SignDFA().delta(z=z, a=z, act=get_activation("identity"), target=None,
+    ...                 error=torch.tensor([[0.1, -3.0]]), matrix=torch.eye(2))
+    tensor([[ 1., -1.]])
+    """
+
+    name = "sdfa"
+    needs_error = True
+    default_projection = "uniform"
+
+    def delta(self, *, z, a, act, target, error, matrix):
+        backward = _through(act, z, a)
+        return dfa_delta(error=torch.sign(error), feedback=matrix, like=z, backward=backward)
+
+
+class DRTP(Rule):
+    """Direct random target projection: ``delta = (y* @ B) * sigma'(z) / n``.
+
+    As :class:`SignDFA`, its signal does not shrink: use a saturating activation
+    (``activation="tanh"``; see ``BENCHMARKS.md``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tpsgd_stream.engine.activations import get_activation
+    >>> z = torch.tensor([[1.0, 2.0]])
+    >>> DRTP().delta(z=z, a=z, act=get_activation("identity"), target=torch.tensor([[0.0, 1.0]]),
+    ...              error=None, matrix=torch.tensor([[1.0, 1.0], [2.0, -2.0]]))
+    tensor([[ 2., -2.]])
+    """
+
+    name = "drtp"
+    default_projection = "orthogonal"
+
+    def delta(self, *, z, a, act, target, error, matrix):
+        return drtp_delta(target=target, feedback=matrix, like=z, backward=_through(act, z, a))
