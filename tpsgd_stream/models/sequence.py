@@ -71,7 +71,8 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         As :class:`~tpsgd_stream.models.TPSGDClassifier` (``batch_size`` counts sequences;
         ``optimizer`` is the Elman layers'). ``None``: 8 sequences and a step of ``1.0`` (the
         fraction of the largest stable step of the normalised delta rule) with
-        ``"random_kernels"``; 32 and ``3e-3`` with ``"elman"``.
+        ``"random_kernels"``; 32 and ``3e-3`` with ``"elman"``. The random-kernel encoder
+        runs on the CPU whatever ``device`` says.
 
     Notes
     -----
