@@ -189,9 +189,10 @@ def run_set(name: str, args) -> dict:
     print(f"{name}: train {x_train.shape}, test {data[2].shape}", flush=True)
     result["ours"] = summarise([train_ours(data, features, ours_epochs, s) for s in seeds])
     bp_seeds = seeds if name in args.bp_all_seeds.split(",") else seeds[:1]
-    result["ours_bp"] = summarise(
-        [train_ours(data, {**features, "rule": "bp"}, ours_epochs, s) for s in bp_seeds]
-    )
+    if "bp" not in args.skip:
+        result["ours_bp"] = summarise(
+            [train_ours(data, {**features, "rule": "bp"}, ours_epochs, s) for s in bp_seeds]
+        )
     if "elman" not in args.skip:
         result["elman"] = summarise(
             [train_ours(data, {"encoder": "elman"}, elman_epochs, s) for s in seeds[:1]]
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--bp-all-seeds", default="coffee,chinatown", help="sets whose bp run uses every seed"
     )
-    parser.add_argument("--skip", default="", help="e.g. 'dtw,elman': reuse anchors, skip")
+    parser.add_argument(
+        "--skip", default="", help="of dtw,euclidean,minirocket,elman,bp: skipped (anchors reused)"
+    )
     parser.add_argument(
         "--dtw-test", type=int, default=None, help="1-NN DTW on a stratified test sample"
     )
