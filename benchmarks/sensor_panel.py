@@ -83,6 +83,18 @@ def load(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return x_train, np.asarray(y_train), x_test, np.asarray(y_test)
 
 
+def subsample(data, max_train: int | None, max_test: int | None):
+    """Stratified samples of at most ``max_train`` / ``max_test`` cases (in their order)."""
+    x_train, y_train, x_test, y_test = data
+    if max_train is not None and max_train < len(y_train):
+        keep = stratified_sample(y_train, max_train, seed=2)
+        x_train, y_train = x_train[keep], y_train[keep]
+    if max_test is not None and max_test < len(y_test):
+        keep = stratified_sample(y_test, max_test, seed=3)
+        x_test, y_test = x_test[keep], y_test[keep]
+    return x_train, y_train, x_test, y_test
+
+
 def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` cases with the class proportions of ``y``."""
     rng = np.random.default_rng(seed)
@@ -173,6 +185,7 @@ def minirocket(data, seed: int = 0) -> dict:
 # ------------------------------------------------------------------------------------ run
 def run_set(name: str, args) -> dict:
     data = load(name, args.quick)
+    data = subsample(data, args.max_train, args.max_test)
     x_train, y_train = data[0], data[1]
     ours_epochs, elman_epochs, n_seeds = (2, 1, 1) if args.quick else BUDGET[name]
     ours_epochs = min(ours_epochs, args.max_epochs)
@@ -180,6 +193,7 @@ def run_set(name: str, args) -> dict:
     features = {"n_features": 840} if args.quick else {}
     result = {
         "shape_train": list(x_train.shape),
+        "sampled": {"max_train": args.max_train, "max_test": args.max_test},
         "n_test": len(data[2]),
         "n_classes": int(len(np.unique(y_train))),
         "held_out_of_tuning": name == HELD_OUT,
@@ -230,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--dtw-test", type=int, default=None, help="1-NN DTW on a stratified test sample"
     )
+    parser.add_argument("--max-train", type=int, default=None, help="stratified train sample")
+    parser.add_argument("--max-test", type=int, default=None, help="stratified test sample")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny slices")
     parser.add_argument("--out", default=None, help="JSON path (default: a temp folder)")
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/")
