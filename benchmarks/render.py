@@ -849,6 +849,71 @@ def _default_rule(results: dict) -> str:
     )
 
 
+SENSOR_SETS = {
+    "coffee": "Coffee",
+    "pigcvp": "PigCVP",
+    "chinatown": "Chinatown",
+    "eeg5": "EEG, 5 classes",
+    "mnist1d": "MNIST-1D (held out of tuning)",
+}
+
+
+def _last(curve: dict | None) -> str:
+    """The accuracy after the most epochs run, and how many: ``0.909 (50)``."""
+    if not curve:
+        return "-"
+    epochs = max(curve, key=int)
+    return f"{curve[epochs]:.3f} ({epochs})"
+
+
+@renderer("sensor_panel", "Sensor panel: UCR sets, EEG and MNIST-1D", "sensor_panel.py", 25)
+def _sensor_panel(results: dict) -> str:
+    """Our default sequence model against 1-NN and MiniRocket on each set."""
+    rows = []
+    for key, label in SENSOR_SETS.items():
+        s = results["sets"].get(key)
+        if s is None:
+            continue
+        ours = s["ours"]
+        rows.append(
+            [
+                label,
+                f"{_last(ours['accuracy_mean'])}, {s['seeds']} seed(s)",
+                _last(s.get("ours_bp", {}).get("accuracy_mean")),
+                _last(s.get("elman", {}).get("accuracy_mean")),
+                f"{s['1nn_euclidean']['accuracy']:.3f}",
+                f"{s['1nn_dtw']['accuracy']:.3f}",
+                f"{s['minirocket']['accuracy']:.3f}",
+                f"{ours['train_seconds_mean']:.0f} / {s['minirocket']['fit_seconds']:.1f}",
+                f"{ours['runs'][0]['model_tensor_bytes']:,}",
+            ]
+        )
+    notes = "\n".join(f"- {note}" for note in results.get("notes", []))
+    return (
+        "`TPSGDSequenceClassifier()` at its defaults (random-kernel encoder, readout trained by "
+        "the delta rule) over `learn_one`/`learn_many` epochs of the training split; accuracy "
+        "after the most epochs run (in brackets). *bp*: the same readout's step from autograd; "
+        '*Elman*: `encoder="elman"`. 1-NN DTW and MiniRocket are aeon\'s. Seconds: our training '
+        "against MiniRocket's fit.\n\n"
+        + table(
+            [
+                "set",
+                "ours",
+                "ours, bp",
+                "Elman",
+                "1-NN Euclid",
+                "1-NN DTW",
+                "MiniRocket",
+                "seconds (ours / MiniRocket)",
+                "model bytes",
+            ],
+            rows,
+        )
+        + "\n\nEach set's command is in the JSON (`sets.<name>.command`).\n\n"
+        + notes
+    )
+
+
 # ---------------------------------------------------------------- generic, summary
 
 
@@ -873,6 +938,29 @@ def generic(results: dict) -> str:
             value = f"{len(value)} entries"
         rows.append([key, value])
     return table(["key", "value"], rows)
+
+
+def _sensor_summary(results: dict) -> list[list[str]]:
+    """The sensor panel's mean against MiniRocket's and the sets where 1-NN DTW wins."""
+    sets = [results["sets"][k] for k in SENSOR_SETS if k in results.get("sets", {})]
+    if not sets:
+        return []
+
+    def last(s):
+        curve = s["ours"]["accuracy_mean"]
+        return curve[max(curve, key=int)]
+
+    ours = sum(map(last, sets)) / len(sets)
+    rocket = sum(s["minirocket"]["accuracy"] for s in sets) / len(sets)
+    below = sum(last(s) < s["1nn_dtw"]["accuracy"] for s in sets)
+    return [
+        [
+            f"Sensor time series ({len(sets)} sets, `TPSGDSequenceClassifier()`)",
+            f"mean accuracy {ours:.3f} vs MiniRocket {rocket:.3f}; below 1-NN DTW on {below} "
+            f"of {len(sets)} sets",
+            "[sensor panel](#sensor-panel-ucr-sets-eeg-and-mnist-1d)",
+        ]
+    ]
 
 
 def summary(folder: Path = RESULTS) -> str:
@@ -912,6 +1000,7 @@ def summary(folder: Path = RESULTS) -> str:
                 ]
             )
     rows += _stream_summary(load("stream_throughput", folder))
+    rows += _sensor_summary(load("sensor_panel", folder))
     drift, cnn = load("drift_recovery", folder), load("drift_recovery_cnn", folder)
     gains = recovery_gains(drift) + recovery_gains(cnn) if drift and cnn else []
     concept = [g["ours"] - g["best_acc"] for g in gains if g["kind"] == "label_swap"]
@@ -1021,10 +1110,8 @@ edit it by hand. Each section names the command that produced its figures, the c
 at, the machine and the date; earlier runs are in git history and in the commit-pinned JSON.
 Data sets are read from `--data` or `$TPSGD_DATA`. A benchmark run without `--record` writes to
 a scratch folder; with `--record` it writes to `benchmarks/results/` and re-renders this page.
-Runs recorded before the rules were renamed name them as they were then: `tpsgd_ce` is now
-`fixed_readout_ce`, `tpsgd_ce_ls` is `fixed_readout_ce_ls` and `tpsgd_head` is `local_head`
-(the old names still work, with a warning). The default rule is now `tpsgd_l2_gated`; tables
-of estimators "at their defaults" say which rule that was when they ran.
+Older runs use the rules' former names: `tpsgd_ce`, `tpsgd_ce_ls`, `tpsgd_head` are now
+`fixed_readout_ce`, `fixed_readout_ce_ls`, `local_head`.
 """
 
 

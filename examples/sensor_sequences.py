@@ -37,7 +37,9 @@ def chunks(X: np.ndarray, scale: float) -> np.ndarray:
 
 
 def whole_sequences(X, y, *, hidden, batch_size, seed) -> float:
-    model = TPSGDSequenceClassifier(hidden_size=hidden, batch_size=batch_size, seed=seed)
+    model = TPSGDSequenceClassifier(
+        encoder="elman", hidden_size=hidden, batch_size=batch_size, seed=seed
+    )
     accuracy = metrics.Accuracy()
     for x, label in zip(X, y):
         accuracy.update(label, model.predict_one(x))

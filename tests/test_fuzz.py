@@ -106,14 +106,17 @@ def _sequence(rng):
 
 
 def _probe(name):
-    return np.full((2, 2), 0.5) if name == "sequence" else {k: 0.5 for k in KEYS}
+    return np.full((2, 2), 0.5) if name.startswith("sequence") else {k: 0.5 for k in KEYS}
 
 
 ESTIMATORS = {
     "classifier": lambda: TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0),
     "regressor": lambda: TPSGDRegressor(hidden_layer_sizes=(4,), batch_size=2, seed=0),
     "image": lambda: TPSGDImageClassifier(channels=(2,), batch_size=2, seed=0),
-    "sequence": lambda: TPSGDSequenceClassifier(hidden_size=4, batch_size=2, seed=0),
+    "sequence": lambda: TPSGDSequenceClassifier(n_features=84, batch_size=2, seed=0),
+    "sequence_elman": lambda: TPSGDSequenceClassifier(
+        encoder="elman", hidden_size=4, batch_size=2, seed=0
+    ),
     "streaming": lambda: TPSGDStreamingSequenceClassifier(hidden_size=4, batch_size=2, seed=0),
     "drift": lambda: DriftAdaptiveClassifier(
         TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0), seed=0
@@ -135,6 +138,10 @@ def _networks(model) -> list:
 def _finite_state(model) -> bool:
     for net in _networks(model):
         if net is None:
+            continue
+        if not isinstance(net, torch.nn.Module):  # the random-kernel readout: its state
+            if not all(bool(torch.isfinite(t).all()) for t in net.state_dict().values()):
+                return False
             continue
         tensors = list(net.parameters())
         optimizers = net.optimizers.values() if isinstance(net.optimizers, dict) else []
@@ -166,7 +173,7 @@ def _finite(prediction) -> bool:
 
 def _call(name, model, rng):
     """One random call: learn (mostly) or predict, with a random sample."""
-    x = _sequence(rng) if name == "sequence" else _dict(rng)
+    x = _sequence(rng) if name.startswith("sequence") else _dict(rng)
     y = _pick(rng, _targets(rng) if name == "regressor" else _labels(rng))
     predict = rng.random() < 0.25
     if name == "fleet":

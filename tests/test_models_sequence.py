@@ -55,7 +55,7 @@ def _same(a, b):
 
 # ------------------------------------------------------------------ whole sequences
 def test_learns_to_remember_the_first_step():
-    model = TPSGDSequenceClassifier(hidden_size=16, batch_size=8, lr=3e-2, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=16, batch_size=8, lr=3e-2, seed=0)
     data = _sequences(400)
     for x, y in data:
         model.learn_one(x, y)
@@ -64,7 +64,7 @@ def test_learns_to_remember_the_first_step():
 
 
 def test_lists_of_dicts_and_key_order():
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     for x, y in _sequences(16):
         model.learn_one([{"u": a, "v": b} for a, b in x], y)
     steps = [{"u": 0.5, "v": -0.2}, {"u": 0.1, "v": 0.3}]
@@ -78,7 +78,7 @@ def test_lists_of_dicts_and_key_order():
 
 
 def test_updates_when_the_buffer_is_full_with_mixed_lengths():
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     data = _sequences(8)
     for x, y in data[:3]:
         model.learn_one(x, y)
@@ -90,7 +90,7 @@ def test_updates_when_the_buffer_is_full_with_mixed_lengths():
 
 
 def test_new_class_keeps_old_logits():
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     for x, y in _sequences(16):
         model.learn_one(x, y)
     probe = np.ones((3, 2))
@@ -109,7 +109,9 @@ def test_local_rule_never_calls_backward(monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "backward", forbidden)
     monkeypatch.setattr(torch.autograd, "backward", forbidden)
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, num_layers=2, seed=0)
+    model = TPSGDSequenceClassifier(
+        encoder="elman", hidden_size=8, batch_size=4, num_layers=2, seed=0
+    )
     for x, y in _sequences(8):
         model.learn_one(x, y)
     assert model._n_updates == 2
@@ -131,7 +133,7 @@ def test_local_rule_never_calls_backward(monkeypatch):
     ],
 )
 def test_bad_sequences_are_named_and_change_nothing(x, error, match):
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     for seq, y in _sequences(6):
         model.learn_one(seq, y)
     before = _snapshot(model)
@@ -143,7 +145,7 @@ def test_bad_sequences_are_named_and_change_nothing(x, error, match):
 
 
 def test_bad_label_changes_nothing():
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     with pytest.raises(ValueError, match="label"):
         model.learn_one(np.zeros((2, 2)), None)
     assert model.network is None and model._features == {}
@@ -170,7 +172,9 @@ def test_bad_parameters(params, message):
 
 
 def test_save_load_and_pickle_round_trips(tmp_path):
-    model = TPSGDSequenceClassifier(hidden_size=8, batch_size=4, bidirectional=True, seed=0)
+    model = TPSGDSequenceClassifier(
+        encoder="elman", hidden_size=8, batch_size=4, bidirectional=True, seed=0
+    )
     data = _sequences(30)
     for x, y in data[:10]:  # two updates, two sequences pending
         model.learn_one([{"f": a, "g": b} for a, b in x], y)

@@ -126,7 +126,10 @@ def test_sequence_models_undo_count_and_survive_a_non_finite_update(monkeypatch)
     """Tanh cells saturate, so an input hardly overflows them: a step that poisons a weight
     stands in for one that would."""
     for model, good in [
-        (TPSGDSequenceClassifier(hidden_size=4, batch_size=1, seed=0), np.zeros((2, 2))),
+        (
+            TPSGDSequenceClassifier(encoder="elman", hidden_size=4, batch_size=1, seed=0),
+            np.zeros((2, 2)),
+        ),
         (TPSGDStreamingSequenceClassifier(hidden_size=4, batch_size=1, seed=0), {"a": 0.0}),
     ]:
         model.learn_one(good, 0)
@@ -149,6 +152,30 @@ def test_sequence_models_undo_count_and_survive_a_non_finite_update(monkeypatch)
         model.learn_one(good, 0)  # never jammed
         assert _all_finite(model)
         assert all(math.isfinite(p) for p in model.predict_proba_one(good).values())
+
+
+def test_the_random_kernel_readout_undoes_a_non_finite_step(monkeypatch):
+    from tpsgd_stream.engine.kernel_readout import KernelReadout
+
+    model = TPSGDSequenceClassifier(n_features=84, batch_size=1, seed=0)
+    good = np.linspace(0, 1, 20).reshape(10, 2)
+    model.learn_one(good, 0)
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    original = KernelReadout._step
+
+    def poisoned(self, *args):
+        original(self, *args)
+        self.weight = self.weight * float("nan")
+
+    monkeypatch.setattr(KernelReadout, "_step", poisoned)
+    with pytest.warns(RuntimeWarning, match="skipped_updates"):
+        model.learn_one(good, 0)
+    after = model.network.state_dict()
+    assert model.skipped_updates == 1
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    monkeypatch.undo()
+    model.learn_one(good, 1)  # never jammed
+    assert all(math.isfinite(p) for p in model.predict_proba_one(good).values())
 
 
 def test_one_target_outlier_does_not_wreck_the_regressor_scale():

@@ -6,53 +6,11 @@ river estimators; :mod:`tpsgd_stream.drift` adapts them to drift; :mod:`tpsgd_st
 runs one per stream key; :mod:`tpsgd_stream.cli` is the ``tpsgd-stream`` command.
 """
 
-from . import _compat
-from .engine import (
-    ACTIVATIONS,
-    PROJECTION_KINDS,
-    RULES,
-    SCHEDULES,
-    AvgPool1d,
-    AvgPool2d,
-    Conv1d,
-    Conv2d,
-    Dense,
-    Flatten,
-    GlobalAvgPool1d,
-    GlobalMaxPool1d,
-    LocalLoss,
-    MaxPool1d,
-    MaxPool2d,
-    Network,
-    Projection,
-    Rule,
-    get_activation,
-    get_rule,
-)
+from . import _compat, engine
+from .engine import *  # noqa: F403  (the engine's public names, the package's too)
 
 _compat.install()
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ACTIVATIONS",
-    "AvgPool1d",
-    "AvgPool2d",
-    "Conv1d",
-    "Conv2d",
-    "Dense",
-    "Flatten",
-    "GlobalAvgPool1d",
-    "GlobalMaxPool1d",
-    "LocalLoss",
-    "MaxPool1d",
-    "MaxPool2d",
-    "Network",
-    "PROJECTION_KINDS",
-    "Projection",
-    "RULES",
-    "Rule",
-    "SCHEDULES",
-    "get_activation",
-    "get_rule",
-]
+__all__ = list(engine.__all__)

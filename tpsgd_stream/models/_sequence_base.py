@@ -78,9 +78,11 @@ class _SequenceBase(base.Classifier):
         """Run ``step(*args)`` on the network; a non-finite update is undone, counted, warned
         about and ``False`` returned."""
         net = self._net
-        optimizers = [*net.optimizers, *net.readout.optimizers.values()]
         try:
-            with refuse_non_finite(net, optimizers):
+            if isinstance(net, RecurrentNetwork):
+                with refuse_non_finite(net, self._optimizers()):
+                    step(*args)
+            else:  # (the random-kernel readout undoes a non-finite step itself)
                 step(*args)
         except NonFiniteUpdateError:
             self._n_skipped = skip_update(self, n_samples)
@@ -103,6 +105,16 @@ class _SequenceBase(base.Classifier):
         """
         return self._net
 
+    @property
+    def _lr(self) -> float:
+        """The learning rate the network gets (a subclass may resolve a ``None`` default)."""
+        return self.lr
+
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        """Constructor parameters of a saved file, completed for parameters added since."""
+        return params
+
     def _network(self, n_inputs: int, **kwargs) -> RecurrentNetwork:
         return RecurrentNetwork(
             max(n_inputs, 1),
@@ -112,7 +124,7 @@ class _SequenceBase(base.Classifier):
             readout_hidden=self.readout_hidden or (),
             activation=self.activation,
             optimizer=self.optimizer,
-            lr=self.lr,
+            lr=self._lr,
             seed=self._seed,
             device=self.device,
             credit_steps=self.credit_steps,
@@ -157,11 +169,20 @@ class _SequenceBase(base.Classifier):
         return True
 
     # ----------------------------------------------------------------- memory, pickling
+    def _optimizers(self) -> list:
+        """The network's optimizers, in a fixed order (none for a readout without one)."""
+        net = self._net
+        if net is None or not isinstance(net, RecurrentNetwork):
+            return []
+        return [*net.optimizers, *net.readout.optimizers.values()]
+
     def _tensor_bytes(self) -> int:
         if self._net is None:
             return 0
+        if not isinstance(self._net, RecurrentNetwork):
+            return self._net.nbytes
         tensors = list(self._net.parameters())
-        for opt in [*self._net.optimizers, *self._net.readout.optimizers.values()]:
+        for opt in self._optimizers():
             for state in opt.state.values():
                 tensors += [v for v in state.values() if torch.is_tensor(v)]
         return sum(t.numel() * t.element_size() for t in tensors)
@@ -185,9 +206,7 @@ class _SequenceBase(base.Classifier):
             "n_inputs": 0 if net is None else net.input_size,
             "n_outputs": 0 if net is None else net.n_outputs,
             "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
-            "optimizers": []
-            if net is None
-            else [o.state_dict() for o in [*net.optimizers, *net.readout.optimizers.values()]],
+            "optimizers": [o.state_dict() for o in self._optimizers()],
             "n_updates": int(self._n_updates),
             "n_skipped": int(self.skipped_updates),
             "pending": self._pending_state(),
@@ -198,6 +217,7 @@ class _SequenceBase(base.Classifier):
     def load(cls, path, *, device: str | None = None):
         """Read a model written by :meth:`save`; ``ValueError`` for another version or class."""
         payload, params = _persistence.read_checked(cls, path, device)
+        params = cls._upgrade_params(params)
         try:
             for key in ("network", "optimizers", "pending"):
                 _persistence.check_finite_tensors(key, payload[key])
@@ -211,8 +231,7 @@ class _SequenceBase(base.Classifier):
                 if payload["n_outputs"] > net.n_outputs:
                     net.grow_outputs(payload["n_outputs"] - net.n_outputs)
                 net.load_state_dict(payload["network"])
-                optimizers = [*net.optimizers, *net.readout.optimizers.values()]
-                for opt, state in zip(optimizers, payload["optimizers"], strict=True):
+                for opt, state in zip(model._optimizers(), payload["optimizers"], strict=True):
                     opt.load_state_dict(state)
             model._n_updates = payload["n_updates"]
             model._n_skipped = payload.get("n_skipped", 0)

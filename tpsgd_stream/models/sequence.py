@@ -1,34 +1,61 @@
 """``TPSGDSequenceClassifier``: one whole sequence per ``learn_one``, learned in padded
-minibatches of ``batch_size`` sequences by Elman layers trained with local rules over time."""
+minibatches of ``batch_size`` sequences: by default through fixed random convolutional kernels
+and a linear readout trained by a local rule; or by Elman layers trained with local rules."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
 
+from ..engine.kernel_readout import KernelReadout
 from ..engine.recurrent import RecurrentNetwork
 from ..engine.rules import DEFAULT_RULE
 from . import _persistence
+from ._arrays import SequenceArrays
 from ._inputs import check_label, in_float32_range
-from ._sequence_base import _SequenceBase
+from ._sequence_base import _positive_int, _SequenceBase
 
-__all__ = ["TPSGDSequenceClassifier"]
+__all__ = ["TPSGDSequenceClassifier", "ENCODERS"]
+
+ENCODERS = ("random_kernels", "elman")
+_DEFAULTS = {  # encoder -> (batch_size, lr) when left as None
+    "random_kernels": (8, 1.0),
+    "elman": (32, 3e-3),
+}
 
 
-class TPSGDSequenceClassifier(_SequenceBase):
-    """Classifies whole sequences; Elman layers learn by a local rule at every time step.
+class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
+    """Classifies whole sequences (sensor windows): random kernels or Elman layers, local rules.
 
     ``learn_one(x, y)`` takes one sequence ``x``: a numpy array ``(T, d)`` (column ``j`` is the
     feature named ``j``) or a list of ``T`` dicts, one per time step. Sequences are buffered
     and learned ``batch_size`` at a time, padded to the longest one (each keeps its own length).
+    ``learn_many(X, y)``, ``predict_many(X)`` and ``predict_proba_many(X)`` take a 3-D array
+    ``(cases, channels, time steps)`` as aeon and the UCR/UEA archive store them, or a list of
+    ``(T, d)`` arrays of any lengths.
 
     Parameters
     ----------
+    encoder
+        ``"random_kernels"`` (default): a fixed MiniRocket-style transform
+        (:mod:`tpsgd_stream.engine.random_kernels`: dilated kernels of length 9, never trained,
+        regenerated from the seed, their biases set by the first minibatch), its features
+        standardised online and read out by a normalised least-squares delta rule
+        (:class:`~tpsgd_stream.engine.kernel_readout.KernelReadout`). ``"elman"``: Elman layers
+        learning by a local rule at every time step, read out from the last state. See
+        BENCHMARKS.md ("Sensor time series") for how they compare.
+    n_features
+        Random-kernel features (rounded down to a multiple of 84; ``"random_kernels"`` only).
     hidden_size, num_layers, bidirectional
-        Units per recurrent layer, stacked layers, and a backward-reading twin per layer.
+        Units per recurrent layer, stacked layers, and a backward-reading twin per layer
+        (``"elman"`` only).
     rule
         Rule of the recurrent layers (see :mod:`tpsgd_stream.engine.recurrent`); ``"bp"`` is BPTT.
-        The default, ``"tpsgd_l2_gated"``, is target projection as every entry point's (each
+        With ``"random_kernels"`` there is no hidden layer: any local rule trains the readout by
+        the delta rule, and ``"bp"`` takes the same step from autograd. With ``"elman"`` the
+        default, ``"tpsgd_l2_gated"``, is target projection as every entry point's (each
         state pulled towards a fixed random ``y* B_t``, a sample stopped once its state is
         nearest its class's target); ``"fixed_readout_ce"`` (local cross-entropy through a
         fixed random readout) with tanh cells and truncated local credit was the best local
@@ -40,13 +67,22 @@ class TPSGDSequenceClassifier(_SequenceBase):
         Truncated local credit: each step's local error also reaches the ``credit_steps - 1``
         steps before it through the recurrent weights (``1``: the paper's rules).
     readout_hidden
-        ``None`` for a linear readout on the last state, ``(n,)`` for one hidden layer.
+        ``None`` for a linear readout on the last state, ``(n,)`` for one hidden layer
+        (``"elman"`` only).
     optimizer, lr, batch_size, seed, device
-        As :class:`~tpsgd_stream.models.TPSGDClassifier` (``batch_size`` counts sequences).
+        As :class:`~tpsgd_stream.models.TPSGDClassifier` (``batch_size`` counts sequences;
+        ``optimizer`` is the Elman layers'). ``None``: 8 sequences and a step of ``1.0`` (the
+        fraction of the largest stable step of the normalised delta rule) with
+        ``"random_kernels"``; 32 and ``3e-3`` with ``"elman"``. The random-kernel encoder
+        runs on the CPU whatever ``device`` says.
 
     Notes
     -----
-    Prediction runs the network on the current weights and never changes the model. Labels
+    Prediction runs the model on the current weights and never changes it; with
+    ``"random_kernels"`` the class scores are least-squares outputs (their softmax ranks the
+    classes but is not calibrated), and before the first minibatch every class is equally
+    likely. The transform reads the channels present in the first minibatch; channels that
+    appear later are ignored by it. Labels
     may be any hashable value; a new one adds a readout unit with zero weights (the logits of
     earlier classes do not change) and a row to every fixed ``B_t``. A sequence that is not a
     2-D array or a list of dicts, is empty, has another number of columns than the arrays
@@ -57,7 +93,9 @@ class TPSGDSequenceClassifier(_SequenceBase):
     >>> import numpy as np
     >>> from tpsgd_stream.models import TPSGDSequenceClassifier
     >>> rng = np.random.default_rng(0)
-    >>> model = TPSGDSequenceClassifier(hidden_size=16, batch_size=8, lr=3e-2, seed=0)
+    >>> model = TPSGDSequenceClassifier(
+    ...     encoder="elman", hidden_size=16, batch_size=8, lr=3e-2, seed=0
+    ... )
     >>> correct = 0
     >>> for i in range(400):
     ...     y = int(rng.integers(2))                      # the sign of the first step
@@ -67,12 +105,29 @@ class TPSGDSequenceClassifier(_SequenceBase):
     ...     model.learn_one(x, y)
     >>> print(f"Accuracy on the last 100: {correct}%")
     Accuracy on the last 100: 100%
+
+    With the default encoder, sensor windows in aeon's layout ``(cases, channels, T)``; the
+    label says whether a bump occurs, anywhere:
+
+    >>> X = rng.normal(size=(200, 1, 100))
+    >>> y = rng.integers(2, size=200)
+    >>> for i in np.flatnonzero(y):
+    ...     start = rng.integers(90)
+    ...     X[i, 0, start : start + 10] += 3.0
+    >>> model = TPSGDSequenceClassifier(n_features=840, seed=0)
+    >>> for epoch in range(3):
+    ...     model.learn_many(X[:150], y[:150])
+    >>> accuracy = (model.predict_many(X[150:]).to_numpy() == y[150:]).mean()
+    >>> print(f"Accuracy: {accuracy:.0%}")
+    Accuracy: 100%
     """
 
-    _int_params = (*_SequenceBase._int_params, "num_layers")
+    _int_params = (*_SequenceBase._int_params, "num_layers", "n_features")
 
     def __init__(
         self,
+        encoder: str = "random_kernels",
+        n_features: int = 9996,
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = False,
@@ -81,11 +136,13 @@ class TPSGDSequenceClassifier(_SequenceBase):
         credit_steps: int = 8,
         readout_hidden: tuple[int, ...] | None = None,
         optimizer: str = "adam",
-        lr: float = 3e-3,
-        batch_size: int = 32,
+        lr: float | None = None,
+        batch_size: int | None = None,
         seed: int | None = None,
         device: str = "cpu",
     ):
+        self.encoder = encoder
+        self.n_features = n_features
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -106,6 +163,31 @@ class TPSGDSequenceClassifier(_SequenceBase):
         self._check_params()
         self._reset()
 
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        if self.encoder not in ENCODERS:
+            raise ValueError(
+                f"{name}: unknown encoder {self.encoder!r}; expected one of {ENCODERS}."
+            )
+        if self.encoder == "random_kernels" and self.readout_hidden is not None:
+            raise ValueError(
+                f"{name}: readout_hidden is for encoder='elman'; the random-kernel encoder has a "
+                f"linear readout, got readout_hidden={self.readout_hidden!r}."
+            )
+        if not _positive_int("n_features", self.n_features) or self.n_features < 84:
+            raise ValueError(f"{name}: n_features must be an int >= 84, got {self.n_features!r}.")
+        resolved = copy.copy(self)  # the checks read the values None stands for
+        resolved.batch_size, resolved.lr = self._batch_size, self._lr
+        _SequenceBase._check_params(resolved)
+
+    @property
+    def _batch_size(self) -> int:
+        return _DEFAULTS[self.encoder][0] if self.batch_size is None else self.batch_size
+
+    @property
+    def _lr(self) -> float:
+        return _DEFAULTS[self.encoder][1] if self.lr is None else self.lr
+
     def _reset(self) -> None:
         super()._reset()
         self._buffer: list[tuple[list, np.ndarray, int]] = []  # (columns keys, values, label)
@@ -113,15 +195,29 @@ class TPSGDSequenceClassifier(_SequenceBase):
 
     def __setstate__(self, state: dict) -> None:
         if "_array_width" not in state:  # (pickles made before it: the int features' count)
-            n = sum(isinstance(k, int) for k in state["_features"])
+            n = sum(isinstance(k, int) for k in state.get("_features", ()))
             state["_array_width"] = n or None
         self.__dict__.update(state)
 
     @classmethod
     def _unit_test_params(cls):
-        yield {"hidden_size": 8, "batch_size": 4}
+        yield {"n_features": 168, "batch_size": 4}
+        yield {"encoder": "elman", "hidden_size": 8, "batch_size": 4}
 
-    def _build(self, n_inputs: int) -> RecurrentNetwork:
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        """Files saved before the ``encoder`` parameter hold Elman models."""
+        return {"encoder": "elman", **params}
+
+    def _build(self, n_inputs: int) -> RecurrentNetwork | KernelReadout:
+        if self.encoder == "random_kernels":
+            return KernelReadout(
+                max(n_inputs, 1),
+                n_features=self.n_features,
+                seed=self._seed,
+                lr=self._lr,
+                rule="bp" if self.rule == "bp" else "lms",
+            )
         return self._network(
             n_inputs, num_layers=self.num_layers, bidirectional=bool(self.bidirectional)
         )
@@ -193,12 +289,24 @@ class TPSGDSequenceClassifier(_SequenceBase):
     def learn_one(self, x, y) -> None:
         check_label(y, type(self).__name__)
         keys, values = self._sequence(x)
+        self._learn_checked(keys, values, y, from_array=isinstance(x, np.ndarray))
+
+    def _learn_checked(self, keys, values: np.ndarray, y, *, from_array: bool) -> None:
+        """Learn from a sequence already checked; ``from_array``: it came as a (T, d) array,
+        whose width later arrays must then have."""
         self._add_features(keys)
-        if isinstance(x, np.ndarray) and self._array_width is None:
+        if from_array and self._array_width is None:
             self._array_width = values.shape[1]
         self._buffer.append((keys, values.astype(np.float32), self._register(y)))
-        if len(self._buffer) >= self.batch_size:  # (>=: a failed update never wedges it)
+        if len(self._buffer) >= self._batch_size:  # (>=: a failed update never wedges it)
             self._update()
+
+    def _check_many(self, sequences: list, labels: list | None) -> list:
+        """Every sequence (and label) checked before any is learned."""
+        if labels is not None:
+            for y in labels:
+                check_label(y, type(self).__name__)
+        return [self._sequence(x) for x in sequences]
 
     def _update(self) -> None:
         buffer, self._buffer = self._buffer, []  # (a batch that fails never jams the buffer)
@@ -219,6 +327,23 @@ class TPSGDSequenceClassifier(_SequenceBase):
         with torch.inference_mode():
             logits = self._net.forward(self._tensor(keys, values, self._net.input_size)[None])
         return self._proba(logits[0])
+
+    def _proba_many(self, checked: list, chunk: int = 64) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` of checked sequences, ``chunk`` at a time."""
+        if not self._classes:
+            return np.zeros((len(checked), 0))
+        rows = []
+        width = self._net.input_size
+        for start in range(0, len(checked), chunk):
+            part = checked[start : start + chunk]
+            lengths = torch.tensor([len(v) for _, v in part])
+            x = torch.zeros(len(part), int(lengths.max()), width)
+            for i, (keys, values) in enumerate(part):
+                x[i, : len(values)] = self._tensor(keys, values, width)
+            with torch.inference_mode():
+                logits = self._net.forward(x, lengths)
+            rows += [list(self._proba(row).values()) for row in logits]
+        return np.array(rows)
 
     # ---------------------------------------------------------------------- persistence
     def _pending_state(self) -> dict:
