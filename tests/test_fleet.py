@@ -166,3 +166,10 @@ def test_killed_actor_is_restored_and_replayed_without_loss(cluster, tmp_path):
 def test_unreachable_cluster_is_a_clear_error_not_a_hang():
     with pytest.raises(ConnectionError, match="Could not reach a Ray cluster"):
         StreamFleet(_template(), backend="ray", ray_address="127.0.0.1:1", timeout=5)
+
+
+def test_fleet_repr_names_its_template_backend_and_shards():
+    fleet = StreamFleet(TPSGDClassifier(seed=0), n_shards=3)
+    assert repr(fleet) == (
+        "StreamFleet(TPSGDClassifier, backend='local', n_shards=3, checkpoint_url=None)"
+    )

@@ -295,3 +295,11 @@ def test_wrappers_reach_the_estimators_through_public_names_only():
     for path in [*root.glob("drift/*.py"), *root.glob("fleet/*.py")]:
         found = re.findall(r"model\._[a-z]\w*", path.read_text())
         assert not found, f"{path.name} reads private estimator fields: {found}"
+
+
+def test_predict_many_keeps_the_labels_dtype():
+    X = pd.DataFrame({"a": [0.0, 1.0, 0.0, 1.0]})
+    for labels in ([0, 1, 0, 1], [True, False] * 2, list("abab")):
+        model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0)
+        model.learn_many(X, pd.Series(labels))
+        assert model.predict_many(X).dtype == pd.Series(labels).dtype  # (not object for ints)

@@ -320,6 +320,7 @@ class StreamFleet:
             raise ValueError("checkpoint_every, max_in_flight and batch must be >= 1.")
         self.batch = batch
         self._template = model
+        self._checkpoint_url = checkpoint_url
         self.backend, self.ring = backend, HashRing(n_shards)
         self.checkpoint_every, self.max_in_flight, self.timeout = (
             checkpoint_every,
@@ -344,6 +345,21 @@ class StreamFleet:
         self.recovery_seconds: list[float] = []  # restart + replay time of each recovery
 
     # -------------------------------------------------------------------------- routing
+
+    def __repr__(self) -> str:
+        """The template, backend and shards; what the fleet holds is not listed.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> StreamFleet(TPSGDClassifier(seed=0), n_shards=2)
+        StreamFleet(TPSGDClassifier, backend='local', n_shards=2, checkpoint_url=None)
+        """
+        return (
+            f"StreamFleet({type(self._template).__name__}, backend={self.backend!r}, "
+            f"n_shards={len(self._shards)}, checkpoint_url={self._checkpoint_url!r})"
+        )
+
     def learn_one(self, key: Hashable, x: dict, y) -> None:
         """Learn ``(x, y)`` on ``key``'s model (asynchronous on Ray; ordered per shard)."""
         _check_key(key)

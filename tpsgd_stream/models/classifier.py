@@ -302,7 +302,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
             check_frame(X, type(self).__name__, self.non_finite)
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         best = self._forward(self._rows(X)).argmax(axis=-1).tolist()
-        return pd.Series([self._classes[i] for i in best], index=X.index, dtype=object)
+        # the labels' own dtype (int64 for ints, bool for bools; object for mixed or strings)
+        return pd.Series([self._classes[i] for i in best], index=X.index)
 
 
 def _same(units: np.ndarray) -> np.ndarray:
