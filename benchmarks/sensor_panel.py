@@ -51,7 +51,7 @@ BUDGET = {
     "coffee": (50, 10, 3),
     "chinatown": (50, 10, 3),
     "pigcvp": (50, 1, 1),
-    "eeg5": (1, 1, 1),
+    "eeg5": (10, 1, 1),
     "mnist1d": (10, 10, 1),
 }
 ANCHORS = {
