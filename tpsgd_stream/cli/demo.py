@@ -122,10 +122,13 @@ def _print_table(results: list[DemoResult], stream, plot) -> None:
     shifts = ", ".join(f"{s.kind} at {s.position}" for s in stream.shifts)
     print(f"Prequential run over {len(stream)} digits ({shifts})")
     segments = [f"seg {i + 1}" for i in range(len(results[0].segments))]
-    print(f"{'model':<18}{'accuracy':>10}" + "".join(f"{h:>8}" for h in segments) + "  samples/s")
+    width = max(len("model"), *(len(r.name) for r in results)) + 2
+    print(
+        f"{'model':<{width}}{'accuracy':>10}" + "".join(f"{h:>8}" for h in segments) + "  samples/s"
+    )
     for r in results:
         cells = "".join(f"{v:>8.3f}" for v in r.segments)
-        print(f"{r.name:<18}{r.accuracy:>10.3f}{cells}{r.samples_per_second:>11.0f}")
+        print(f"{r.name:<{width}}{r.accuracy:>10.3f}{cells}{r.samples_per_second:>11.0f}")
     tpsgd, bp, adaptive = results
     for r in (tpsgd, adaptive):
         print(
