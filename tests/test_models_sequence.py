@@ -321,3 +321,63 @@ def test_rules_a_sequence_model_cannot_train_with_are_refused_when_built(cls, ru
 def test_bidirectional_must_be_a_bool():
     with pytest.raises(ValueError, match="bidirectional must be True or False"):
         TPSGDSequenceClassifier(bidirectional="no")
+
+
+def _old_layout_file(path, old_path):
+    """The file at ``path`` rewritten as a release before ``weight_x`` was (hidden, in) wrote
+    it: each cell's ``weight_x`` and its Adam moments transposed, no ``weight_layout`` entry,
+    the checksum signed again."""
+    from tpsgd_stream.models import _persistence
+
+    payload = torch.load(path, weights_only=True)
+    assert payload.pop("weight_layout") == 2
+    payload.pop("checksum")
+    n_cells = 0
+    for key, value in payload["network"].items():
+        if key.startswith("cells.") and key.endswith(".weight_x"):
+            payload["network"][key] = value.T.contiguous()
+            n_cells += 1
+    for opt in payload["optimizers"][:n_cells]:  # a cell's weight_x is its first parameter
+        state = opt["state"][opt["param_groups"][0]["params"][0]]
+        for key in ("exp_avg", "exp_avg_sq"):
+            state[key] = state[key].T.contiguous()
+    payload["checksum"] = _persistence.digest(payload)
+    torch.save(payload, old_path)
+
+
+@pytest.mark.parametrize("hidden", [8, 2])  # 2: weight_x is square, only the entry tells
+def test_old_layout_file_loads_and_trains_identically(tmp_path, hidden):
+    model = TPSGDSequenceClassifier(
+        encoder="elman", hidden_size=hidden, batch_size=4, bidirectional=True, seed=0
+    )
+    data = _sequences(30)
+    for x, y in data[:10]:
+        model.learn_one([{"f": a, "g": b} for a, b in x], y)
+    model.save(tmp_path / "m.pt")
+    _old_layout_file(tmp_path / "m.pt", tmp_path / "old.pt")
+    loaded = TPSGDSequenceClassifier.load(tmp_path / "old.pt")
+    assert loaded.network.cells[0].weight_x.shape == (hidden, 2)
+    assert _same(_snapshot(model), _snapshot(loaded))
+    probe = [{"f": 0.3, "g": 0.1}, {"f": -0.2, "g": 0.4}]
+    assert model.predict_proba_one(probe) == loaded.predict_proba_one(probe)
+    for x, y in data[10:]:  # Adam's moments were transposed with the weights
+        for m in (model, loaded):
+            m.learn_one([{"f": a, "g": b} for a, b in x], y)
+    assert _same(_snapshot(model), _snapshot(loaded))
+    assert model.predict_proba_one(probe) == loaded.predict_proba_one(probe)
+
+
+def test_stream_old_layout_file_loads_and_trains_identically(tmp_path):
+    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, window=5, seed=0)
+    data = _regimes(40)
+    for x, y in data[:18]:
+        model.learn_one(x, y)
+    model.save(tmp_path / "s.pt")
+    _old_layout_file(tmp_path / "s.pt", tmp_path / "old.pt")
+    loaded = TPSGDStreamingSequenceClassifier.load(tmp_path / "old.pt")
+    assert _same(_snapshot(model), _snapshot(loaded))
+    for x, y in data[18:]:
+        model.learn_one(x, y)
+        loaded.learn_one(x, y)
+    assert _same(_snapshot(model), _snapshot(loaded))
+    assert model.predict_proba_one(data[0][0]) == loaded.predict_proba_one(data[0][0])

@@ -24,17 +24,17 @@ def test_tpsgd_l1_matches_eq5_by_hand():
     net = RecurrentNetwork(D, H, C, rule="tpsgd_l1", optimizer="sgd", lr=1.0, seed=3)
     w = _copy_cell(net)
     y_star = torch.nn.functional.one_hot(y, C).float()
-    grad_wh, grad_wx = torch.zeros(H, H), torch.zeros(D, H)
+    grad_wh, grad_wx = torch.zeros(H, H), torch.zeros(H, D)
     h = torch.zeros(N, H)
     for t in range(T):
         h_next = torch.sigmoid(
-            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"]
+            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"].T + w["bias_x"]
         )
         b_t = step_matrix("binary", C, H, seed=3, stream=0, step=t)
         # eq. 5: D_H = sign(Y* B_t - H_{t+1}) (.) H_{t+1} (1 - H_{t+1}); we descend its negative
         d_h = -torch.sign(y_star @ b_t - h_next) * h_next * (1 - h_next) / N
         grad_wh += h.T @ d_h
-        grad_wx += x[:, t].T @ d_h
+        grad_wx += (x[:, t].T @ d_h).T  # weight_x is (hidden, in)
         h = h_next
     net.train_step(x, net.one_hot(y))
     cell = net.cells[0]
@@ -47,13 +47,13 @@ def test_drtp_uses_orthogonal_step_matrices():
     net = RecurrentNetwork(D, H, C, rule="drtp", optimizer="sgd", lr=1.0, seed=0)
     w = _copy_cell(net)
     y_star = torch.nn.functional.one_hot(y, C).float()
-    grad_wx, h = torch.zeros(D, H), torch.zeros(N, H)
+    grad_wx, h = torch.zeros(H, D), torch.zeros(N, H)
     for t in range(T):
         h_next = torch.sigmoid(
-            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"]
+            h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"].T + w["bias_x"]
         )
         b_t = step_matrix("orthogonal", C, H, seed=0, stream=0, step=t)
-        grad_wx += x[:, t].T @ ((y_star @ b_t) * h_next * (1 - h_next) / N)
+        grad_wx += (x[:, t].T @ ((y_star @ b_t) * h_next * (1 - h_next) / N)).T
         h = h_next
     net.train_step(x, net.one_hot(y))
     torch.testing.assert_close(w["weight_x"] - net.cells[0].weight_x.detach(), grad_wx)
@@ -72,7 +72,7 @@ def test_bptt_equals_autograd():
     )
     h = torch.zeros(N, H)
     for t in range(T):
-        h = torch.sigmoid(h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"] + w["bias_x"])
+        h = torch.sigmoid(h @ w["weight_h"] + w["bias_h"] + x[:, t] @ w["weight_x"].T + w["bias_x"])
     loss = torch.nn.functional.cross_entropy(h @ w_out.T + b_out, y)
     loss.backward()
     net.train_step(x, net.one_hot(y))
@@ -201,7 +201,7 @@ def test_truncated_local_credit_matches_autograd(steps, credit):
     scale = 3.2 / H**0.5  # fixed_readout_ce's default temperature
     states, loss = [torch.zeros(N, H)], 0.0
     for t in range(steps):
-        z = x[:, t] @ w["weight_x"] + w["bias_x"] + states[-1] @ w["weight_h"] + w["bias_h"]
+        z = x[:, t] @ w["weight_x"].T + w["bias_x"] + states[-1] @ w["weight_h"] + w["bias_h"]
         states.append(torch.tanh(z))
         # the loss at t sees the states of steps t-credit+1..t through W_H, no further back
         h_t = _truncated_state(x, w, states, t, credit)
@@ -218,7 +218,7 @@ def _truncated_state(x, w, states, t, credit):
     start = max(0, t - credit + 1)
     h = states[start].detach()
     for s in range(start, t + 1):
-        h = torch.tanh(x[:, s] @ w["weight_x"] + w["bias_x"] + h @ w["weight_h"] + w["bias_h"])
+        h = torch.tanh(x[:, s] @ w["weight_x"].T + w["bias_x"] + h @ w["weight_h"] + w["bias_h"])
     return h
 
 
@@ -326,3 +326,98 @@ def test_a_custom_local_loss_trains_recurrent_cells():
     before = net.cells[0].weight_x.detach().clone()
     net.train_step(torch.randn(4, 5, 3), torch.eye(2)[[0, 1, 0, 1]])
     assert not torch.equal(before, net.cells[0].weight_x)
+
+
+# --------------------------------------------------------- weight_x layout (hidden, in)
+def _old_layout_state(net):
+    """``net``'s state dict as a release before the (hidden, in) layout wrote it."""
+    state = net.state_dict()
+    old = type(state)((k, v.T.clone() if k.endswith("weight_x") else v) for k, v in state.items())
+    old._metadata = {k: dict(v) for k, v in state._metadata.items()}
+    for key in old._metadata:
+        if key.startswith("cells."):
+            old._metadata[key]["version"] = 1
+    return old
+
+
+def test_weight_x_is_hidden_by_input_and_grows_by_columns():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, seed=0)
+    assert net.cells[0].weight_x.shape == (H, D)
+    net.train_step(x, net.one_hot(y))
+    weight = net.cells[0].weight_x.detach().clone()
+    moments = dict(net.optimizers[0].state[net.cells[0].weight_x])
+    net.grow_inputs(2)
+    cell = net.cells[0]
+    assert cell.weight_x.shape == (H, D + 2)
+    assert torch.equal(cell.weight_x[:, :D], weight)
+    assert torch.equal(cell.weight_x[:, D:], torch.zeros(H, 2))
+    for key in ("exp_avg", "exp_avg_sq"):
+        grown = net.optimizers[0].state[cell.weight_x][key]
+        assert grown.shape == (H, D + 2)
+        assert torch.equal(grown[:, :D], moments[key])
+        assert torch.equal(grown[:, D:], torch.zeros(H, 2))
+
+
+@pytest.mark.parametrize("size", [(D, H), (H, H)])  # the square one only its version tells
+def test_old_layout_state_dict_loads_transposed(size):
+    x = torch.randn(N, T, size[0])
+    y = torch.tensor([0, 1, 2, 1])
+    net = RecurrentNetwork(*size, C, num_layers=2, bidirectional=True, seed=0)
+    net.train_step(x, net.one_hot(y))
+    twin = RecurrentNetwork(*size, C, num_layers=2, bidirectional=True, seed=5)
+    twin.load_state_dict(_old_layout_state(net))
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(net.forward(x), twin.forward(x))
+    # today's layout, also without metadata, loads as it is
+    again = RecurrentNetwork(*size, C, num_layers=2, bidirectional=True, seed=5)
+    again.load_state_dict(dict(net.state_dict()))
+    assert torch.equal(net.forward(x), again.forward(x))
+
+
+def test_old_layout_state_dict_without_metadata_loads_by_shape():
+    x, y = _data()
+    net = RecurrentNetwork(D, H, C, seed=0)
+    net.train_step(x, net.one_hot(y))
+    twin = RecurrentNetwork(D, H, C, seed=5)
+    twin.load_state_dict(dict(_old_layout_state(net)))  # (a plain dict: no versions)
+    assert torch.equal(net.forward(x), twin.forward(x))
+
+
+def _old_layout_pickle(net):
+    """Pickle bytes of ``net`` as a release before the (hidden, in) layout wrote them."""
+    import copy
+    import pickle
+
+    old = copy.deepcopy(net)
+    for cell, optimizer in zip(old.cells, old.optimizers):
+        del cell.__dict__["weight_layout"]
+        state = optimizer.state[cell.weight_x]
+        for key in ("exp_avg", "exp_avg_sq"):
+            state[key] = state[key].T.contiguous()
+        cell.weight_x.data = cell.weight_x.data.T.contiguous()
+    return pickle.dumps(old)
+
+
+@pytest.mark.parametrize("size", [(D, H), (H, H)])
+def test_old_layout_pickle_loads_and_trains_identically(size):
+    import pickle
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N, T, size[0], generator=g)
+    y = torch.tensor([0, 1, 2, 1])
+    net = RecurrentNetwork(*size, C, bidirectional=True, seed=0)
+    net.train_step(x, net.one_hot(y))
+    twin = pickle.loads(_old_layout_pickle(net))
+    assert twin.cells[0].weight_x.shape == (H, size[0])
+    assert "_moments_to_transpose" not in twin.cells[0].__dict__
+    assert torch.equal(net.forward(x), twin.forward(x))
+    for _ in range(3):  # the Adam moments were transposed with the weights
+        net.train_step(x, net.one_hot(y))
+        twin.train_step(x, twin.one_hot(y))
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # a pickle of today's layout is left as it is
+    again = pickle.loads(pickle.dumps(net))
+    assert torch.equal(net.forward(x), again.forward(x))

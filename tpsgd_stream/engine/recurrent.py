@@ -4,9 +4,10 @@ The paper's cell (its eq. 5) is ``H_{t+1} = sigma(H_t W_H + b_H + X_t W_X + b_X)
 gives every time step its own ``delta_t`` from the label through a fixed matrix ``B_t``
 (regenerated from the seed at each step, never stored), e.g. for tpSGD-l1
 ``delta_t = sign(H_{t+1} - y* B_t) * H_{t+1} (1 - H_{t+1})``. The pseudo-gradients
-``H_t^T delta_t`` (for ``W_H``) and ``X_t^T delta_t`` (for ``W_X``) are summed over the steps as
-they come, so the memory a local rule holds does not grow with the sequence length. Only the
-``bp`` rule (back-propagation through time) keeps the unrolled sequence.
+``H_t^T delta_t`` (for ``W_H``) and ``delta_t^T X_t`` (for ``W_X``, stored ``(hidden, in)`` as
+``Dense.weight``, so the code computes ``X_t W_X^T``) are summed over the steps as they come, so
+the memory a local rule holds does not grow with the sequence length. Only the ``bp`` rule
+(back-propagation through time) keeps the unrolled sequence.
 
 A readout (linear, or with one hidden layer) on the last state is trained with the true loss.
 
@@ -32,7 +33,17 @@ from .optim import make_optimizer, pad_optimizer_state
 from .rules import DEFAULT_RULE, RULES, Rule, dense_delta, get_rule
 from .seeding import derive_seed
 
-__all__ = ["ElmanCell", "RecurrentNetwork", "recurrent_rules"]
+__all__ = [
+    "WEIGHT_LAYOUT",
+    "ElmanCell",
+    "RecurrentNetwork",
+    "recurrent_rules",
+    "upgrade_weight_layout",
+]
+
+# Layout of ElmanCell.weight_x: 2 is (hidden, in), as Dense.weight; 1 (releases before it) was
+# (in, hidden). Saved sequence models record it; pickles and state dicts of layout 1 still load.
+WEIGHT_LAYOUT = 2
 
 
 def recurrent_rules() -> tuple[str, ...]:
@@ -53,7 +64,12 @@ def _trains_cells(rule: Rule | type[Rule]) -> bool:
 
 
 class ElmanCell(nn.Module):
-    """``H_{t+1} = sigma(H_t W_H + b_H + X_t W_X + b_X)`` with ``W_H`` and ``W_X`` kept apart.
+    """``H_{t+1} = sigma(H_t W_H + b_H + X_t W_X^T + b_X)`` with ``W_H`` and ``W_X`` kept apart.
+
+    ``weight_x`` is laid out ``(hidden_size, input_size)``, as :class:`~.layers.Dense`'s
+    ``weight`` (a new input feature is a new column); ``weight_h`` multiplies the state from the
+    right. A state dict or pickle of the earlier ``(input_size, hidden_size)`` layout loads
+    transposed (a state dict by its metadata version, or by its shape when it has none).
 
     Examples
     --------
@@ -62,11 +78,14 @@ class ElmanCell(nn.Module):
     torch.Size([2, 4])
     """
 
+    _version = WEIGHT_LAYOUT  # the state dict's metadata version (torch's default was 1)
+
     def __init__(self, input_size: int, hidden_size: int, *, activation: str = "sigmoid"):
         super().__init__()
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.activation = get_activation(activation).name
-        self.weight_x = nn.Parameter(torch.zeros(self.input_size, self.hidden_size))
+        self.weight_layout = WEIGHT_LAYOUT  # (absent from pickles of layout 1)
+        self.weight_x = nn.Parameter(torch.zeros(self.hidden_size, self.input_size))
         self.bias_x = nn.Parameter(torch.zeros(self.hidden_size))
         self.weight_h = nn.Parameter(torch.zeros(self.hidden_size, self.hidden_size))
         self.bias_h = nn.Parameter(torch.zeros(self.hidden_size))
@@ -80,29 +99,35 @@ class ElmanCell(nn.Module):
         return get_activation(self.activation)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """U(-1/sqrt(hidden), 1/sqrt(hidden)) for every parameter, as ``torch.nn.RNN``."""
+        """U(-1/sqrt(hidden), 1/sqrt(hidden)) for every parameter, as ``torch.nn.RNN``.
+
+        ``weight_x`` is drawn ``(input_size, hidden_size)`` and transposed: the draws of the
+        earlier layout, so a seed gives the same cell as it always did.
+        """
         bound = 1.0 / math.sqrt(self.hidden_size)
         with torch.no_grad():
-            for param in self.parameters():
-                param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
+            for name, param in self.named_parameters():
+                shape = param.shape[::-1] if name == "weight_x" else param.shape
+                draw = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+                param.copy_(draw.T if name == "weight_x" else draw)
 
     def grow_inputs(self, n_new: int) -> None:
         """Append ``n_new`` input features with zero weights (the states do not change)."""
         with torch.no_grad():
-            pad = self.weight_x.data.new_zeros(int(n_new), self.hidden_size)
-            self.weight_x.data = torch.cat([self.weight_x.data, pad])
+            pad = self.weight_x.data.new_zeros(self.hidden_size, int(n_new))
+            self.weight_x.data = torch.cat([self.weight_x.data, pad], dim=1)
         self.input_size += int(n_new)
 
     def linear(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """The pre-activation ``z_t`` of the next state."""
-        return torch.addmm(self.bias_x, x_t, self.weight_x) + torch.addmm(
+        return nn.functional.linear(x_t, self.weight_x, self.bias_x) + torch.addmm(
             self.bias_h, h, self.weight_h
         )
 
     def accumulate(self, x_t: torch.Tensor, h: torch.Tensor, delta: torch.Tensor) -> None:
-        """Add this step's pseudo-gradients: ``X_t^T delta`` to W_X, ``H_t^T delta`` to W_H."""
+        """Add this step's pseudo-gradients: ``delta^T X_t`` to W_X, ``H_t^T delta`` to W_H."""
         for param, grad in (
-            (self.weight_x, x_t.T @ delta),
+            (self.weight_x, delta.T @ x_t),
             (self.weight_h, h.T @ delta),
             (self.bias_x, delta.sum(0)),
             (self.bias_h, delta.sum(0)),
@@ -111,6 +136,31 @@ class ElmanCell(nn.Module):
                 param.grad = grad
             else:
                 param.grad.add_(grad)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        key = prefix + "weight_x"
+        weight = state_dict.get(key)
+        if isinstance(weight, torch.Tensor) and self._old_layout(
+            weight, local_metadata.get("version")
+        ):
+            state_dict[key] = weight.T
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    def _old_layout(self, weight: torch.Tensor, version: int | None) -> bool:
+        """Whether a saved ``weight_x`` is ``(input_size, hidden_size)``: by the metadata
+        version a state dict carries, else by its shape (a square one is taken as current)."""
+        if version is not None:
+            return version < WEIGHT_LAYOUT
+        old = (self.input_size, self.hidden_size)
+        return tuple(weight.shape) == old and old != tuple(self.weight_x.shape)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "weight_layout" not in state:  # pickled with weight_x as (in, hidden)
+            with torch.no_grad():
+                self.weight_x.data = self.weight_x.data.T.contiguous()
+            self.weight_layout = WEIGHT_LAYOUT
+            self._moments_to_transpose = True  # (the network transposes its optimizer's)
 
 
 def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -273,6 +323,14 @@ class RecurrentNetwork(nn.Module):
         for c in range(directions):
             self.cells[c].grow_inputs(n_new)
             pad_optimizer_state(self.optimizers[c], self.cells[c].weight_x)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for cell, optimizer in zip(self.cells, self.optimizers):
+            if cell.__dict__.pop("_moments_to_transpose", False):
+                param = cell.weight_x
+                if param in optimizer.state:
+                    optimizer.state[param] = _transpose_moments(optimizer.state[param])
 
     # ------------------------------------------------------------------------------- forward
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -487,6 +545,47 @@ class RecurrentNetwork(nn.Module):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return h.detach()
+
+
+def _transpose_moments(state: dict) -> dict:
+    """An optimizer's per-parameter state with its matrices (Adam's moments, SGD's momentum)
+    transposed."""
+    return {
+        k: v.T.contiguous() if torch.is_tensor(v) and v.dim() == 2 else v for k, v in state.items()
+    }
+
+
+def upgrade_weight_layout(network: dict, optimizers: list) -> tuple[dict, list]:
+    """A :class:`RecurrentNetwork` state dict and its optimizers' state dicts (one per cell,
+    in order, then any others) saved with ``weight_x`` as ``(input_size, hidden_size)``
+    (layout 1), in today's layout: every ``cells.N.weight_x`` and its optimizer state
+    transposed. The inputs are not changed.
+
+    Examples
+    --------
+    >>> net = RecurrentNetwork(2, 3, 2)
+    >>> old = {k: v.T if k.endswith("weight_x") else v for k, v in net.state_dict().items()}
+    >>> new, _ = upgrade_weight_layout(old, [])
+    >>> torch.equal(new["cells.0.weight_x"], net.cells[0].weight_x)
+    True
+    """
+    network, optimizers = dict(network), list(optimizers)
+    index = [name for name, _ in ElmanCell(1, 1).named_parameters()].index("weight_x")
+    for key, value in network.items():
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] != "cells" or parts[2] != "weight_x":
+            continue
+        network[key] = value.T.contiguous()
+        c = int(parts[1])
+        if c >= len(optimizers):
+            continue
+        opt = optimizers[c]
+        param_id = [p for group in opt["param_groups"] for p in group["params"]][index]
+        if param_id in opt["state"]:
+            state = dict(opt["state"])
+            state[param_id] = _transpose_moments(state[param_id])
+            optimizers[c] = {**opt, "state": state}
+    return network, optimizers
 
 
 def _readout_layers(n_in: int, hidden: Iterable[int], n_outputs: int) -> list[Dense]:

@@ -4,7 +4,9 @@ Both map feature names to input columns through the tabular estimators'
 :class:`~tpsgd_stream.models._features.FeatureMap` (a new name grows a zero-weight input
 column; missing names count as 0; unknown names are ignored at prediction),
 grow the readout for a new label, reject bad input before changing any state, and save to the
-same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 2, ...}``).
+same versioned ``torch.save`` archive (``{"format": "tpsgd-stream", "version": 2, ...}``). Its
+``"weight_layout"`` entry records the Elman cells' ``weight_x`` layout; a file without it holds
+the earlier ``(input_size, hidden_size)`` layout and loads transposed, optimizer moments too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import torch
 from river import base
 
 from ..engine.guard import NonFiniteUpdateError, refuse_non_finite
-from ..engine.recurrent import RecurrentNetwork, recurrent_rules
+from ..engine.recurrent import (
+    WEIGHT_LAYOUT,
+    RecurrentNetwork,
+    recurrent_rules,
+    upgrade_weight_layout,
+)
 from ..engine.seeding import resolve_seed
 from . import _persistence
 from ._features import FeatureMap
@@ -207,6 +214,7 @@ class _SequenceBase(base.Classifier):
             "n_outputs": 0 if net is None else net.n_outputs,
             "network": None if net is None else {k: v.cpu() for k, v in net.state_dict().items()},
             "optimizers": [o.state_dict() for o in self._optimizers()],
+            "weight_layout": WEIGHT_LAYOUT,
             "n_updates": int(self._n_updates),
             "n_skipped": int(self.skipped_updates),
             "pending": self._pending_state(),
@@ -230,8 +238,12 @@ class _SequenceBase(base.Classifier):
                 net = model._net = model._build(payload["n_inputs"])
                 if payload["n_outputs"] > net.n_outputs:
                     net.grow_outputs(payload["n_outputs"] - net.n_outputs)
-                net.load_state_dict(payload["network"])
-                for opt, state in zip(model._optimizers(), payload["optimizers"], strict=True):
+                network, optimizers = payload["network"], payload["optimizers"]
+                layout = payload.get("weight_layout", 1)  # (files before it: 1)
+                if isinstance(net, RecurrentNetwork) and layout < WEIGHT_LAYOUT:
+                    network, optimizers = upgrade_weight_layout(network, optimizers)
+                net.load_state_dict(network)
+                for opt, state in zip(model._optimizers(), optimizers, strict=True):
                     opt.load_state_dict(state)
             model._n_updates = payload["n_updates"]
             model._n_skipped = payload.get("n_skipped", 0)
