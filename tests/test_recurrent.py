@@ -421,3 +421,20 @@ def test_old_layout_pickle_loads_and_trains_identically(size):
     # a pickle of today's layout is left as it is
     again = pickle.loads(pickle.dumps(net))
     assert torch.equal(net.forward(x), again.forward(x))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": -1}, "seed must be a non-negative int"),
+        ({"lr": 0.0}, "lr must be a positive finite number"),
+        ({"loss": "hinge"}, "Unknown loss 'hinge'"),
+    ],
+)
+def test_shared_base_checks_the_constructor_as_network_does(kwargs, message):
+    from tpsgd_stream.engine.network import Network
+
+    with pytest.raises(ValueError, match=message):
+        RecurrentNetwork(D, H, C, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        Network.mlp(D, [H], C, **kwargs)

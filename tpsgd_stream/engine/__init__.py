@@ -5,7 +5,9 @@
 - :mod:`~tpsgd_stream.engine.layers`: ``Dense``, ``Conv2d``, ``Conv1d``, pooling,
   ``Flatten``.
 - :mod:`~tpsgd_stream.engine.network`, :mod:`~tpsgd_stream.engine.recurrent`: stacks trained
-  layer by layer; :mod:`~tpsgd_stream.engine.training` fits them on tensors.
+  layer by layer, on the shared :class:`~tpsgd_stream.engine.base.BaseNetwork` (loss, seed,
+  device, per-module optimizers, minibatch checks); :mod:`~tpsgd_stream.engine.training` fits
+  them on tensors.
 - :mod:`~tpsgd_stream.engine.optim`, :mod:`~tpsgd_stream.engine.losses`,
   :mod:`~tpsgd_stream.engine.activations`: per-layer optimizers, output losses, activations.
 - :mod:`~tpsgd_stream.engine.inference`: ``Float64Forward``, the float64 prediction pass the

@@ -18,16 +18,16 @@ tensor of a rule is saved with the network as ``heads.<layer index>``.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
+from .base import BaseNetwork, resolve_device
 from .guard import refuse_non_finite
 from .layers import Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform, conv1d_layers
-from .losses import LOSSES, output_delta, output_error, output_loss
-from .optim import make_optimizer, pad_optimizer_state
+from .losses import output_delta, output_error, output_loss
+from .optim import pad_optimizer_state
 from .projection import Projection
 from .rules import DEFAULT_RULE, RowDelta, Rule, RuleState, get_rule
 from .seeding import derive_seed
@@ -37,15 +37,7 @@ __all__ = ["Network", "SCHEDULES", "derive_seed", "resolve_device"]
 SCHEDULES = ("simultaneous", "sequential")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cuda"`` -> ``cuda:0``: a concrete device, with a clear error when it is missing."""
-    try:
-        return torch.empty(0, device=device).device
-    except (RuntimeError, AssertionError) as err:
-        raise ValueError(f"Device {device!r} is not available here: {err}") from None
-
-
-class Network(nn.Module):
+class Network(BaseNetwork):
     """An ordered stack of layers, each trained by its own rule.
 
     Parameters
@@ -92,21 +84,13 @@ class Network(nn.Module):
     ):
         super().__init__()
         _check_layers(layers)
-        if loss not in LOSSES:
-            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
-        if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
-        if isinstance(seed, bool) or not (isinstance(seed, numbers.Integral) and seed >= 0):
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        self._setup(loss=loss, optimizer=optimizer, lr=lr, seed=seed, device=device)
         self.layers = nn.ModuleList(layers)
         # a plain tuple of the same modules: indexing a ModuleList costs ~1 us per call, and a
         # training step indexes its layers a dozen times (layers are grown in place, never
         # replaced, so the tuple stays valid)
         self._stack = tuple(layers)
         self.default_rule = get_rule(rule)
-        self.loss, self.optimizer_name, self.lr = loss, optimizer, float(lr)
-        self.seed = int(seed)
-        self.device = resolve_device(device)
         self.output_index = len(layers) - 1
         self.rules: list[Rule | None] = [self._rule_of(i) for i in range(len(layers))]
         for i, rule_ in enumerate(self.rules):
@@ -122,7 +106,7 @@ class Network(nn.Module):
                     self.rules[i].prepare_layer(layer)
         self.to(self.device)
         self.optimizers = {
-            i: make_optimizer(optimizer, layer.parameters(), lr=self.lr)
+            i: self._optimizer(layer)
             for i, layer in enumerate(self.layers)
             if isinstance(layer, Trainable)
         }
@@ -351,10 +335,6 @@ class Network(nn.Module):
                     macs.append(layer.weight.numel() * positions)
         return macs
 
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """Integer labels -> float one-hot targets of width ``n_outputs``."""
-        return nn.functional.one_hot(y.to(self.device).long(), self.n_outputs).float()
-
     # ------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """The logits (no gradient tracking: this network never back-propagates through it).
@@ -413,15 +393,7 @@ class Network(nn.Module):
         :class:`~tpsgd_stream.engine.guard.NonFiniteUpdateError`, a ``ValueError``.
         """
         x, target = self._as_batch(x, "x"), self._as_batch(target, "target")
-        if check_finite:
-            _check_finite(x, "x")
-            _check_finite(target, "target")
-        n_outputs = self.n_outputs
-        if target.shape != (x.shape[0], n_outputs):
-            raise ValueError(
-                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {n_outputs}), "
-                f"got {tuple(target.shape)}."
-            )
+        self._check_target(x, target, check_finite)
         if layers is None:
             train, stop = self._all_trainable, self._all_stop
         else:
@@ -461,16 +433,9 @@ class Network(nn.Module):
             rule_.after_update(list(self.layers[i].parameters()), seed=seed + i)
         self.perturbation_steps += 1
 
-    def _as_batch(self, x, name: str) -> torch.Tensor:
-        """``x`` on the network's device and in its dtype, after a clear error for what is not
-        a non-empty tensor of real numbers."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-        if x.dtype.is_complex:
-            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}.")
-        if x.dim() == 0 or x.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty minibatch, got shape {tuple(x.shape)}.")
-        return x.to(self.device, self._stack[self.output_index].weight.dtype)
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self._stack[self.output_index].weight.dtype
 
     def _check_input(self, x: torch.Tensor, start: int) -> None:
         """A clear error for an input of the wrong width, before torch's matmul complains."""
@@ -699,13 +664,6 @@ def _rule_states_of_old(state: dict) -> dict:
     rules = state["rules"]
     state["_updaters"] = {i: rules[i] or _PLAIN for i in state["optimizers"]}
     return state
-
-
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    """A ``ValueError`` if ``x`` has a NaN or an infinity (one sum; a sum that overflows on
-    finite values is looked at element by element)."""
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-        raise ValueError(f"{name} has NaN or infinite values; the network was not updated.")
 
 
 def _held_bytes(*tensors: torch.Tensor | None) -> int:

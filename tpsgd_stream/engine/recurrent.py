@@ -26,10 +26,11 @@ import torch
 from torch import nn
 
 from .activations import Activation, get_activation
+from .base import BaseNetwork
 from .layers import Dense, _check_sizes
-from .losses import LOSSES, output_error, output_loss
-from .network import Network, _check_finite, resolve_device
-from .optim import make_optimizer, pad_optimizer_state
+from .losses import output_error, output_loss
+from .network import Network
+from .optim import pad_optimizer_state
 from .rules import DEFAULT_RULE, RULES, Rule, dense_delta, get_rule
 from .seeding import derive_seed
 
@@ -172,7 +173,7 @@ def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
-class RecurrentNetwork(nn.Module):
+class RecurrentNetwork(BaseNetwork):
     """Stacked (and optionally bidirectional) Elman layers with a readout on the last state.
 
     Parameters
@@ -251,8 +252,7 @@ class RecurrentNetwork(nn.Module):
         )
         if not isinstance(bidirectional, bool):
             raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}.")
-        if loss not in LOSSES:
-            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+        self._setup(loss=loss, optimizer=optimizer, lr=lr, seed=seed, device=device)
         self.rule = get_rule(rule)
         if not _trains_cells(self.rule):  # (a custom rule, e.g. a LocalLoss, may well)
             raise ValueError(
@@ -260,7 +260,6 @@ class RecurrentNetwork(nn.Module):
                 f"or weight perturbation, are not implemented for them); expected one of "
                 f"{recurrent_rules()}."
             )
-        self.loss, self.seed = loss, int(seed)
         self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
         self.train_recurrent = bool(train_recurrent)
         if int(credit_steps) < 1:
@@ -274,7 +273,6 @@ class RecurrentNetwork(nn.Module):
         self.credit_steps = int(credit_steps)
         self.clip_grad_norm = clip_grad_norm
         self.max_recurrent_norm = max_recurrent_norm
-        self.device = resolve_device(device)
         directions = 2 if self.bidirectional else 1
         self.cells = nn.ModuleList()
         for layer in range(self.num_layers):
@@ -296,9 +294,7 @@ class RecurrentNetwork(nn.Module):
             device=self.device,
         )
         self.cells.to(self.device)
-        self.optimizers = [
-            make_optimizer(optimizer, cell.parameters(), lr=lr) for cell in self.cells
-        ]
+        self.optimizers = [self._optimizer(cell) for cell in self.cells]
         self.held_bytes = 0  # peak bytes of activations held by the last train_step
 
     @property
@@ -308,10 +304,6 @@ class RecurrentNetwork(nn.Module):
     @property
     def input_size(self) -> int:
         return self.cells[0].input_size
-
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """Integer labels -> float one-hot targets."""
-        return self.readout.one_hot(y)
 
     def grow_outputs(self, n_new: int) -> None:
         """Add ``n_new`` classes: readout units with zero weights; each ``B_t`` gains rows."""
@@ -361,16 +353,8 @@ class RecurrentNetwork(nn.Module):
         Returns the logits from the pre-update weights.
         """
         x, lengths = self._check(x, lengths)
-        if not isinstance(target, torch.Tensor) or target.dtype.is_complex:
-            raise TypeError(f"target must be a real torch.Tensor, got {target!r:.80}.")
-        target = target.to(self.device, torch.float32)
-        _check_finite(x, "x")
-        _check_finite(target, "target")
-        if target.shape != (x.shape[0], self.n_outputs):
-            raise ValueError(
-                f"target must have shape (n, n_outputs) = ({x.shape[0]}, {self.n_outputs}), "
-                f"got {tuple(target.shape)}."
-            )
+        target = self._as_batch(target, "target")
+        self._check_target(x, target, check_finite=True)
         if self.rule.mode == "backprop" and self.train_recurrent:
             return self._bptt_step(x, target, lengths)
         with torch.no_grad():
@@ -397,17 +381,15 @@ class RecurrentNetwork(nn.Module):
                     cell.weight_h.mul_(limit / norm)
 
     def _check(self, x: torch.Tensor, lengths: torch.Tensor | None):
-        if not isinstance(x, torch.Tensor) or x.dtype.is_complex:
-            raise TypeError(f"x must be a real torch.Tensor (n, T, d), got {type(x).__name__}.")
+        if isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[0] == 0:
+            raise ValueError("Empty minibatch: x has 0 sequences.")
+        x = self._as_batch(x, "x")
         if x.dim() != 3 or x.shape[2] != self.cells[0].input_size:
             raise ValueError(
                 f"x must have shape (n, T, {self.cells[0].input_size}), got {tuple(x.shape)}."
             )
         if x.shape[1] == 0:
             raise ValueError("Empty sequences: x has 0 time steps.")
-        if x.shape[0] == 0:
-            raise ValueError("Empty minibatch: x has 0 sequences.")
-        x = x.to(self.device, torch.float32)
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=self.device)
             if lengths.dtype.is_floating_point and not torch.equal(lengths, lengths.round()):
