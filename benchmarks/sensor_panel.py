@@ -277,8 +277,9 @@ def merged(results: dict, out: Path) -> dict:
     """``results`` with the sets of an earlier record that this run did not redo."""
     if not out.is_file():
         return results
-    earlier = json.loads(out.read_text()).get("sets", {})
-    return results | {"sets": {**earlier, **results["sets"]}}
+    earlier = json.loads(out.read_text())
+    notes = {"notes": earlier["notes"]} if "notes" in earlier else {}  # (written by hand)
+    return results | notes | {"sets": {**earlier.get("sets", {}), **results["sets"]}}
 
 
 if __name__ == "__main__":
