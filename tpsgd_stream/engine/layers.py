@@ -10,7 +10,6 @@ this layer's input and output. :meth:`Trainable.input_grad` exists for the ``bp`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -33,7 +32,6 @@ __all__ = [
     "GlobalAvgPool1d",
     "GlobalMaxPool1d",
     "Flatten",
-    "conv1d_layers",
 ]
 
 
@@ -506,51 +504,3 @@ class Flatten(Transform):
 
 
 GLOBAL_POOLS = {"avg": GlobalAvgPool1d, "max": GlobalMaxPool1d}
-
-
-def conv1d_layers(
-    in_channels: int,
-    length: int,
-    n_outputs: int,
-    *,
-    channels: Iterable[int] = (32, 32),
-    kernel_size: int = 5,
-    dilation: int | Iterable[int] = 1,
-    padding: int | str = "same",
-    pool: str = "avg",
-    hidden: Iterable[int] = (),
-    activation: str = "leaky_relu",
-) -> list[nn.Module]:
-    """Conv1d layers, global temporal pooling, Dense layers and a linear readout (the layers of
-    :meth:`~tpsgd_stream.engine.network.Network.cnn1d`, which documents the parameters).
-
-    Examples
-    --------
-    >>> [type(layer).__name__ for layer in conv1d_layers(1, 40, 10, channels=(8, 8))]
-    ['Conv1d', 'Conv1d', 'GlobalAvgPool1d', 'Dense']
-    """
-    _check_sizes("cnn1d", in_channels=in_channels, length=length, n_outputs=n_outputs)
-    if pool not in GLOBAL_POOLS:
-        raise ValueError(f"cnn1d: pool must be one of {sorted(GLOBAL_POOLS)}, got {pool!r}.")
-    channels = list(channels)
-    dilations = [dilation] * len(channels) if isinstance(dilation, int) else list(dilation)
-    if len(dilations) != len(channels):
-        raise ValueError(
-            f"cnn1d: dilation must be an int or one per layer ({len(channels)}), got {dilation!r}."
-        )
-    layers: list[nn.Module] = []
-    c, t = in_channels, length
-    for i, (out, d) in enumerate(zip(channels, dilations)):
-        conv = Conv1d(c, out, kernel_size, dilation=d, padding=padding, activation=activation)
-        if t < conv.min_length:
-            raise ValueError(
-                f"cnn1d: layer {i} reads {conv.receptive_field} steps, but its input has only "
-                f"{t}; use padding='same', a smaller kernel_size or dilation, or fewer layers."
-            )
-        layers.append(conv)
-        c, t = out, conv.output_length(t)
-    layers.append(GLOBAL_POOLS[pool]())
-    sizes = [c, *(int(units) for units in hidden)]
-    layers += [Dense(a, b, activation=activation) for a, b in zip(sizes[:-1], sizes[1:])]
-    layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
-    return layers

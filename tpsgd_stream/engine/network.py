@@ -25,7 +25,17 @@ from torch import nn
 
 from .base import BaseNetwork, resolve_device
 from .guard import refuse_non_finite
-from .layers import Conv1d, Conv2d, Dense, Flatten, MaxPool2d, Trainable, Transform, conv1d_layers
+from .layers import (
+    GLOBAL_POOLS,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Trainable,
+    Transform,
+    _check_sizes,
+)
 from .losses import output_delta, output_error, output_loss
 from .optim import pad_optimizer_state
 from .projection import Projection
@@ -228,18 +238,31 @@ class Network(BaseNetwork):
         >>> net.train_step(x, net.one_hot(y)).shape
         torch.Size([16, 10])
         """
-        layers = conv1d_layers(
-            in_channels,
-            length,
-            n_outputs,
-            channels=channels,
-            kernel_size=kernel_size,
-            dilation=dilation,
-            padding=padding,
-            pool=pool,
-            hidden=hidden,
-            activation=activation,
-        )
+        _check_sizes("cnn1d", in_channels=in_channels, length=length, n_outputs=n_outputs)
+        if pool not in GLOBAL_POOLS:
+            raise ValueError(f"cnn1d: pool must be one of {sorted(GLOBAL_POOLS)}, got {pool!r}.")
+        channels = list(channels)
+        dilations = [dilation] * len(channels) if isinstance(dilation, int) else list(dilation)
+        if len(dilations) != len(channels):
+            raise ValueError(
+                f"cnn1d: dilation must be an int or one per layer ({len(channels)}), "
+                f"got {dilation!r}."
+            )
+        layers: list[nn.Module] = []
+        c, t = in_channels, length
+        for i, (out, d) in enumerate(zip(channels, dilations)):
+            conv = Conv1d(c, out, kernel_size, dilation=d, padding=padding, activation=activation)
+            if t < conv.min_length:
+                raise ValueError(
+                    f"cnn1d: layer {i} reads {conv.receptive_field} steps, but its input has only "
+                    f"{t}; use padding='same', a smaller kernel_size or dilation, or fewer layers."
+                )
+            layers.append(conv)
+            c, t = out, conv.output_length(t)
+        layers.append(GLOBAL_POOLS[pool]())
+        sizes = [c, *(int(units) for units in hidden)]
+        layers += [Dense(a, b, activation=activation) for a, b in zip(sizes[:-1], sizes[1:])]
+        layers.append(Dense(sizes[-1], int(n_outputs), activation="identity"))
         return cls(layers, **kwargs)
 
     def _rule_of(self, index: int) -> Rule | None:
