@@ -519,6 +519,33 @@ def test_seed_none_draws_a_seed_and_adapts():
     assert model.drift_events
 
 
+def test_seed_defaults_to_none_as_the_estimators_and_a_given_seed_reproduces():
+    import inspect
+
+    def default(cls):
+        return inspect.signature(cls).parameters["seed"].default
+
+    assert default(DriftAdaptiveClassifier) is None is default(TPSGDClassifier)
+
+    def events(seed):
+        model = DriftAdaptiveClassifier(
+            TPSGDClassifier(rule="local_head", seed=0, hidden_layer_sizes=(8,)),
+            seed=seed,
+            window=50,
+            min_samples=20,
+            remap_labels=False,
+        )
+        rng = np.random.default_rng(0)
+        for i in range(1200):
+            x = {"a": float(rng.normal())}
+            model.learn_one(x, (x["a"] > 0) != (i >= 600))
+        probe = {"a": 0.3}
+        return [(e.index, e.action) for e in model.drift_events], model.predict_proba_one(probe)
+
+    first = events(3)
+    assert first[0] and first == events(3)  # a repair happened, the same both times
+
+
 @pytest.mark.parametrize(
     "x, error, message",
     [

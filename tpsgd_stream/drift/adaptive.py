@@ -267,7 +267,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
         remap_agreement: float = 0.5,
         refine_cut: bool = False,
         refits: int = 0,
-        seed: int | None = 0,
+        seed: int | None = None,
     ):
         from ..models import TPSGDClassifier
 
