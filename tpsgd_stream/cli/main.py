@@ -8,12 +8,22 @@ import sys
 from pathlib import Path
 
 from ..engine.rules import DEFAULT_RULE, RULES
-from .runner import DETECTORS
+from .output import OutputFolderError
+from .runner import DETECTORS, MAX_AUTO_CLASSES, MIN_SAMPLES_PER_CLASS, NON_FINITE
 
 __all__ = ["main"]
 
+DESCRIPTION = (
+    "Streaming estimators trained without backpropagation (target projection SGD). "
+    "Commands: demo (tpSGD vs backprop on a shifting stream of digits), run FILE "
+    "(a prequential run on your CSV or NPZ file), bench NAME (a benchmark of a source "
+    "checkout). Outputs go to --out, or to a new temporary folder that is printed."
+)
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 NOT_BENCHMARKS = {"render"}  # tools in benchmarks/ (helpers' names start with "_")
+EXTRAS = {"ray": "ray", "fsspec": "ray", "matplotlib": "plot", "tqdm": "progress", "aeon": "bench"}
+"""The extra of ``pip install "tpsgd-stream[...]"`` that brings each optional module."""
 
 
 def benchmark_names() -> list[str]:
@@ -56,7 +66,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tpsgd-stream", description=__doc__)
+    parser = _Parser(prog="tpsgd-stream", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser(
         "demo", help="prequential tpSGD vs backprop on a shifting stream of digits"
@@ -66,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
-        "--plot", default="tpsgd_demo.png", help="PNG to write (default tpsgd_demo.png)"
+        "--out", help="folder for demo.png (default: a new temporary folder, printed)"
     )
     demo.add_argument("--no-plot", action="store_true", help="write no PNG")
     demo.add_argument("--quiet", action="store_true", help="no progress bar and no table")
@@ -79,7 +89,20 @@ def _parser() -> argparse.ArgumentParser:
         "--task",
         choices=("auto", "classification", "regression"),
         default="auto",
-        help="auto: regression when the target is float, else classification",
+        help="auto: regression when the target is float, else classification; a target of "
+        f"more than {MAX_AUTO_CLASSES} distinct whole numbers that are rare (under "
+        f"{MIN_SAMPLES_PER_CLASS} samples each on average) or leave gaps in their range is "
+        "refused until you choose",
+    )
+    run.add_argument(
+        "--sep", help="CSV column separator (default: sniffed among , ; tab |, and printed)"
+    )
+    run.add_argument(
+        "--non-finite",
+        choices=NON_FINITE,
+        default="raise",
+        help="empty or non-finite feature cells: raise (stop, naming them, the default) or "
+        "zero (leave them out of their sample: read as 0, the scaled mean)",
     )
     run.add_argument(
         "--rule",
@@ -92,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive, default=32)
     run.add_argument("--lr", type=float, default=None, help="learning rate (estimator default)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", default="tpsgd_run", help="folder for metrics.json and the plot")
+    run.add_argument(
+        "--out", help="folder for metrics.json and the plot (default: a new temporary folder)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--detector",
@@ -106,23 +131,47 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a benchmark; its results go to a scratch folder unless it is given "
         "--record (then to benchmarks/results/, and BENCHMARKS.md is rendered again).",
     )
-    bench.add_argument("name", help=f"one of: {names}")
+    bench.add_argument("name", nargs="?", help=f"one of: {names}")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
     return parser
 
 
-def _bench(name: str, args: list[str]) -> int:
+def _bench(name: str | None, args: list[str]) -> int:
     script = BENCHMARKS / f"{name}.py"
-    available = benchmark_names()
-    if name not in available:
+    available = ", ".join(benchmark_names()) or "none: benchmarks ship with the source"
+    if name is None:
         sys.stderr.write(
-            f"tpsgd-stream: error: no benchmark {name!r} in {BENCHMARKS} "
-            f"(available: {', '.join(available) or 'none: benchmarks ship with the source'})\n"
+            f"tpsgd-stream: error: name a benchmark: bench NAME, one of: {available}\n"
+        )
+        return 2
+    if name not in benchmark_names():
+        sys.stderr.write(
+            f"tpsgd-stream: error: no benchmark {name!r} in {BENCHMARKS} (available: {available})\n"
         )
         return 2
     sys.argv = [str(script), *args]
-    runpy.run_path(str(script), run_name="__main__")
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except ImportError as err:
+        sys.stderr.write(f"tpsgd-stream: error: bench {name}: {_install_hint(err)}\n")
+        return 2
     return 0
+
+
+def _install_hint(err: ImportError) -> str:
+    """One line naming what is missing and the pip command that installs it.
+
+    Examples
+    --------
+    >>> _install_hint(ModuleNotFoundError("No module named 'ray'", name="ray"))
+    'needs ray: pip install "tpsgd-stream[ray]"'
+    """
+    if "pip install" in str(err):  # already says it (tpsgd_stream._optional.require)
+        return str(err)
+    module = (err.name or str(err)).split(".")[0]
+    extra = EXTRAS.get(module)
+    install = f'pip install "tpsgd-stream[{extra}]"' if extra else f"pip install {module}"
+    return f"needs {module}: {install}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,14 +183,23 @@ def main(argv: list[str] | None = None) -> int:
         # small per-sample models: one thread avoids the spin-up cost of a pool per tiny op
         torch.set_num_threads(1)
     if args.command == "demo":
-        from .demo import run_demo
-
-        plot = None if args.no_plot else args.plot
-        run_demo(n_samples=args.samples, seed=args.seed, quiet=args.quiet, plot=plot)
-        return 0
+        return _demo(args)
     if args.command == "run":
         return _run(args)
     return _bench(args.name, args.args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .output import output_folder
+
+    try:
+        plot = None if args.no_plot else output_folder(args.out, "demo") / "demo.png"
+    except OutputFolderError as err:
+        sys.stderr.write(f"tpsgd-stream: error: {err}\n")
+        return 2
+    run_demo(n_samples=args.samples, seed=args.seed, quiet=args.quiet, plot=plot)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -158,19 +216,26 @@ def _run(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             out=args.out,
+            sep=args.sep,
+            non_finite=args.non_finite,
             progress=not args.quiet and sys.stderr.isatty(),
             detector=args.detector,
         )
-    except (StreamFileError, ValueError, TypeError) as err:
+    except (StreamFileError, OutputFolderError, ValueError, TypeError) as err:
         sys.stderr.write(f"tpsgd-stream: error: {err}\n")
         return 2
     except OSError as err:  # anything the file system refuses: one line, not a traceback
         sys.stderr.write(f"tpsgd-stream: error: {type(err).__name__}: {str(err)[:300]}\n")
         return 2
+    separator = f", separator {result['separator']!r}" if result["separator"] else ""
     print(
-        f"{result['n_samples']} samples, {result['task']}: {result['metric']} "
-        f"{result['value']:.4f}, {result['samples_per_second']:.0f} samples/s; "
-        f"wrote {args.out}/metrics.json"
+        f"{result['n_samples']} samples{separator}, {result['task']}: {result['metric']} "
+        f"{result['value']:.4f}, {result['samples_per_second']:.0f} samples/s (after an "
+        f"untimed warm-up on {result['warm_up_samples']} samples, start-up excluded)"
+    )
+    print(
+        f"wrote {result['out']}: metrics.json"
+        + (", accuracy.png" if result["task"] == "classification" else "")
     )
     return 0
 
