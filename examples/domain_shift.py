@@ -1,8 +1,8 @@
 """Domain shift: a stream with planted shifts, adaptor-only repair on drift, metrics and a plot.
 
-python examples/domain_shift.py                  # 6,000 digits: rotation at 2,000, swap at 4,000
-python examples/domain_shift.py --small          # 1,200 samples (CI smoke test)
-python examples/domain_shift.py --plot shift.png # where the PNG goes
+python examples/domain_shift.py              # 6,000 digits: rotation at 2,000, swap at 4,000
+python examples/domain_shift.py --small      # 1,200 samples (CI smoke test)
+python examples/domain_shift.py --out runs   # the PNG's folder (default: a new temporary one)
 """
 
 import argparse
@@ -10,13 +10,15 @@ import argparse
 from river import preprocessing
 from river.drift.binary import DDM
 
+from tpsgd_stream.cli.output import output_folder
 from tpsgd_stream.cli.plotting import plot_stream_accuracy
 from tpsgd_stream.drift import DriftAdaptiveClassifier, digits_shift_stream
 from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recovery_time
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 
 
-def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
+def main(small: bool = False, out: str | None = None) -> dict:
+    plot = output_folder(out, "domain-shift") / "domain_shift.png"
     stream = digits_shift_stream(n_samples=1200 if small else 6000, seed=0)  # rotate, swap
     shifts = [s.position for s in stream.shifts]
     net = dict(hidden_layer_sizes=(64,), seed=0)
@@ -59,6 +61,6 @@ def main(small: bool = False, plot: str = "domain_shift.png") -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a short stream, for a smoke test")
-    parser.add_argument("--plot", default="domain_shift.png", help="PNG path")
+    parser.add_argument("--out", help="folder for the PNG (default: a new temporary folder)")
     args = parser.parse_args()
-    main(args.small, args.plot)
+    main(args.small, args.out)

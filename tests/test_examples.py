@@ -30,21 +30,23 @@ def test_quickstart(tmp_path):
 
 @pytest.mark.slow
 def test_compare_rules_prints_every_rule_and_plots(tmp_path):
-    done = _run("compare_rules.py", "--small", "--plot", "rules.png", cwd=tmp_path)
+    done = _run("compare_rules.py", "--small", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for rule in ("bp", "dfa", "drtp", "tpsgd_l1", "tpsgd_l2", "fixed_readout_ce"):
         assert f"{rule} " in done.stdout
-    assert (tmp_path / "rules.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "out" / "compare_rules.png").read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing else in the cwd
 
 
 @pytest.mark.slow
 def test_domain_shift_reports_every_model_and_plots_shifts(tmp_path):
-    done = _run("domain_shift.py", "--small", "--plot", "shift.png", cwd=tmp_path)
+    done = _run("domain_shift.py", "--small", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "acc after each shift" in line]
     assert len(lines) == 4 and "no adaptation" in lines[0] and "CNN" in lines[3]
     assert "adapt" in lines[1]  # the adaptor re-trained on a detected drift
-    assert (tmp_path / "shift.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "out" / "domain_shift.png").read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing else in the cwd
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
