@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -120,6 +121,13 @@ def write_results(results: dict, path: str | Path) -> Path:
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
     return out
+
+
+def without_data(script: str, reason: object) -> NoReturn:
+    """End a benchmark that could run nothing for want of its data: one line on stderr saying
+    how to get it (a loader's ``FileNotFoundError`` says), and exit code 2."""
+    sys.stderr.write(f"{script}: data not available, nothing was run: {reason}\n")
+    raise SystemExit(2)
 
 
 def finish(args: argparse.Namespace) -> None:

@@ -41,7 +41,14 @@ from tpsgd_stream.drift.adaptive import retraining_multiply_adds
 from tpsgd_stream.engine.network import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    without_data,
+    write_results,
+)
 from drift_recovery import mnist14  # noqa: E402  (sibling scripts)
 
 PASSES = 10
@@ -167,6 +174,8 @@ def main(argv=None) -> dict:
             for k in keys:
                 print(f"{name:7s} {arch} {k:24s} {100 * summary[k]['mean']:6.1f} %", flush=True)
             print(f"{name:7s} {arch} MACs vs full by depth: {entry['macs_vs_full']}", flush=True)
+    if not results["streams"]:
+        without_data("adaptor_ceiling.py", "none of the streams asked for is available (see above)")
     write_results(results, output_path(args, "adaptor_ceiling.json"))
     finish(args)
     return results

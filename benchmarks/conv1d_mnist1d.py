@@ -37,6 +37,7 @@ from _common import (  # noqa: E402  (a sibling script)
     finish,
     output_path,
     run_header,
+    without_data,
     write_results,
 )
 
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> dict:
     if len(args.dilation) == 1:
         args.dilation = args.dilation * len(args.channels)
     torch.set_num_threads(args.threads)
-    data = load(args.data)
+    try:
+        data = load(args.data)
+    except FileNotFoundError as err:
+        without_data("conv1d_mnist1d.py", err)
     setup = {k: v for k, v in vars(args).items() if k not in ("out", "data", "record")}
     results = {**run_header("conv1d_mnist1d.py", argv), "setup": setup, "rules": {}}
     for rule in args.rules:

@@ -33,6 +33,7 @@ from _common import (  # noqa: E402  (a sibling script)
     finish,
     output_path,
     run_header,
+    without_data,
     write_results,
 )
 
@@ -107,7 +108,10 @@ def main() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
     result = {**run_header("default_rule.py"), "seeds": args.seeds}
     if "mlp" in args.parts:
-        X, y, X_test, y_test = load_mnist(args.data, standardize=True)
+        try:
+            X, y, X_test, y_test = load_mnist(args.data, standardize=True)
+        except FileNotFoundError as err:
+            without_data("default_rule.py", err)
         data = (
             torch.from_numpy(X.reshape(len(X), -1)),
             torch.from_numpy(y).long(),

@@ -84,7 +84,14 @@ from tpsgd_stream.drift.metrics import accuracy_after, detection_report, recover
 from tpsgd_stream.models import TPSGDClassifier, TPSGDImageClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402  (a sibling script)
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    without_data,
+    write_results,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS = (
@@ -423,6 +430,8 @@ def main(argv=None) -> dict:
                     detections=marks,
                     title=f"{name}: prequential accuracy (seed {seed})",
                 )
+    if not results["streams"]:
+        without_data("drift_recovery.py", "none of the streams asked for is available (see above)")
     for entry in results["streams"].values():
         entry["mean"] = {c: average(runs) for c, runs in entry["runs"].items()}
     write_results(results, args.out)

@@ -33,7 +33,13 @@ from tpsgd_stream.datasets import load_mnist
 from tpsgd_stream.engine.training import accuracy, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_output_arguments, finish, output_path, run_header  # noqa: E402  (a sibling script)
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    without_data,
+)
 
 BATCH = 128
 MLP_RULES = (
@@ -309,7 +315,10 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     torch.set_num_threads(args.threads)
 
-    X_train, y_train, X_test, y_test = load_mnist(args.data, standardize=True)
+    try:
+        X_train, y_train, X_test, y_test = load_mnist(args.data, standardize=True)
+    except FileNotFoundError as err:
+        without_data("paper_tables.py", err)
     seeds = list(range(1 if args.quick else args.seeds))
     if args.quick:
         X_train, y_train = X_train[:2000], y_train[:2000]

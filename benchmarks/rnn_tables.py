@@ -40,7 +40,13 @@ from tpsgd_stream.datasets import load_eeg_seizure, load_mnist, load_mnist1d
 from tpsgd_stream.engine.recurrent import RecurrentNetwork
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_output_arguments, finish, output_path, run_header  # noqa: E402  (a sibling script)
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    without_data,
+)
 
 BATCH = 128
 SETS = ("mnist_rows", "eeg", "mnist1d", "mnist1d_x4")
@@ -288,6 +294,8 @@ def main(argv=None) -> dict:
                 results[table][name][variant] = row
                 save(results, args)  # after every row: a stopped run keeps what it measured
                 print(table, name, variant, json.dumps(row), flush=True)
+    if not cache and "memory" not in args.tables:
+        without_data("rnn_tables.py", "none of the sets asked for is available (see above)")
     save(results, args)
     finish(args)
     return results

@@ -39,6 +39,7 @@ from _common import (  # noqa: E402  (a sibling script)
     finish,
     output_path,
     run_header,
+    without_data,
     write_results,
 )
 
@@ -267,8 +268,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.sets.split(","):
         if name not in SETS:
             parser.error(f"unknown set {name!r}; expected some of {SETS}")
-        results["sets"][name] = run_set(name, args) | {"command": results["command"]}
+        try:
+            results["sets"][name] = run_set(name, args) | {"command": results["command"]}
+        except FileNotFoundError as err:
+            print(f"skipping {name}: {err}", file=sys.stderr)
+            continue
         write_results(merged(results, out) if args.record else results, out)  # after each set
+    if not results["sets"]:
+        without_data("sensor_panel.py", "none of the sets asked for is available (see above)")
     finish(args)
     return results
 

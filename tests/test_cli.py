@@ -284,3 +284,26 @@ def test_top_level_help_is_plain_text(capsys):
     assert _in_process("--help") == 0
     shown = capsys.readouterr().out
     assert "demo" in shown and "``" not in shown and ":class:" not in shown
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("default_rule", "--parts", "mlp"),
+        ("paper_tables", "--quick"),
+        ("drift_recovery", "--streams", "mnist", "elec2", "--quick", "--no-plots"),
+    ],
+)
+def test_a_benchmark_without_its_data_says_how_to_get_it(args, tmp_path, monkeypatch, capsys):
+    from tpsgd_stream import datasets
+
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "no-data"))
+    monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datasets.DOWNLOAD_ENV, "0")
+    monkeypatch.setenv("TPSGD_BENCH_OUT", str(tmp_path / "out"))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert _in_process("bench", *args) == 2
+    err = capsys.readouterr().err
+    assert f"{args[0]}.py: data not available, nothing was run" in err and "TPSGD_DATA" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
