@@ -101,14 +101,15 @@ def sniff_separator(path: str | os.PathLike) -> str:
 
 
 def load_table(
-    path: str | os.PathLike, target: str | None = None, *, sep: str = ","
+    path: str | os.PathLike, target: str | None = None, *, sep: str | None = None
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Features and target of a CSV or NPZ file, in file order.
 
     ``target`` names the CSV column to predict (default: the last column); NPZ archives hold
     their target in ``y`` (or ``y_train``/``y_test``). ``sep`` separates a CSV file's columns
-    (see :func:`sniff_separator`); a file not separated by commas whose features only read as
-    numbers with decimal commas (``1,5``) is read so.
+    (``None``: :func:`sniff_separator`; the one used is in the features' ``attrs["separator"]``);
+    a file not separated by commas whose features only read as numbers with decimal commas
+    (``1,5``) is read so.
     """
     path = Path(path)
     try:
@@ -120,6 +121,7 @@ def load_table(
     try:
         if path.suffix == ".npz":
             return _load_npz(path)
+        sep = sniff_separator(path) if sep is None else sep
         frame = pd.read_csv(path, sep=sep)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise StreamFileError(f"cannot read {path}: {err}") from None
@@ -140,6 +142,7 @@ def load_table(
             features, non_numeric = frame.drop(columns=[target]), []
     if non_numeric:
         raise StreamFileError(f"non-numeric feature columns in {path}: {non_numeric}")
+    features.attrs["separator"] = sep
     return features, frame[target]
 
 
@@ -223,7 +226,7 @@ def run_file(
         The folder for the outputs; ``None`` makes a temporary one. It is made only once the
         file has been read and checked.
     sep
-        The CSV separator; ``None`` sniffs it (:func:`sniff_separator`).
+        The CSV separator; ``None`` sniffs it (:func:`sniff_separator`) and reports it.
     non_finite
         One of :data:`NON_FINITE`.
     progress
@@ -240,9 +243,7 @@ def run_file(
     """
     if non_finite not in NON_FINITE:
         raise StreamFileError(f"non_finite must be one of {NON_FINITE}, got {non_finite!r}")
-    if sep is None and Path(path).suffix != ".npz" and Path(path).is_file():
-        sep = sniff_separator(path)
-    X, y = load_table(path, target, sep=sep or ",")
+    X, y = load_table(path, target, sep=sep)
     _check_target(y, task)
     task = _resolve_task(y, task)
     _check_features(X, non_finite)
@@ -269,7 +270,7 @@ def run_file(
     scores, seconds = _prequential(model, records, metric, task, progress)
     result = {
         "file": str(path),
-        "separator": sep,
+        "separator": X.attrs.get("separator"),
         "task": task,
         "rule": estimator.rule,
         "hidden_layer_sizes": list(hidden_layer_sizes),
