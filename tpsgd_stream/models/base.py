@@ -7,8 +7,9 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
   estimators). Each feature name gets a column the first time a sample with it is learned
   from. The network is built on the first sample (or frame) learned from, whose features get
   the usual random initialisation; a later feature grows a zero-weight input column, so the
-  outputs do not change. Missing features count as 0, unknown features at prediction time are
-  ignored, and the order of the keys never matters (new names get columns in sorted order).
+  outputs do not change (``bitflip``, whose binary weights have no zero, draws its levels).
+  Missing features count as 0, unknown features at prediction time are ignored, and the order
+  of the keys never matters (new names get columns in sorted order).
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
