@@ -5,12 +5,14 @@ test; leaky ReLU, batch 32, Adam lr 1e-3, 5 epochs (``training.fit``). Each thre
 few points below the mean test accuracy measured over seeds 0 and 1 (one intra-op thread,
 torch 2.13 CPU, 2026-11-23); the values of seeds 0-4 are in ``MEASURED``.
 
-sDFA barely beats chance here: with a softmax output ``e = softmax(o) - y*`` is negative for
-the target class and positive for every other class, so ``sign(e) @ B = sum_k B_k - 2 B_y``:
-DRTP with a large class-independent term. Its hidden layers (and DRTP's) remain linearly
-decodable (about 89 % and 94 % with a logistic regression on the last hidden layer), but their
-activations keep growing (mean |a| ~ 30 after 5 epochs) and the output layer, trained at the
-same time, does not keep up.
+With a softmax output ``e = softmax(o) - y*`` is negative for the target class and positive
+for every other class, so ``sign(e) @ B = sum_k B_k - 2 B_y``: DRTP with a large
+class-independent term. With ``B`` as drawn sDFA barely beat chance here (0.10-0.22 over seeds
+0-4: the hidden activations kept growing, mean |a| ~ 30 after 5 epochs, and the output layer
+did not keep up); ``SignDFA`` now takes the class mean out of ``B`` (``centre=True``), which
+removes that term (seeds 0-4 measured again 2026-12-06). DRTP's hidden layers remain linearly
+decodable (about 94 % with a logistic regression on the last hidden layer), but their
+activations keep growing too.
 """
 
 from __future__ import annotations
@@ -30,18 +32,18 @@ SEEDS = (0, 1)
 MEASURED = {
     "bp": (0.9471, 0.9471, 0.9496, 0.9471, 0.9370),
     "dfa": (0.9169, 0.9295, 0.9446, 0.9320, 0.9295),
-    "sdfa": (0.1738, 0.1033, 0.2116, 0.1411, 0.2217),
+    "sdfa": (0.8690, 0.8564, 0.8514, 0.8791, 0.8690),  # centred B
     "drtp": (0.6373, 0.5970, 0.6196, 0.5390, 0.7254),
     "tpsgd_l1": (0.8791, 0.9068, 0.8741, 0.8615, 0.8690),
     "tpsgd_l2": (0.9144, 0.8992, 0.9043, 0.8866, 0.9068),
     "fixed_readout_ce": (0.9244, 0.9421, 0.9446, 0.9043, 0.9320),
     "local_head": (0.9496, 0.9471, 0.9496, 0.9270, 0.9370),
 }
-# mean over SEEDS must reach this (measured means: .947 .923 .139 .617 .893 .907 .933 .948)
+# mean over SEEDS must reach this (measured means: .947 .923 .863 .617 .893 .907 .933 .948)
 THRESHOLD = {
     "bp": 0.92,
     "dfa": 0.89,
-    "sdfa": 0.12,  # chance is 0.10
+    "sdfa": 0.83,
     "drtp": 0.55,
     "tpsgd_l1": 0.86,
     "tpsgd_l2": 0.87,
@@ -128,8 +130,8 @@ def _read_out_through_projection(net, X, y) -> float:
 
 
 def test_drtp_and_sdfa_train_their_hidden_layers(digits):
-    """Their accuracy thresholds above are low (frozen random hidden layers under a trained
-    output layer would pass them), so check what the rules do to the hidden layers: DRTP
+    """DRTP's accuracy threshold above is low (frozen random hidden layers under a trained
+    output layer would pass it), so check what the rules do to the hidden layers: DRTP
     drives the first one towards ``-y* B`` (its read-out through ``B`` goes from chance to
     0.38-0.50), and sDFA moves the hidden weights far from their initial values."""
     X_train, y_train, X_test, y_test = digits

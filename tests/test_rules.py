@@ -75,7 +75,9 @@ def hand_delta(name, *, x, target, w0, b0, w1, b1, matrix, activation, target_on
         return (target @ matrix) * slope / n
     if name == "dfa":
         return (e @ matrix) * slope / n
-    if name == "sdfa":
+    if name == "sdfa":  # B centred over the classes (SignDFA's default, centre=True)
+        return (torch.sign(e) @ (matrix - matrix.mean(0, keepdim=True))) * slope / n
+    if name == "sdfa_uncentred":
         return (torch.sign(e) @ matrix) * slope / n
     if name == "tpsgd_l1":
         return torch.sign(h - target @ matrix) * s / n
@@ -113,6 +115,33 @@ def test_hidden_update_matches_table_1(name, activation, target_on):
     assert delta.abs().sum() > 0
     torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(grads[0]["bias"], delta.sum(0), rtol=1e-5, atol=1e-7)
+
+
+def test_sdfa_with_centre_false_is_the_plain_rule():
+    net = tiny_net(get_rule("sdfa", centre=False))
+    x, target, before, grads = run_step(net)
+    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
+    delta = hand_delta(
+        "sdfa_uncentred",
+        x=x,
+        target=target,
+        w0=before[0]["weight"],
+        b0=before[0]["bias"],
+        w1=before[1]["weight"],
+        b1=before[1]["bias"],
+        matrix=matrix,
+        activation="tanh",
+        target_on="activation",
+    )
+    torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
+
+
+def test_sdfa_keeps_a_single_row_as_drawn():
+    # a regression output has one row: centred, it would be zero and nothing would learn
+    rule = get_rule("sdfa")
+    drawn = torch.tensor([[0.5, -1.0]])
+    assert torch.equal(rule._centred(drawn), drawn)
+    assert rule._centred(torch.tensor([[1.0, 2.0], [3.0, 0.0]])).sum(0).abs().max() == 0
 
 
 @pytest.mark.parametrize("name", sorted(DEFAULT_MATRIX))

@@ -72,7 +72,13 @@ class _Flat:
         self.checked = [v.view(t.shape) for v, t in zip(self.check.split(sizes), tensors)]
 
     def matches(self, tensors: list[torch.Tensor]) -> bool:
-        return len(tensors) == len(self.tensors) and all(map(operator.is_, tensors, self.tensors))
+        """Whether the buffers are laid out for ``tensors``: the same objects of the same
+        shapes (a parameter grown in place keeps its identity, not its shape)."""
+        return (
+            len(tensors) == len(self.tensors)
+            and all(map(operator.is_, tensors, self.tensors))
+            and all(t.shape == v.shape for t, v in zip(tensors, self.copies))
+        )
 
 
 # per module: its flat buffers (weak keys: never pickled, gone with the module)

@@ -612,9 +612,11 @@ class Network(BaseNetwork):
 
     # ------------------------------------------------------------------------------ growth
     def grow_outputs(self, n_new: int) -> None:
-        """Add ``n_new`` output units (new classes); existing logits and targets are unchanged."""
+        """Add ``n_new`` output units (new classes); existing logits and targets are unchanged
+        (the new units' weights are zero unless the output rule draws them: ``bitflip``)."""
         layer = self.layers[self.output_index]
         layer.grow_outputs(n_new)
+        self._init_grown(self.output_index, dim=0, n_new=n_new)
         self._pad_state(self.output_index)
         for index, state in self._states.items():  # each rule grows what it keeps
             self.rules[index].grow(state, n_new, device=self.device)
@@ -644,12 +646,22 @@ class Network(BaseNetwork):
         return result
 
     def grow_inputs(self, n_new: int) -> None:
-        """Add ``n_new`` input features with zero weights (outputs unchanged)."""
+        """Add ``n_new`` input features, with zero weights (outputs unchanged) unless the first
+        layer's rule draws them (``bitflip``: random levels, see :meth:`Rule.init_grown`)."""
         first = self.layers[0]
         if not isinstance(first, Dense):
             raise TypeError("Only a network whose first layer is Dense can grow its inputs.")
         first.grow_inputs(n_new)
+        self._init_grown(0, dim=1, n_new=n_new)
         self._pad_state(0)
+
+    def _init_grown(self, index: int, *, dim: int, n_new: int) -> None:
+        """Let layer ``index``'s rule initialise the ``n_new`` units or columns it grew."""
+        rule_ = self.rules[index]
+        if rule_ is not None:
+            layer = self.layers[index]
+            start = layer.weight.shape[dim] - n_new
+            rule_.init_grown(layer, dim=dim, start=start, seed=derive_seed(self.seed, index))
 
     def _pad_state(self, index: int) -> None:
         for param in self.layers[index].parameters():

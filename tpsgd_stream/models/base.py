@@ -7,8 +7,9 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
   estimators). Each feature name gets a column the first time a sample with it is learned
   from. The network is built on the first sample (or frame) learned from, whose features get
   the usual random initialisation; a later feature grows a zero-weight input column, so the
-  outputs do not change. Missing features count as 0, unknown features at prediction time are
-  ignored, and the order of the keys never matters (new names get columns in sorted order).
+  outputs do not change (``bitflip``, whose binary weights have no zero, draws its levels).
+  Missing features count as 0, unknown features at prediction time are ignored, and the order
+  of the keys never matters (new names get columns in sorted order).
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
@@ -42,7 +43,7 @@ from . import _persistence
 from ._features import FeatureMap
 from ._inputs import NON_FINITE, check_frame, parse_values
 
-__all__ = ["TPSGDEstimator"]
+__all__ = ["TPSGDEstimator", "rule_default"]
 
 
 def is_tuple_of_positive_ints(value) -> bool:
@@ -52,12 +53,14 @@ def is_tuple_of_positive_ints(value) -> bool:
     )
 
 
-def check_training_params(estimator, activations, rules) -> None:
+def check_training_params(estimator, activations, rules, *, rule_defaults=False) -> None:
     """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
     the estimators, with a ``ValueError`` naming the estimator, the parameter and its value.
-    ``rules``: the rule names this estimator can train with."""
+    ``rules``: the rule names this estimator can train with; ``rule_defaults``: whether
+    ``activation`` and ``lr`` may be ``None`` (the rule's own, see :func:`rule_default`)."""
     name = type(estimator).__name__
-    if estimator.activation not in activations:
+    none_ok = rule_defaults and estimator.activation is None
+    if not none_ok and estimator.activation not in activations:
         raise ValueError(
             f"{name}: unknown activation {estimator.activation!r}; expected one of "
             f"{list(activations)}."
@@ -71,7 +74,9 @@ def check_training_params(estimator, activations, rules) -> None:
             f"{name}: unknown optimizer {estimator.optimizer!r}; expected one of {OPTIMIZERS}."
         )
     lr = estimator.lr
-    if isinstance(lr, (bool, np.bool_)) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
+    if not (rule_defaults and lr is None) and (
+        isinstance(lr, (bool, np.bool_)) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf)
+    ):
         raise ValueError(f"{name}: lr must be a positive number, got {lr!r}.")
     seed = estimator.seed
     if seed is not None and (
@@ -79,6 +84,25 @@ def check_training_params(estimator, activations, rules) -> None:
     ):
         raise ValueError(f"{name}: seed must be a non-negative int or None, got {seed!r}.")
     resolve_device(estimator.device)  # a clear ValueError now rather than at the first sample
+
+
+def rule_default(estimator, param: str):
+    """``estimator``'s ``param`` (``"activation"`` or ``"lr"``), or when it is ``None`` the
+    ``default_<param>`` of its rule (see :class:`~tpsgd_stream.engine.rules.Rule`).
+
+    Examples
+    --------
+    >>> from tpsgd_stream.models import TPSGDClassifier
+    >>> rule_default(TPSGDClassifier(rule="drtp"), "activation")
+    'tanh'
+    >>> rule_default(TPSGDClassifier(rule="drtp", activation="relu"), "activation")
+    'relu'
+    """
+    value = getattr(estimator, param)
+    if value is not None:
+        return value
+    rule = RULES.aliases.get(estimator.rule, estimator.rule)  # (an old name warned already)
+    return getattr(dict.__getitem__(RULES, rule), f"default_{param}")
 
 
 def skip_update(estimator, n_samples: int) -> int:
@@ -150,7 +174,7 @@ class TPSGDEstimator(base.Estimator):
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
             )
-        check_training_params(self, sorted(ACTIVATIONS), self._rules())
+        check_training_params(self, sorted(ACTIVATIONS), self._rules(), rule_defaults=True)
 
     def _check_architecture(self) -> None:
         """Check the parameters that shape the network (here: ``hidden_layer_sizes``)."""
@@ -326,11 +350,11 @@ class TPSGDEstimator(base.Estimator):
     def _training_kwargs(self) -> dict:
         """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
         return dict(
-            activation=self.activation,
+            activation=rule_default(self, "activation"),
             rule=self.rule,
             loss=self._loss,
             optimizer=self.optimizer,
-            lr=self.lr,
+            lr=rule_default(self, "lr"),
             seed=self._seed,
             device=self.device,
         )

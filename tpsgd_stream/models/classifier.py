@@ -28,7 +28,9 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         Units of each hidden layer.
     activation
         Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
-        ``"identity"``.
+        ``"identity"``. ``None`` (the default): the rule's own, ``"leaky_relu"`` for most
+        rules and ``"tanh"`` for ``"drtp"``, ``"sdfa"``, ``"dfa"``, ``"forward_grad"`` and
+        ``"bitflip"`` (their ``default_activation``; see the README's rules table).
     rule
         Rule of the hidden layers (any name in ``tpsgd_stream.RULES``):
         ``"tpsgd_l2_gated"`` (the default: target projection, each layer pulled towards a
@@ -42,7 +44,9 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     optimizer
         ``"adam"`` or ``"sgd"``, one per layer.
     lr
-        Learning rate.
+        Learning rate. ``None`` (the default): the rule's own, ``1e-2`` for most rules and
+        ``3e-3`` for ``"fixed_readout_ce"`` and ``"fixed_readout_ce_ls"`` (their
+        ``default_lr``, chosen for Adam).
     batch_size
         Samples per update. ``learn_one`` buffers samples and updates once ``batch_size`` of
         them are in; predictions in between use the current weights.
@@ -67,12 +71,14 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     part of the state (pickled and saved), not lost.
 
     **Classes.** Labels may be any hashable value (int, str, bool, numpy scalars). A new
-    label adds an output unit with zero weights and a projection row; the logits of the
-    classes seen before are unchanged. Before any label has been seen, ``predict_proba_one``
+    label adds an output unit with zero weights (random levels with ``"bitflip"``, whose
+    binary weights have no zero) and a projection row; the logits of the classes seen before
+    are unchanged. Before any label has been seen, ``predict_proba_one``
     returns ``{}`` and ``predict_one`` returns ``None``.
 
     **Features.** A new feature name adds an input column with zero weights (the outputs do not
-    change); missing features count as 0; features never seen in training are ignored.
+    change; with ``"bitflip"``, random levels); missing features count as 0; features never
+    seen in training are ignored.
 
     Examples
     --------
@@ -105,10 +111,10 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (128,),
-        activation: str = "leaky_relu",
+        activation: str | None = None,
         rule: str = DEFAULT_RULE,
         optimizer: str = "adam",
-        lr: float = 1e-2,
+        lr: float | None = None,
         batch_size: int = 32,
         seed: int | None = None,
         device: str = "cpu",

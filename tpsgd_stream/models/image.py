@@ -69,7 +69,8 @@ class TPSGDImageClassifier(TPSGDClassifier):
         are the paper's image adaptor (Conv2d 64@5x5, Dense 256, Dense n_classes): wrapped in
         ``DriftAdaptiveClassifier(..., adaptor_layers=3)`` they are what a drift re-trains.
     activation, rule, optimizer, lr, batch_size, seed, device, non_finite
-        As :class:`TPSGDClassifier`.
+        As :class:`TPSGDClassifier` (``None``: the rule's own activation and step, chosen on
+        the MLP).
 
     Notes
     -----
@@ -110,10 +111,10 @@ class TPSGDImageClassifier(TPSGDClassifier):
         kernel_size: int = 3,
         pool: int = 0,
         hidden_layer_sizes: tuple[int, ...] | None = None,
-        activation: str = "leaky_relu",
+        activation: str | None = None,
         rule: str = DEFAULT_RULE,
         optimizer: str = "adam",
-        lr: float = 1e-2,
+        lr: float | None = None,
         batch_size: int = 32,
         seed: int | None = None,
         device: str = "cpu",

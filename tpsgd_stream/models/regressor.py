@@ -37,7 +37,11 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
         Units of each hidden layer.
     activation
         Hidden activation: ``"leaky_relu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or
-        ``"identity"``.
+        ``"identity"``; ``None`` takes the rule's own, chosen for classification (see
+        :class:`~tpsgd_stream.models.TPSGDClassifier`). The default stays ``"leaky_relu"``
+        for every rule: on the linear stream of ``tests/test_models_regressor.py`` it beat
+        ``"tanh"`` with each of ``tpsgd_l2``, ``drtp``, ``dfa``, ``sdfa``, ``bp`` and
+        ``forward_grad`` (``bitflip`` learns regression targets poorly with either).
     rule
         Rule of the hidden layers: ``"tpsgd_l2_gated"`` (the default; on regression targets
         it is ``"tpsgd_l2"``, target projection), ``"tpsgd_l2"``, ``"tpsgd_l1"``, ``"drtp"``,
@@ -45,7 +49,7 @@ class TPSGDRegressor(TPSGDEstimator, base.MiniBatchRegressor):
     optimizer
         ``"adam"`` or ``"sgd"``.
     lr
-        Learning rate.
+        Learning rate (``None``: the rule's own, as ``activation``).
     batch_size
         Samples per update; see :class:`~tpsgd_stream.models.TPSGDClassifier` for the
         trade-off.

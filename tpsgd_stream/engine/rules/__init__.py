@@ -26,9 +26,11 @@ Adding a rule
 -------------
 Subclass :class:`Rule` in one file: a ``name`` registers it in :data:`RULES` (so every
 estimator's ``rule=`` takes it), and :meth:`Rule.delta` gives the layer's ``delta``. The hooks
-:meth:`Rule.init_state`, :meth:`Rule.grow`, :meth:`Rule.matrix`, :meth:`Rule.layer_delta` and
-:meth:`Rule.apply` change what the rule keeps per layer and how it updates; the networks only
-call them. A rule that pushes each unit to the sign of its projected label:
+:meth:`Rule.init_state`, :meth:`Rule.grow`, :meth:`Rule.init_grown`, :meth:`Rule.matrix`,
+:meth:`Rule.layer_delta` and :meth:`Rule.apply` change what the rule keeps per layer and how it
+updates; the networks only call them. ``default_activation`` and ``default_lr`` are what the
+estimators train the rule with when ``activation`` or ``lr`` is ``None``. A rule that pushes
+each unit to the sign of its projected label:
 
 >>> import torch
 >>> from tpsgd_stream.models import TPSGDClassifier

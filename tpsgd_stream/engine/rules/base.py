@@ -170,6 +170,12 @@ class Rule:
     ``register=False`` in the class statement to stay out) and override :meth:`delta`; a rule
     with a different state or update overrides the other hooks.
 
+    ``default_activation`` and ``default_lr`` are the hidden activation and the learning
+    rate (for Adam) the estimators train this rule with when the user gives none
+    (``activation=None``, ``lr=None``): a rule whose signal never shrinks (``drtp``,
+    ``sdfa``) needs a saturating activation, a cross-entropy readout a smaller step.
+    ``Network`` itself never reads them.
+
     Parameters
     ----------
     projection
@@ -198,6 +204,8 @@ class Rule:
     reads_classes: ClassVar[bool] = False  # True: a softmax over classes (cross-entropy only)
     trains_cells: ClassVar[bool] = True  # False: cannot train recurrent cells
     default_projection: ClassVar[str | None] = "normal"
+    default_activation: ClassVar[str] = "leaky_relu"  # the estimators' when not given one
+    default_lr: ClassVar[float] = 1e-2  # the estimators' (Adam) when not given one
     # descriptions kept for old callers (the engine reads the hooks instead)
     is_local: ClassVar[bool] = True
     uses_error: ClassVar[bool] = False
@@ -288,6 +296,15 @@ class Rule:
 
     def grow(self, state: RuleState, n_new: int, *, device) -> None:
         """Make room for ``n_new`` new classes (fixed matrices regenerate their rows: nothing)."""
+
+    def init_grown(self, layer: nn.Module, *, dim: int, start: int, seed: int) -> None:
+        """Initialise what ``layer`` just grew: its weights from index ``start`` on along
+        ``dim`` (``0``: output units of new classes, ``1``: input columns of new features).
+
+        Nothing by default: they stay at zero, so the outputs do not change. ``seed`` is the
+        layer's; a rule that draws should draw each new index from its own seed, so that
+        growing one at a time or all at once gives the same weights.
+        """
 
     def matrix(
         self, state: RuleState, n_classes: int, units: tuple[int, ...], *, device

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from ..seeding import derive_seed
 from .base import Rule
 from .target_projection import target_projection_delta
 
@@ -44,6 +45,7 @@ class BitFlip(Rule):
     name = "bitflip"
     trains_output = True
     discrete = True
+    default_activation = "tanh"
 
     def __init__(self, levels: int = 2, flip_rate: float = 0.01, **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +63,21 @@ class BitFlip(Rule):
         with torch.no_grad():
             layer.weight.copy_(discretise(layer.weight, self.levels))
             layer.bias.zero_()
+
+    def init_grown(self, layer, *, dim: int, start: int, seed: int) -> None:
+        """New units (``dim=0``) or input columns (``dim=1``) get random levels, as at
+        construction: a zero weight is no level of a binary layer and its flip score
+        ``w * g`` is zero, so it could never learn. New columns change the fan-in, so the
+        layer's levels move to the new ``1 / sqrt(fan_in)`` (signs kept)."""
+        with torch.no_grad():
+            weight = layer.weight
+            scale = _scale(weight)
+            for i in range(start, weight.shape[dim]):
+                generator = torch.Generator().manual_seed(derive_seed(seed, dim, i))
+                cut = weight.select(dim, i)
+                raw = torch.randn(cut.shape, generator=generator).to(weight.device)
+                cut.copy_(discretise(raw.reshape(1, -1), self.levels).reshape(cut.shape))
+            weight.copy_(torch.sign(weight) * scale)
 
     def delta(self, *, z, a, act, target, error, matrix):
         """tpSGD-l2's ``delta``: ``2 (a - y* @ P) * sigma'(z) / n``."""

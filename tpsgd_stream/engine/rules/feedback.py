@@ -5,7 +5,7 @@ rule           ``delta`` for a hidden layer (``n`` = minibatch size)
 =============  ====================================================================
 ``bp``         ``(delta_above @ W_above) * sigma'(z)`` (true gradient)
 ``dfa``        ``(e @ B) * sigma'(z) / n``, ``e`` the output error ``softmax(o) - y*``
-``sdfa``       ``(sign(e) @ B) * sigma'(z) / n``
+``sdfa``       ``(sign(e) @ B) * sigma'(z) / n``, ``B`` centred over the classes
 ``drtp``       ``(y* @ B) * sigma'(z) / n`` (label only, no error)
 =============  ====================================================================
 """
@@ -66,6 +66,7 @@ class DFA(Rule):
     name = "dfa"
     needs_error = True
     default_projection = "uniform"
+    default_activation = "tanh"
 
     def delta(self, *, z, a, act, target, error, matrix):
         return dfa_delta(error=error, feedback=matrix, like=z, backward=_through(act, z, a))
@@ -75,8 +76,22 @@ class SignDFA(Rule):
     """Sign-symmetric DFA: ``delta = (sign(e) @ B) * sigma'(z) / n``.
 
     Its signal does not shrink as the network learns: pair it with a saturating activation
-    (``activation="tanh"``), whose slope stops a saturated unit; with leaky ReLU and Adam the
-    hidden units are pushed without bound (see ``BENCHMARKS.md``).
+    (``activation="tanh"``, the estimators' default for it), whose slope stops a saturated
+    unit; with leaky ReLU and Adam the hidden units are pushed without bound (see
+    ``BENCHMARKS.md``).
+
+    Under a softmax output ``e = softmax(o) - y*`` is positive on every class but the label,
+    so ``sign(e) @ B = sum_k B_k - 2 B_y``: the same push ``sum_k B_k`` for every sample,
+    which carries no label and drives the units into saturation. With ``centre=True`` (the
+    default) ``B``'s class rows have their mean taken out whenever there are two or more, so
+    that only the label moves the layer; one row (a regression output) is kept as drawn.
+
+    Parameters
+    ----------
+    centre
+        Take the class mean out of ``B`` (``False``: ``B`` as drawn, the plain rule).
+    **kwargs
+        As :class:`Rule`.
 
     Examples
     --------
@@ -91,6 +106,32 @@ class SignDFA(Rule):
     name = "sdfa"
     needs_error = True
     default_projection = "uniform"
+    default_activation = "tanh"
+
+    def __init__(self, *, centre: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(centre, bool):
+            raise ValueError(f"centre must be True or False, got {centre!r}.")
+        self.centre = centre
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self.centre))
+
+    def matrix(self, state, n_classes, units, *, device):
+        """``B``, its class mean taken out (see the class notes)."""
+        return self._centred(super().matrix(state, n_classes, units, device=device))
+
+    def step_matrix(self, n_classes, n_units, *, seed, stream, step, device):
+        """A recurrent cell's ``B_t``, its class mean taken out as :meth:`matrix`'s."""
+        drawn = super().step_matrix(
+            n_classes, n_units, seed=seed, stream=stream, step=step, device=device
+        )
+        return self._centred(drawn)
+
+    def _centred(self, matrix: torch.Tensor) -> torch.Tensor:
+        if not self.centre or matrix.shape[0] < 2:
+            return matrix
+        return matrix - matrix.mean(0, keepdim=True)
 
     def delta(self, *, z, a, act, target, error, matrix):
         backward = _through(act, z, a)
@@ -115,6 +156,7 @@ class DRTP(Rule):
 
     name = "drtp"
     default_projection = "orthogonal"
+    default_activation = "tanh"
 
     def delta(self, *, z, a, act, target, error, matrix):
         return drtp_delta(target=target, feedback=matrix, like=z, backward=_through(act, z, a))

@@ -55,6 +55,7 @@ class ForwardGradient(Rule):
 
     name = "forward_grad"
     mode = "perturbation"
+    default_activation = "tanh"
     trains_output = True
     trains_cells = False
     default_projection = None
