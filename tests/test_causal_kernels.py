@@ -72,6 +72,8 @@ def test_transform_state_round_trip_continues_identically():
     for row in stream[:33]:
         ck.step(row)
     twin = CausalKernels.from_state(ck.state_dict())
+    for mine, theirs in zip(ck.kernels.biases, twin.kernels.biases, strict=True):
+        assert torch.equal(mine, theirs)
     for row in stream[33:]:
         np.testing.assert_array_equal(ck.step(row), twin.step(row))
 

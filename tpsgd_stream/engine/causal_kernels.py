@@ -87,9 +87,6 @@ class CausalKernels:
         :meth:`RandomKernels.fit` does from one sequence."""
         steps = np.asarray(steps, dtype=np.float32)
         self.kernels.fit(torch.from_numpy(steps.T.copy())[None])
-        self._set_bias()
-
-    def _set_bias(self) -> None:
         self._bias = torch.cat([b.flatten() for b in self.kernels.biases]).double().numpy()
 
     def reset(self) -> None:
@@ -164,6 +161,11 @@ class CausalKernels:
             if tuple(state["biases"].shape) != (ck.n_features,):
                 raise ValueError("CausalKernels: the saved biases do not fit this transform.")
             ck._bias = state["biases"].double().numpy().copy()
+            sizes = [len(ck.kernels.weights) * n for n in ck.kernels.n_biases]
+            ck.kernels.biases = [  # (the per-dilation form, as fit() left it)
+                part.reshape(len(ck.kernels.weights), n).float()
+                for part, n in zip(state["biases"].split(sizes), ck.kernels.n_biases)
+            ]
         if (
             tuple(state["inputs"].shape) != ck._inputs.shape
             or tuple(state["fired"].shape) != ck._fired.shape
