@@ -942,8 +942,8 @@ def _sensor_stream(results: dict) -> str:
     return (
         f"{results['chunks']} training chunks of {results['chunk_steps']} steps, each step "
         "labelled with its chunk's class, predicted then learned (prequential); then "
-        f"{results['test_chunks']} test chunks only predicted (held out: no label learned, so "
-        "*no change*, which repeats the last label, is worth nothing there).\n\n"
+        f"{results['test_chunks']} test chunks only predicted (held out: no label learned; "
+        "*no change*, which repeats the last label, is a constant guess there).\n\n"
         + table(
             ["model", *(f"{t}: prequential / held out" for t in tasks), "steps/s (vs current)"],
             rows,
