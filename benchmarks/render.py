@@ -945,6 +945,43 @@ def _sensor_panel(results: dict) -> str:
     )
 
 
+STREAM_MODELS = {
+    "causal_kernels": "causal kernels (default)",
+    "elman": "Elman (previous)",
+    "memoryless": "river, current step",
+    "window_stats": "river, window stats",
+    "no_change": "no change",
+}
+
+
+@renderer("sensor_stream", "Sensor stream: EEG chunks back to back", "sensor_stream.py", 26)
+def _sensor_stream(results: dict) -> str:
+    """The per-step model's front-ends against river models, prequential and held out."""
+    tasks = results["tasks"]
+    rows = []
+    for key, label in STREAM_MODELS.items():
+        cells = [
+            f"{tasks[t][key]['prequential']:.3f} / {tasks[t][key]['held_out']:.3f}"
+            if key in tasks[t]
+            else "-"
+            for t in tasks
+        ]
+        task = next((t for t in tasks.values() if key in t and "memoryless" in t), None)
+        speed = None if task is None else task[key]["steps_per_s"]
+        relative = None if task is None else speed / task["memoryless"]["steps_per_s"]
+        rows.append([label, *cells, "-" if speed is None else f"{speed:,.0f} ({ratio(relative)})"])
+    return (
+        f"{results['chunks']} training chunks of {results['chunk_steps']} steps, each step "
+        "labelled with its chunk's class, predicted then learned (prequential); then "
+        f"{results['test_chunks']} test chunks only predicted (held out: no label learned; "
+        "*no change*, which repeats the last label, is a constant guess there).\n\n"
+        + table(
+            ["model", *(f"{t}: prequential / held out" for t in tasks), "steps/s (vs current)"],
+            rows,
+        )
+    )
+
+
 # ---------------------------------------------------------------- generic, summary
 
 

@@ -5,9 +5,9 @@ Each 178-sample EEG chunk (UCI Epileptic Seizure Recognition) becomes a sequence
 
 - ``TPSGDSequenceClassifier``: one whole chunk per ``learn_one`` (prequential: predict, then
   learn), minibatches of padded sequences;
-- ``TPSGDStreamingSequenceClassifier(window=45)``: the same data as one sensor stream, one
-  4-channel step per ``learn_one``, the hidden state carried across calls and reset every 45
-  steps; the label of a chunk is predicted from its last step.
+- ``TPSGDStreamingSequenceClassifier(encoder="elman", window=45)``: the same data as one
+  sensor stream, one 4-channel step per ``learn_one``, the hidden state carried across calls
+  and reset every 45 steps; the label of a chunk is predicted from its last step.
 
 Usage::
 
@@ -49,7 +49,7 @@ def whole_sequences(X, y, *, hidden, batch_size, seed) -> float:
 
 def one_step_at_a_time(X, y, *, hidden, batch_size, seed) -> float:
     model = TPSGDStreamingSequenceClassifier(
-        hidden_size=hidden, batch_size=batch_size, window=STEPS, seed=seed
+        encoder="elman", hidden_size=hidden, batch_size=batch_size, window=STEPS, seed=seed
     )
     accuracy = metrics.Accuracy()
     for x, label in zip(X, y):

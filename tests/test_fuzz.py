@@ -117,7 +117,12 @@ ESTIMATORS = {
     "sequence_elman": lambda: TPSGDSequenceClassifier(
         encoder="elman", hidden_size=4, batch_size=2, seed=0
     ),
-    "streaming": lambda: TPSGDStreamingSequenceClassifier(hidden_size=4, batch_size=2, seed=0),
+    "streaming": lambda: TPSGDStreamingSequenceClassifier(
+        lookback=4, n_features=84, batch_size=2, seed=0
+    ),
+    "streaming_elman": lambda: TPSGDStreamingSequenceClassifier(
+        encoder="elman", hidden_size=4, batch_size=2, seed=0
+    ),
     "drift": lambda: DriftAdaptiveClassifier(
         TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0), seed=0
     ),

@@ -231,7 +231,9 @@ def test_river_check(estimator, check):
 
 # ---------------------------------------------------------------------- streaming
 def test_stream_learns_regimes_with_bounded_memory():
-    model = TPSGDStreamingSequenceClassifier(hidden_size=16, batch_size=8, lr=1e-2, seed=0)
+    model = TPSGDStreamingSequenceClassifier(
+        encoder="elman", hidden_size=16, batch_size=8, lr=1e-2, seed=0
+    )
     data = _regimes(2400)
     correct = 0
     for t, (x, y) in enumerate(data):
@@ -245,7 +247,7 @@ def test_stream_learns_regimes_with_bounded_memory():
 
 
 def test_stream_prediction_has_no_side_effects_and_state_is_carried():
-    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDStreamingSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     for x, y in _regimes(10):
         model.learn_one(x, y)
     h = model._h.copy()
@@ -257,7 +259,9 @@ def test_stream_prediction_has_no_side_effects_and_state_is_carried():
 
 
 def test_stream_window_resets_the_state():
-    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, window=3, seed=0)
+    model = TPSGDStreamingSequenceClassifier(
+        encoder="elman", hidden_size=8, batch_size=4, window=3, seed=0
+    )
     for i, (x, y) in enumerate(_regimes(9)):
         model.learn_one(x, y)
         assert model._t == (i + 1) % 3
@@ -273,7 +277,7 @@ def test_stream_window_resets_the_state():
     ],
 )
 def test_stream_bad_steps_change_nothing(x, error, match):
-    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, seed=0)
+    model = TPSGDStreamingSequenceClassifier(encoder="elman", hidden_size=8, batch_size=4, seed=0)
     for step, y in _regimes(6):
         model.learn_one(step, y)
     before, h = _snapshot(model), model._h.copy()
@@ -290,7 +294,9 @@ def test_stream_rejects_bptt_and_bad_window():
 
 
 def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
-    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, window=5, seed=0)
+    model = TPSGDStreamingSequenceClassifier(
+        encoder="elman", hidden_size=8, batch_size=4, window=5, seed=0
+    )
     data = _regimes(40)
     for x, y in data[:18]:
         model.learn_one(x, y)
@@ -368,7 +374,9 @@ def test_old_layout_file_loads_and_trains_identically(tmp_path, hidden):
 
 
 def test_stream_old_layout_file_loads_and_trains_identically(tmp_path):
-    model = TPSGDStreamingSequenceClassifier(hidden_size=8, batch_size=4, window=5, seed=0)
+    model = TPSGDStreamingSequenceClassifier(
+        encoder="elman", hidden_size=8, batch_size=4, window=5, seed=0
+    )
     data = _regimes(40)
     for x, y in data[:18]:
         model.learn_one(x, y)

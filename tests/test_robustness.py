@@ -143,7 +143,10 @@ def test_sequence_models_undo_count_and_survive_a_non_finite_update(monkeypatch)
             TPSGDSequenceClassifier(encoder="elman", hidden_size=4, batch_size=1, seed=0),
             np.zeros((2, 2)),
         ),
-        (TPSGDStreamingSequenceClassifier(hidden_size=4, batch_size=1, seed=0), {"a": 0.0}),
+        (
+            TPSGDStreamingSequenceClassifier(encoder="elman", hidden_size=4, batch_size=1, seed=0),
+            {"a": 0.0},
+        ),
     ]:
         model.learn_one(good, 0)
         before = _net_state(model._net)
