@@ -65,6 +65,7 @@ class _Flat:
 
     def __init__(self, tensors: list[torch.Tensor]):
         self.tensors = tensors  # (held: the buffers are laid out for these very tensors)
+        self.shapes = [t.shape for t in tensors]  # (a grown parameter keeps its identity)
         sizes = [t.numel() for t in tensors]
         self.snapshot = torch.empty(sum(sizes), dtype=tensors[0].dtype, device=tensors[0].device)
         self.check = torch.empty_like(self.snapshot)
@@ -72,7 +73,11 @@ class _Flat:
         self.checked = [v.view(t.shape) for v, t in zip(self.check.split(sizes), tensors)]
 
     def matches(self, tensors: list[torch.Tensor]) -> bool:
-        return len(tensors) == len(self.tensors) and all(map(operator.is_, tensors, self.tensors))
+        return (
+            len(tensors) == len(self.tensors)
+            and all(map(operator.is_, tensors, self.tensors))
+            and all(t.shape == shape for t, shape in zip(tensors, self.shapes))
+        )
 
 
 # per module: its flat buffers (weak keys: never pickled, gone with the module)
