@@ -24,6 +24,7 @@ Projection matrices are not stored: they are regenerated from the seed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
@@ -218,6 +219,8 @@ def _read(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as err:  # (no such file, a folder, no permission, a name too long)
+        if err.errno == errno.EINVAL and (hasattr(path, "read") or os.path.isfile(path)):
+            raise damaged(path, f"{type(err).__name__}: {err}") from err  # a cut archive
         raise type(err)(err.errno, f"load() cannot read {shown(path)}: {err.strerror}") from None
     except Exception as err:  # torch raises many kinds for a damaged archive
         raise damaged(path, f"{type(err).__name__}: {err}") from err
