@@ -218,7 +218,7 @@ def test_skipped_updates_survive_save_and_load(tmp_path):
 
 # --------------------------------------------------------------- 3. saved-file integrity
 def _trained_classifier() -> TPSGDClassifier:
-    model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=3, seed=0)
+    model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=3, batch_ramp=0, seed=0)
     rng = np.random.default_rng(0)
     for i in range(10):
         model.learn_one({"a": rng.normal(), "b": rng.normal()}, i % 3)
