@@ -24,7 +24,7 @@ SMALL_WORK = 2**25
 
 Measured with ``benchmarks/short_streams.py --parts threads`` on a shared 2-core machine
 (``results/short_streams.json``): one thread beat two in 7 of 8 measurements from 0.3 M to
-52 M multiply-adds an update, by 3.5x to 31x, since the second thread waits for a core that
+52 M multiply-adds an update, by 3.6x to 31x, since the second thread waits for a core that
 another process holds (two won once, 0.9 against 1.3 ms at 0.3 M). Beyond the threshold the
 process's setting is kept: work that large can pay for a pool on free cores, and
 ``torch_threads=1`` pins it anyway."""
