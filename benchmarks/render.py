@@ -880,6 +880,80 @@ def _rule_defaults(results: dict) -> str:
 RULE_DIGITS = {"_bench_bitflip_zero_grown": "`bitflip` grown at zero (before)"}
 
 
+def _cell(result: dict | None) -> str:
+    """``88.9 · 14,200/s`` (accuracy % and samples/s), ``-`` when absent."""
+    return "-" if result is None else f"{pct(result['accuracy'])} · {result['samples_per_s']:,}/s"
+
+
+@renderer(
+    "short_streams", "Short streams: defaults against river and deep-river", "short_streams.py", 16
+)
+def _short_streams(results: dict) -> str:
+    """Ours at the defaults against river's best linear model and deep-river's MLP."""
+    parts = []
+    compare = results.get("compare")
+    if compare:
+        deep = compare["deep_river"]
+        rows = []
+        for name, stream in compare["streams"].items():
+            r = stream["results"]
+            linear = max((k for k in r if k.startswith("river ")), key=lambda k: r[k]["accuracy"])
+            label = f"{name} (held out)" if stream["held_out"] else name
+            rows.append(
+                [
+                    label,
+                    _cell(r["TPSGDClassifier, defaults"]),
+                    _cell(r["TPSGDClassifier, fixed batch 32"]),
+                    f"{_cell(r[linear])} ({linear.split()[-1]})",
+                    _cell(r.get("deep-river MultiLayerPerceptron")),
+                ]
+            )
+        parts.append(
+            "Prequential accuracy % · samples/s, one run (seed 0), all behind `StandardScaler`. "
+            "deep-river's `MultiLayerPerceptron`: one hidden layer of 128, Adam lr 1e-2, a step "
+            f"per sample ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
+            + table(
+                [
+                    "stream",
+                    "ours, defaults",
+                    "ours, fixed batch 32",
+                    "river best linear",
+                    "deep-river MLP",
+                ],
+                rows,
+            )
+        )
+    tune = results.get("tune")
+    if tune:
+        streams = tune["tuned_on"]
+        rows = [
+            [name, *(pct(row[s]["accuracy"]) for s in streams), pct(row["mean_accuracy"])]
+            for name, row in tune["rows"].items()
+        ]
+        parts.append(
+            f"**Choosing `batch_ramp`** (mean of seeds {', '.join(map(str, tune['seeds']))}; "
+            f"{tune['held_out']} held out)\n\n" + table(["minibatch", *streams, "mean"], rows)
+        )
+    threads = results.get("threads")
+    if threads:
+        rows = [
+            [
+                f"{c} (load {t['load_average']:.1f})" if "load_average" in t else c,
+                f"{t['quickstart_s_before']:.2f}",
+                f"{t['quickstart_s_after']:.2f}",
+                ratio(t["speedup"], 1),
+            ]
+            for c, t in threads.items()
+            if isinstance(t, dict) and "speedup" in t
+        ]
+        parts.append(
+            "**README Quickstart, seconds** (median of runs; before: `torch_threads=None`, "
+            f"torch's {threads['process_threads']} threads; after: the default scoping)\n\n"
+            + table(["machine", "before", "after", "speed-up"], rows)
+        )
+    return "\n\n".join(parts)
+
+
 SENSOR_SETS = {
     "coffee": "Coffee",
     "pigcvp": "PigCVP",

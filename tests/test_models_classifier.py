@@ -51,7 +51,7 @@ def test_labels_of_any_hashable_type(labels):
 
 
 def test_new_class_keeps_old_logits():
-    model = TPSGDClassifier(seed=0, batch_size=8)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
     for x, y in _stream(64, n_classes=2):
         model.learn_one(x, y)
     probe = model._row({"f0": 0.5, "f1": -1.0, "f2": 0.1, "f3": 2.0})
@@ -64,7 +64,7 @@ def test_new_class_keeps_old_logits():
 
 
 def test_new_feature_keeps_outputs_and_order_does_not_matter():
-    model = TPSGDClassifier(seed=0, batch_size=8)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
     for x, y in _stream(48):
         model.learn_one(x, y)
     x = {"f0": 0.2, "f1": -0.4, "f2": 1.0, "f3": 0.0}
@@ -80,7 +80,7 @@ def test_new_feature_keeps_outputs_and_order_does_not_matter():
 
 
 def test_updates_only_when_the_buffer_is_full():
-    model = TPSGDClassifier(seed=0, batch_size=8)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
     data = _stream(16)
     for x, y in data[:2]:
         model.learn_one(x, y)
@@ -106,7 +106,10 @@ def test_batch_size_one_learns():
 
 def test_learn_many_takes_the_same_steps_as_learn_one():
     data = _stream(70)
-    one, many = TPSGDClassifier(seed=3, batch_size=16), TPSGDClassifier(seed=3, batch_size=16)
+    one, many = (
+        TPSGDClassifier(seed=3, batch_size=16, batch_ramp=0),
+        TPSGDClassifier(seed=3, batch_size=16, batch_ramp=0),
+    )
     for x, y in data:
         one.learn_one(x, y)
     for start in range(0, 70, 20):  # frames that do not line up with the batches
@@ -122,7 +125,10 @@ def test_several_new_labels_in_one_frame_grow_as_one_at_a_time():
     weights, heads and Adam moments must be those of learn_one's growth one label at a time."""
     data = _stream(48)
     late = [(x, label) for (x, _), label in zip(_stream(12, seed=1), ["d", "e", "d", 9] * 3)]
-    one, many = TPSGDClassifier(seed=2, batch_size=8), TPSGDClassifier(seed=2, batch_size=8)
+    one, many = (
+        TPSGDClassifier(seed=2, batch_size=8, batch_ramp=0),
+        TPSGDClassifier(seed=2, batch_size=8, batch_ramp=0),
+    )
     for x, y in data + late:
         one.learn_one(x, y)
     many.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]))
@@ -166,7 +172,7 @@ def test_local_rule_never_calls_backward(monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "backward", forbidden)
     monkeypatch.setattr(torch.autograd, "backward", forbidden)
-    model = TPSGDClassifier(seed=0, hidden_layer_sizes=(8, 8), batch_size=4)
+    model = TPSGDClassifier(seed=0, hidden_layer_sizes=(8, 8), batch_size=4, batch_ramp=0)
     for x, y in _stream(16):
         model.learn_one(x, y)
     assert model._n_updates == 4
@@ -206,7 +212,7 @@ def _wide(i, n=64):
 
 
 def test_wide_dict_rows_in_any_key_order_with_missing_and_new_features():
-    model = TPSGDClassifier(seed=0, batch_size=4, hidden_layer_sizes=(8,))
+    model = TPSGDClassifier(seed=0, batch_size=4, batch_ramp=0, hidden_layer_sizes=(8,))
     for i in range(4):  # one update: the buffer's rows now hold stale values
         model.learn_one(_wide(i), i % 2)
     reordered = dict(reversed(list(_wide(4).items())))

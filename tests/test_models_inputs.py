@@ -116,7 +116,7 @@ def test_non_finite_zero_imputes():
 
 
 def test_numpy_and_bool_values_are_numbers():
-    model = TPSGDClassifier(seed=0, batch_size=2)
+    model = TPSGDClassifier(seed=0, batch_size=2, batch_ramp=0)
     model.learn_one({"i": np.int32(3), "f": np.float32(0.5), "b": True, "nb": np.bool_(False)}, 1)
     model.learn_one({"i": 2, "f": 1.5, "b": False, "nb": np.bool_(True)}, 0)
     assert model._n_updates == 1
@@ -177,7 +177,7 @@ def test_frame_beyond_float32_is_rejected_or_zeroed(cls):
     with pytest.raises(ValueError, match=r"\['b'\].*float32"):
         model.learn_many(frame, pd.Series([0, 1]))
     _assert_unchanged(before, model)
-    zeroing = cls(seed=0, batch_size=2, non_finite="zero")
+    zeroing = cls(seed=0, batch_size=2, batch_ramp=0, non_finite="zero")
     zeroing.learn_many(frame, pd.Series([0, 1]))
     zeroing.learn_one({"a": 1.0, "b": 1e39}, 1)
     zeroing.learn_one({"a": 2.0, "b": 2.0}, 0)

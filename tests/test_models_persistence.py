@@ -152,6 +152,18 @@ def test_corrupted_file_is_a_clear_error(tmp_path):
         TPSGDClassifier.load(tmp_path / "other.pt")
 
 
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_a_file_cut_anywhere_is_a_clear_error(tmp_path, keep):
+    """torch reads some cut archives as an OSError (EINVAL): still a damaged file."""
+    model = TPSGDClassifier(seed=0, batch_size=1)
+    model.learn_one({"a": 1.0}, 0)
+    model.save(tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ValueError, match="not a readable tpsgd-stream model"):
+        TPSGDClassifier.load(tmp_path / "cut.pt")
+
+
 def test_wrong_class_is_a_clear_error(tmp_path):
     TPSGDRegressor(seed=0).save(tmp_path / "r.pt")
     with pytest.raises(ValueError, match="TPSGDRegressor.load"):

@@ -121,6 +121,18 @@ def test_network_train_step_raises_and_restores_on_overflow():
     assert pickle.dumps(net) == state
 
 
+def test_an_sgd_network_steps_on_after_its_output_grows():
+    """SGD keeps no state, so a grown output layer is the same tensor with a new shape: the
+    guard's snapshot must follow the shape, not only the identity."""
+    net = Network.mlp(3, (4,), 1, optimizer="sgd", lr=0.1, seed=0)
+    net.train_step(torch.ones(2, 3), torch.ones(2, 1))
+    net.grow_outputs(1)
+    before = net.layers[-1].weight.clone()
+    net.train_step(torch.ones(2, 3), torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert net.layers[-1].weight.shape == (2, 4)
+    assert not torch.equal(net.layers[-1].weight, before)
+
+
 def test_a_first_update_that_overflows_leaves_no_state_or_head_behind():
     net = Network.mlp(2, (4,), 2, rule="local_head", seed=0)
     fresh = pickle.dumps(net)
@@ -222,7 +234,7 @@ def test_skipped_updates_survive_save_and_load(tmp_path):
 
 # --------------------------------------------------------------- 3. saved-file integrity
 def _trained_classifier() -> TPSGDClassifier:
-    model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=3, seed=0)
+    model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=3, batch_ramp=0, seed=0)
     rng = np.random.default_rng(0)
     for i in range(10):
         model.learn_one({"a": rng.normal(), "b": rng.normal()}, i % 3)

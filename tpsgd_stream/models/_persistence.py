@@ -8,14 +8,15 @@ weights_only=True)`` reads it without unpickling arbitrary objects::
      "n_inputs": int, "n_outputs": int, "optimizers": {layer: state_dict},
      "buffer": tensor, "buffer_y": tensor, "n_buffered": int, "n_updates": int,
      "task": {...}, "perturbation_steps": int, "train_layers": [int] | None,
-     "n_skipped": int, "checksum": str}
+     "n_skipped": int, "n_batched": int, "checksum": str}
 
 Version 2 adds ``"checksum"``: the SHA-256 of every other entry (tensors by dtype, shape and
 bytes), checked on load, since torch does not verify its archive's CRCs and a flipped bit would
-otherwise load as a different weight. Version 1 files (no checksum) still load. On load the
-structure is checked too (keys, types, counts within the buffer, finite tensors): a damaged
-file is refused with a ``ValueError`` before any model is returned. Loading runs
-``torch.load(weights_only=True)``: no code in a file is ever executed.
+otherwise load as a different weight. Version 1 files (no checksum) still load, and so do
+files without ``"n_batched"`` (written before the minibatch ramp): they keep a fixed minibatch.
+On load the structure is checked too (keys, types, counts within the buffer, finite
+tensors): a damaged file is refused with a ``ValueError`` before any model is returned.
+Loading runs ``torch.load(weights_only=True)``: no code in a file is ever executed.
 
 Feature names and labels are stored tagged (``("py", value)``, ``("np", dtype, value)``,
 ``("tuple", [...])``) so that numpy scalars and tuples come back with their own types.
@@ -24,6 +25,7 @@ Projection matrices are not stored: they are regenerated from the seed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
@@ -119,6 +121,7 @@ def save(model, path) -> None:
         "n_buffered": int(model._n_buffered),
         "n_updates": int(model._n_updates),
         "n_skipped": int(model.skipped_updates),
+        "n_batched": int(model._n_batched),
         "task": model._task_state(),
         "perturbation_steps": 0 if net is None else int(net.perturbation_steps),
         "train_layers": model._train_layers,
@@ -218,6 +221,8 @@ def _read(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as err:  # (no such file, a folder, no permission, a name too long)
+        if err.errno == errno.EINVAL and (hasattr(path, "read") or os.path.isfile(path)):
+            raise damaged(path, f"{type(err).__name__}: {err}") from err  # a cut archive
         raise type(err)(err.errno, f"load() cannot read {shown(path)}: {err.strerror}") from None
     except Exception as err:  # torch raises many kinds for a damaged archive
         raise damaged(path, f"{type(err).__name__}: {err}") from err
@@ -283,7 +288,8 @@ def _check_payload(payload: dict) -> None:
         raise ValueError("'network' is not a state dict")
     for key in ("network", "optimizers", "buffer"):
         check_finite_tensors(key, payload[key])
-    if min(payload["seed"], payload["n_updates"], payload.get("n_skipped", 0)) < 0:
+    counts = ("n_updates", "n_skipped", "n_batched")
+    if min(payload["seed"], *(payload.get(key, 0) for key in counts)) < 0:
         raise ValueError("a negative seed or count")
 
 
@@ -309,6 +315,8 @@ def _check_loaded(model, buffer_shape: tuple, n_outputs: int) -> None:
 
 def load(cls, path, *, device: str | None = None):
     payload, params = read_checked(cls, path, device)
+    if "n_batched" not in payload:  # saved before the minibatch ramp: a fixed batch, as then
+        params.setdefault("batch_ramp", 0)
     try:
         _check_payload(payload)
         model = cls(**params)
@@ -329,6 +337,9 @@ def load(cls, path, *, device: str | None = None):
         model._n_buffered = payload["n_buffered"]
         model._n_updates = payload["n_updates"]
         model._n_skipped = payload.get("n_skipped", 0)
+        model._resume_batching(
+            payload.get("n_batched", (model._n_updates + model._n_skipped) * model.batch_size)
+        )
         model._train_layers = payload.get("train_layers")
         if model._net is not None:
             model._net.perturbation_steps = payload.get("perturbation_steps", 0)

@@ -39,6 +39,7 @@ from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
 from ..engine.rules import RULES, canonical_name
 from ..engine.seeding import resolve_seed
+from ..engine.threads import check_threads, intra_op_threads, threads_for
 from . import _persistence
 from ._features import FeatureMap
 from ._inputs import NON_FINITE, check_frame, parse_values
@@ -105,6 +106,39 @@ def rule_default(estimator, param: str):
     return getattr(dict.__getitem__(RULES, rule), f"default_{param}")
 
 
+def ramped_batch(n_batched: int, batch_size: int, ramp: int) -> int:
+    """Samples of the next minibatch once ``n_batched`` samples went into earlier ones: 1 at the
+    start, growing linearly to ``batch_size`` over the first ``ramp`` samples (``ramp=0``: always
+    ``batch_size``).
+
+    Early on a model learns most from each sample and updates are cheap to spend; later, a
+    full minibatch buys speed. The size depends only on the samples already batched, so
+    ``learn_one`` and ``learn_many`` take the same steps.
+
+    Examples
+    --------
+    >>> [ramped_batch(n, 32, 1024) for n in (0, 31, 32, 512, 992, 5000)]
+    [1, 1, 2, 17, 32, 32]
+    >>> ramped_batch(0, 32, 0)
+    32
+    """
+    if n_batched >= ramp:
+        return batch_size
+    return min(batch_size, 1 + n_batched * batch_size // ramp)
+
+
+def old_defaults(state: dict) -> dict:
+    """What a model saved or pickled before ``batch_ramp`` and ``torch_threads`` existed lacks:
+    a fixed minibatch (as it was trained with), the thread scoping, and its counts."""
+    return {
+        "batch_ramp": 0,
+        "torch_threads": "auto",
+        "_n_batched": (state["_n_updates"] + state.get("_n_skipped", 0)) * state["batch_size"],
+        "_batch_target": state["batch_size"],
+        "_work": (None, 0),
+    }
+
+
 def skip_update(estimator, n_samples: int) -> int:
     """Warn that an update of ``n_samples`` samples was refused as non-finite; return the
     estimator's new count of skipped updates."""
@@ -154,7 +188,7 @@ class TPSGDEstimator(base.Estimator):
     Examples
     --------
     >>> from tpsgd_stream.models import TPSGDClassifier
-    >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, seed=0)
+    >>> model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=2, batch_ramp=0, seed=0)
     >>> model.learn_one({"a": 1.0}, "x"); model._n_buffered   # buffered, no update yet
     1
     >>> model.learn_one({"b": 2.0}, "y"); model._n_updates, sorted(model._features)
@@ -170,6 +204,10 @@ class TPSGDEstimator(base.Estimator):
         batch = self.batch_size
         if isinstance(batch, bool) or not (isinstance(batch, (int, np.integer)) and batch >= 1):
             raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch!r}.")
+        ramp = self.batch_ramp
+        if isinstance(ramp, bool) or not (isinstance(ramp, (int, np.integer)) and ramp >= 0):
+            raise ValueError(f"{name}: batch_ramp must be an int >= 0, got {ramp!r}.")
+        check_threads(name, self.torch_threads)
         if self.non_finite not in NON_FINITE:
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
@@ -198,6 +236,8 @@ class TPSGDEstimator(base.Estimator):
         self._n_buffered = 0
         self._n_updates = 0
         self._n_skipped = 0  # updates refused as non-finite (see skipped_updates)
+        self._resume_batching(0)
+        self._work = (None, 0)  # (input and output width, forward multiply-adds of one sample)
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
         self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
 
@@ -400,22 +440,60 @@ class TPSGDEstimator(base.Estimator):
         row[columns] = values.astype(np.float32)  # cast first: a same-type scatter is faster
         self._buffer_y[self._n_buffered] = y
         self._n_buffered += 1
-        if self._n_buffered == self.batch_size:
+        if self._n_buffered >= self._batch_target:
             self._update()
 
     def _update(self) -> None:
         n = self._n_buffered
         self._n_buffered = 0  # (a batch that fails is dropped: it never jams the buffer)
+        self._resume_batching(self._n_batched + n)
         x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
         try:
-            self._net.train_step(
-                x, self._targets(self._buffer_y[:n]), layers=self._train_layers, check_finite=False
-            )  # (every buffered row was checked)
+            with intra_op_threads(threads_for(self.torch_threads, n * self._sample_work(x))):
+                self._net.train_step(
+                    x,
+                    self._targets(self._buffer_y[:n]),
+                    layers=self._train_layers,
+                    check_finite=False,  # (every buffered row was checked)
+                )
         except NonFiniteUpdateError:
             self._n_skipped = skip_update(self, n)
             return
         self._n_updates += 1
         self.invalidate_cache()
+
+    def _resume_batching(self, n_batched: int) -> None:
+        """Count ``n_batched`` samples as taken by updates; size the next minibatch."""
+        self._n_batched = n_batched  # (see batch_ramp)
+        self._batch_target = ramped_batch(n_batched, self.batch_size, self.batch_ramp)
+
+    def _sample_work(self, x: torch.Tensor) -> int:
+        """Forward multiply-adds of one sample of ``x`` (for the ``torch_threads`` rule),
+        counted again only when the network's input or output width has changed."""
+        if self.torch_threads != "auto":
+            return 0
+        key = (self.n_inputs, self._net.n_outputs)
+        if self._work[0] != key:
+            self._work = (key, sum(self._net.multiply_adds(x[:1])))
+        return self._work[1]
+
+    @property
+    def current_batch_size(self) -> int:
+        """Samples the next update takes: grows from 1 to ``batch_size`` over the first
+        ``batch_ramp`` samples (see :func:`ramped_batch`), then stays at ``batch_size``.
+
+        Examples
+        --------
+        >>> from tpsgd_stream.models import TPSGDClassifier
+        >>> model = TPSGDClassifier(batch_size=4, batch_ramp=8, seed=0)
+        >>> sizes = []
+        >>> for i in range(12):
+        ...     sizes.append(model.current_batch_size)
+        ...     model.learn_one({"a": float(i)}, i % 2)
+        >>> sizes  # one update of 1, then of 1, 2, 2, 3 and 4 samples: 13 in all
+        [1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 4]
+        """
+        return self._batch_target
 
     @property
     def skipped_updates(self) -> int:
@@ -455,7 +533,7 @@ class TPSGDEstimator(base.Estimator):
             values = values[:, known]
         start = 0
         while start < len(values):
-            take = min(self.batch_size - self._n_buffered, len(values) - start)
+            take = max(min(self._batch_target - self._n_buffered, len(values) - start), 0)
             stop = start + take
             targets = register(y[start:stop])
             block = self._buffer[self._n_buffered : self._n_buffered + take]
@@ -464,7 +542,7 @@ class TPSGDEstimator(base.Estimator):
             self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
             self._n_buffered += take
             start = stop
-            if self._n_buffered == self.batch_size:
+            if self._n_buffered >= self._batch_target:
                 self._update()
 
     # ---------------------------------------------------------------------- prediction
@@ -510,6 +588,11 @@ class TPSGDEstimator(base.Estimator):
         state = self.__dict__.copy()
         state["_weights"] = None  # a cache, rebuilt on demand (as the feature map's)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "batch_ramp" not in state:  # pickled before the ramp and the thread scoping:
+            state = {**state, **old_defaults(state)}  # it goes on as it was trained
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------------- persistence
     def save(self, path) -> None:

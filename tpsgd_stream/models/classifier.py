@@ -58,6 +58,18 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     non_finite
         ``"raise"``: a NaN or infinite feature value, or one beyond float32's range (the
         network's), raises ``ValueError``. ``"zero"``: it is treated as missing (0).
+    batch_ramp
+        Samples over which the minibatch grows linearly from 1 to ``batch_size`` (``0``: a
+        fixed ``batch_size`` from the first sample). The first samples of a stream teach the
+        most, so they get many small updates; the full minibatch then buys speed. The default,
+        4,096, was the most accurate of the schedules measured on short streams (digits,
+        ImageSegments and Phishing; ``benchmarks/short_streams.py``).
+    torch_threads
+        torch's intra-op threads during the estimator's own calls, the caller's setting
+        restored afterwards. ``"auto"``: one thread for an update of fewer than
+        ``tpsgd_stream.engine.threads.SMALL_WORK`` multiply-adds (a pool of threads costs
+        more than it saves on small tensors, and far more on a busy machine), the process's
+        setting above. An int: that many. ``None``: leave torch's setting alone.
 
     Notes
     -----
@@ -86,7 +98,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     >>> from tpsgd_stream.models import TPSGDClassifier
     >>> model = preprocessing.StandardScaler() | TPSGDClassifier(seed=1)
     >>> evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
-    Accuracy: 86.55%
+    Accuracy: 88.87%
 
     Labels of any hashable type; a new one adds an output unit:
 
@@ -119,6 +131,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         seed: int | None = None,
         device: str = "cpu",
         non_finite: str = "raise",
+        batch_ramp: int = 4096,
+        torch_threads: int | str | None = "auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -129,6 +143,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self.seed = seed
         self.device = device
         self.non_finite = non_finite
+        self.batch_ramp = batch_ramp
+        self.torch_threads = torch_threads
         self._check_params()
         self._reset()
 

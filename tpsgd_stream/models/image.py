@@ -68,9 +68,12 @@ class TPSGDImageClassifier(TPSGDClassifier):
         ``channels=(16, 64), kernel_size=5, hidden_layer_sizes=(256,)`` the last three layers
         are the paper's image adaptor (Conv2d 64@5x5, Dense 256, Dense n_classes): wrapped in
         ``DriftAdaptiveClassifier(..., adaptor_layers=3)`` they are what a drift re-trains.
-    activation, rule, optimizer, lr, batch_size, seed, device, non_finite
+    activation, rule, optimizer, lr, batch_size, seed, device, non_finite, torch_threads
         As :class:`TPSGDClassifier` (``None``: the rule's own activation and step, chosen on
         the MLP).
+    batch_ramp
+        As :class:`TPSGDClassifier`, but ``0`` (a fixed minibatch) by default: the ramp was
+        chosen on tabular streams, and a convolutional update of one image is costly.
 
     Notes
     -----
@@ -119,6 +122,8 @@ class TPSGDImageClassifier(TPSGDClassifier):
         seed: int | None = None,
         device: str = "cpu",
         non_finite: str = "raise",
+        batch_ramp: int = 0,
+        torch_threads: int | str | None = "auto",
     ):
         self.image_shape = image_shape
         self.channels = channels
@@ -133,6 +138,8 @@ class TPSGDImageClassifier(TPSGDClassifier):
         self.seed = seed
         self.device = device
         self.non_finite = non_finite
+        self.batch_ramp = batch_ramp
+        self.torch_threads = torch_threads
         self._check_params()
         self._reset()
 

@@ -1,0 +1,273 @@
+"""Short streams: the defaults of ``TPSGDClassifier`` against river and deep-river (issue #19).
+
+Four short streams, each read once in its own order, prequentially (predict, then learn),
+every model behind river's ``StandardScaler``: scikit-learn's digits (1,797 samples, pixels as
+``p0..p63``), river's ImageSegments (2,310), Phishing (1,250) and Bananas (5,300).
+
+Parts (``--parts``):
+
+- ``tune``: candidate minibatch schedules and widths of ``TPSGDClassifier`` on digits,
+  ImageSegments and Phishing only (mean over ``--seeds``). **Bananas is held out**: it was
+  named before any candidate ran and never used to choose.
+- ``compare``: one run per model on all four streams: ours at the defaults (and at the previous
+  default, a fixed minibatch of 32), river's ``LogisticRegression`` (binary streams) and
+  ``SoftmaxRegression``, and deep-river's ``MultiLayerPerceptron`` (one hidden layer of 128,
+  ReLU, Adam lr 1e-2, one step per sample) run by ``--deep-river-python`` in a subprocess
+  (deep-river 0.3.4 needs river 0.25); skipped, with a note, when that Python cannot import it.
+  Accuracy of one run (every model is seeded), samples/s the best of ``--repeats`` runs.
+- ``threads``: the README Quickstart as copied, with the library's thread scoping
+  (``torch_threads="auto"``, the default) and without it (``torch_threads=None``: torch's
+  process-wide setting, the behaviour before), on the machine as found (its load average is
+  recorded: other jobs may be running) and with a busy-loop process added; and the time of
+  one update at one thread and at the process's count for a few sizes of work (the
+  ``SMALL_WORK`` rule). Runs alternate, median of ``--repeats``.
+
+Usage::
+
+    python benchmarks/short_streams.py --parts tune compare threads \\
+        --deep-river-python /path/to/venv-with-deep-river/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from river import datasets, evaluate, linear_model, metrics, preprocessing
+from sklearn.datasets import load_digits
+
+from tpsgd_stream.engine import Network
+from tpsgd_stream.engine.threads import SMALL_WORK, intra_op_threads
+from tpsgd_stream.models import TPSGDClassifier
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    write_results,
+)
+
+TUNED_ON = ("digits", "ImageSegments", "Phishing")
+HELD_OUT = "Bananas"
+WORKER = Path(__file__).parent / "_deep_river_worker.py"
+
+CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
+    "fixed 32 (previous default)": {"batch_ramp": 0},
+    "fixed 16": {"batch_size": 16, "batch_ramp": 0},
+    "fixed 8": {"batch_size": 8, "batch_ramp": 0},
+    "fixed 4": {"batch_size": 4, "batch_ramp": 0},
+    "fixed 1": {"batch_size": 1, "batch_ramp": 0},
+    "1 -> 32 over 1,024": {"batch_ramp": 1024},
+    "1 -> 32 over 2,048": {"batch_ramp": 2048},
+    "1 -> 32 over 4,096 (default)": {"batch_ramp": 4096},
+    "1 -> 32 over 8,192": {"batch_ramp": 8192},
+    "over 4,096, width 256": {"batch_ramp": 4096, "hidden_layer_sizes": (256,)},
+    "over 4,096, lr 3e-3": {"batch_ramp": 4096, "lr": 3e-3},
+    "over 4,096, lr 3e-2": {"batch_ramp": 4096, "lr": 3e-2},
+}
+
+THREAD_SIZES = ((64, 128), (784, 128), (784, 512), (784, 2048))  # (inputs, hidden), batch 32
+
+
+def load_streams() -> dict[str, list[tuple[dict, object]]]:
+    """The four streams, materialised in their own order."""
+    digits = load_digits()
+    return {
+        "digits": [
+            ({f"p{j}": float(v) for j, v in enumerate(row)}, int(t))
+            for row, t in zip(digits.data, digits.target)
+        ],
+        "ImageSegments": list(datasets.ImageSegments()),
+        "Phishing": list(datasets.Phishing()),
+        "Bananas": list(datasets.Bananas()),
+    }
+
+
+def prequential(model, stream) -> dict:
+    """Accuracy and samples/s of ``model`` predicting, then learning, each sample once."""
+    accuracy = metrics.Accuracy()
+    start = time.perf_counter()
+    for x, y in stream:
+        accuracy.update(y, model.predict_one(x))
+        model.learn_one(x, y)
+    seconds = time.perf_counter() - start
+    return {"accuracy": accuracy.get(), "samples_per_s": round(len(stream) / seconds)}
+
+
+def fastest(make, stream, repeats: int) -> dict:
+    """``prequential`` of ``repeats`` fresh models from ``make()``: the accuracy (the same each
+    time: the models are seeded) and the best samples/s, the run least slowed by other work."""
+    runs = [prequential(make(), stream) for _ in range(repeats)]
+    return {"accuracy": runs[0]["accuracy"], "samples_per_s": max(r["samples_per_s"] for r in runs)}
+
+
+def ours(seed: int = 0, **params):
+    return preprocessing.StandardScaler() | TPSGDClassifier(seed=seed, **params)
+
+
+# ------------------------------------------------------------------------------- tune
+def tune(streams: dict, seeds: list[int]) -> dict:
+    """Mean accuracy (and samples/s) of each candidate on the tuning streams."""
+    rows = {}
+    for name, params in CANDIDATES.items():
+        row = {}
+        for stream in TUNED_ON:
+            runs = [prequential(ours(s, **params), streams[stream]) for s in seeds]
+            row[stream] = {
+                "accuracy": statistics.mean(r["accuracy"] for r in runs),
+                "samples_per_s": round(statistics.median(r["samples_per_s"] for r in runs)),
+            }
+        row["mean_accuracy"] = statistics.mean(row[s]["accuracy"] for s in TUNED_ON)
+        rows[name] = row
+        print(f"{name:34s}", " ".join(f"{row[s]['accuracy']:.3f}" for s in TUNED_ON), flush=True)
+    return {"tuned_on": list(TUNED_ON), "held_out": HELD_OUT, "seeds": seeds, "rows": rows}
+
+
+# ---------------------------------------------------------------------------- compare
+def deep_river(python: str | None, streams: dict, repeats: int) -> dict:
+    """deep-river's results from ``python`` running the worker, or ``{"skipped": why}``."""
+    if not python:
+        return {"skipped": "no --deep-river-python given"}
+    payload = {n: {"x": [x for x, _ in s], "y": [y for _, y in s]} for n, s in streams.items()}
+    try:
+        done = subprocess.run(
+            [python, str(WORKER), str(repeats)],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out = json.loads(done.stdout)
+    except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as error:
+        return {"skipped": f"{python} could not run the deep-river worker: {error}"}
+    if "error" in out:
+        return {"skipped": f"deep_river is not importable by {python}: {out['error']}"}
+    return out
+
+
+def compare(streams: dict, python: str | None, repeats: int) -> dict:
+    """Each model on each stream (seed 0): accuracy of one run, best samples/s of ``repeats``."""
+    deep = deep_river(python, streams, repeats)
+    out = {"deep_river": deep.pop("_versions", None) or deep, "repeats": repeats, "streams": {}}
+    scaled = preprocessing.StandardScaler
+    for name, stream in streams.items():
+        contenders = {
+            "TPSGDClassifier, defaults": ours,
+            "TPSGDClassifier, fixed batch 32": lambda: ours(batch_ramp=0),
+            "river SoftmaxRegression": lambda: scaled() | linear_model.SoftmaxRegression(),
+        }
+        if len({y for _, y in stream}) == 2:
+            contenders["river LogisticRegression"] = lambda: (
+                scaled() | linear_model.LogisticRegression()
+            )
+        rows = {label: fastest(make, stream, repeats) for label, make in contenders.items()}
+        if name in deep:
+            rows["deep-river MultiLayerPerceptron"] = {
+                "accuracy": deep[name]["accuracy"],
+                "samples_per_s": round(deep[name]["samples_per_s"]),
+            }
+        out["streams"][name] = {
+            "n_samples": len(stream),
+            "held_out": name == HELD_OUT,
+            "results": rows,
+        }
+        print(name, {k: round(v["accuracy"], 4) for k, v in rows.items()}, flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------------- threads
+def quickstart(torch_threads) -> float:
+    """Seconds of the README Quickstart (with ``torch_threads`` given to the model)."""
+    model = preprocessing.StandardScaler() | TPSGDClassifier(seed=1, torch_threads=torch_threads)
+    start = time.perf_counter()
+    evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
+    return time.perf_counter() - start
+
+
+def update_seconds(n_inputs: int, hidden: int, threads: int | None, steps: int = 40) -> float:
+    """Median seconds of one ``train_step`` on a minibatch of 32 with ``threads`` threads."""
+    net = Network.mlp(n_inputs, (hidden,), 10, seed=0)
+    x, y = torch.randn(32, n_inputs), torch.eye(10)[torch.arange(32) % 10]
+    times = []
+    with intra_op_threads(threads):
+        for _ in range(steps):
+            start = time.perf_counter()
+            net.train_step(x, y)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def thread_runs(repeats: int) -> dict:
+    """Quickstart seconds and update times, scoped threads against torch's setting."""
+    out = {"process_threads": torch.get_num_threads(), "small_work": SMALL_WORK}
+    for condition in ("as found", "plus a busy loop"):
+        spinner = None
+        if condition != "as found":
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.5)
+        load_average = os.getloadavg()[0]
+        try:
+            before, after = [], []
+            for _ in range(repeats):
+                before.append(quickstart(None))
+                after.append(quickstart("auto"))
+            updates = {}
+            for n_inputs, hidden in THREAD_SIZES:
+                work = 32 * (n_inputs * hidden + hidden * 10)
+                one = update_seconds(n_inputs, hidden, 1)
+                many = update_seconds(n_inputs, hidden, None)
+                updates[f"{n_inputs}-{hidden}-10"] = {
+                    "work": work,
+                    "us_one_thread": one * 1e6,
+                    "us_process_threads": many * 1e6,
+                }
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+        out[condition] = {
+            "load_average": load_average,
+            "quickstart_s_before": statistics.median(before),
+            "quickstart_s_after": statistics.median(after),
+            "speedup": statistics.median(before) / statistics.median(after),
+            "updates": updates,
+        }
+        print(condition, out[condition], flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["compare", "threads"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--deep-river-python",
+        default=None,
+        help="a Python that imports deep_river (its side runs there); default: skip it",
+    )
+    add_output_arguments(parser, "short_streams.json")
+    args = parser.parse_args(argv)
+    streams = load_streams()
+    results = run_header("short_streams.py", argv)
+    if "tune" in args.parts:
+        results["tune"] = tune(streams, args.seeds)
+    if "compare" in args.parts:
+        results["compare"] = compare(streams, args.deep_river_python, args.repeats)
+    if "threads" in args.parts:
+        results["threads"] = thread_runs(args.repeats)
+    write_results(results, output_path(args, "short_streams.json"))
+    finish(args)
+
+
+if __name__ == "__main__":
+    main()
