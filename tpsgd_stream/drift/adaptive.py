@@ -246,7 +246,10 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
     >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
-    [(1535, 1472, 100), (1631, 1552, 100), (1951, 1728, 224)]
+    [(1407, 408, 1000), (1535, 1472, 100), (1631, 1552, 100), (2943, 1944, 1000)]
+
+    The first event is ADWIN reporting the accuracy rising while the minibatch still grows
+    (at 1,407); the output layer is then re-trained on the last 1,000 samples.
     """
 
     def __init__(
