@@ -82,11 +82,13 @@ class KernelReadout:
         self.n_features_wanted, self.seed, self.lr, self.rule = n_features, seed, lr, rule
         self.kernels: RandomKernels | None = None  # built and fitted by the first minibatch
         self.cache = FeatureCache(cache_bytes)
+        self._pooled: dict[int, torch.Tensor] = {}  # length -> the transform's denominators
         self.count = torch.zeros(())
         self.mean = self.m2 = self.weight = None
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("cache", FeatureCache(0))  # (pickles made before the cache)
+        state.setdefault("_pooled", {})
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------------ growth
@@ -123,7 +125,19 @@ class KernelReadout:
         channels = x[:, :, : self.kernels.n_channels].transpose(1, 2)
         if self.cache.max_bytes == 0:
             return self.kernels.transform(channels, lengths)
-        return self._cached_counts(channels, lengths) / self.kernels.pooled_positions(lengths)
+        return self._cached_counts(channels, lengths) / self._pooled_positions(lengths)
+
+    def _pooled_positions(self, lengths: torch.Tensor) -> torch.Tensor:
+        """The transform's :meth:`~RandomKernels.pooled_positions`, kept per length (they
+        depend on nothing else); at most 256 lengths are kept."""
+        missing = sorted({int(n) for n in lengths} - self._pooled.keys())
+        if len(self._pooled) + len(missing) > 256:
+            self._pooled.clear()
+            missing = sorted({int(n) for n in lengths})
+        if missing:
+            rows = self.kernels.pooled_positions(torch.tensor(missing))
+            self._pooled.update(zip(missing, rows))
+        return torch.stack([self._pooled[int(n)] for n in lengths])
 
     def _cached_counts(self, channels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The transform's positive counts ``(n, n_features)``, computed only for the
@@ -217,6 +231,7 @@ class KernelReadout:
 
     def load_state_dict(self, state: dict) -> None:
         self.cache.clear()
+        self._pooled = {}
         if not state:
             return
         n_channels, length, n_features, seed = state["kernels.meta"].tolist()
