@@ -16,12 +16,18 @@ than sequences is what a ridge readout with a small penalty gives. No error flow
 any layer: the transform is fixed and the readout's rule is local. ``rule="bp"`` computes
 the same step's gradient by autograd instead (identical up to rounding: for a linear
 readout the delta rule *is* the gradient).
+
+The transform is fixed, so a sequence seen again (the next epoch, or learned after it was
+predicted) need not be convolved again: a cache of ``cache_bytes``
+(:class:`~tpsgd_stream.engine.feature_cache.FeatureCache`) keeps each sequence's integer PPV
+counts, keyed by its content, and the features are rebuilt from them bit for bit.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .feature_cache import FeatureCache
 from .guard import NonFiniteUpdateError, all_finite
 from .random_kernels import RandomKernels
 
@@ -43,6 +49,8 @@ class KernelReadout:
         ``eta``, the step as a fraction of the largest stable one (in ``(0, 2)``).
     rule
         ``"lms"`` (the delta rule) or ``"bp"`` (the same step from autograd).
+    cache_bytes
+        Bound of the cache of transformed sequences (``0``: transform every time).
 
     Examples
     --------
@@ -66,14 +74,22 @@ class KernelReadout:
         seed: int = 0,
         lr: float = 1.0,
         rule: str = "lms",
+        cache_bytes: int = 0,
     ):
         if rule not in ("lms", "bp"):
             raise ValueError(f"KernelReadout: rule must be 'lms' or 'bp', got {rule!r}.")
         self.input_size, self.n_outputs = int(n_inputs), int(n_outputs)
         self.n_features_wanted, self.seed, self.lr, self.rule = n_features, seed, lr, rule
         self.kernels: RandomKernels | None = None  # built and fitted by the first minibatch
+        self.cache = FeatureCache(cache_bytes)
+        self._pooled: dict[int, torch.Tensor] = {}  # length -> the transform's denominators
         self.count = torch.zeros(())
         self.mean = self.m2 = self.weight = None
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("cache", FeatureCache(0))  # (pickles made before the cache)
+        state.setdefault("_pooled", {})
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------------ growth
     def grow_outputs(self, n_new: int) -> None:
@@ -107,7 +123,35 @@ class KernelReadout:
             self.mean, self.m2 = torch.zeros(d), torch.zeros(d)
             self.weight = torch.zeros(d + 1, self.n_outputs)
         channels = x[:, :, : self.kernels.n_channels].transpose(1, 2)
-        return self.kernels.transform(channels, lengths)
+        if self.cache.max_bytes == 0:
+            return self.kernels.transform(channels, lengths)
+        return self._cached_counts(channels, lengths) / self._pooled_positions(lengths)
+
+    def _pooled_positions(self, lengths: torch.Tensor) -> torch.Tensor:
+        """The transform's :meth:`~RandomKernels.pooled_positions`, kept per length (they
+        depend on nothing else); at most 256 lengths are kept."""
+        missing = sorted({int(n) for n in lengths} - self._pooled.keys())
+        if len(self._pooled) + len(missing) > 256:
+            self._pooled.clear()
+            missing = sorted({int(n) for n in lengths})
+        if missing:
+            rows = self.kernels.pooled_positions(torch.tensor(missing))
+            self._pooled.update(zip(missing, rows))
+        return torch.stack([self._pooled[int(n)] for n in lengths])
+
+    def _cached_counts(self, channels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The transform's positive counts ``(n, n_features)``, computed only for the
+        sequences the cache lacks (in the batch's padded width, as without a cache)."""
+        keys = [self.cache.key(seq[:, :length]) for seq, length in zip(channels, lengths)]
+        rows = [self.cache.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            index = torch.tensor(missing)
+            fresh = self.kernels.positive_counts(channels[index], lengths[index])
+            for i, row in zip(missing, fresh):
+                rows[i] = row
+                self.cache.put(keys[i], row, largest=int(lengths[i]))
+        return torch.stack(rows)
 
     def _observe(self, f: torch.Tensor) -> None:
         """Merge a minibatch into the running mean and sum of squared deviations (Chan et al.)."""
@@ -186,6 +230,8 @@ class KernelReadout:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        self.cache.clear()
+        self._pooled = {}
         if not state:
             return
         n_channels, length, n_features, seed = state["kernels.meta"].tolist()

@@ -193,7 +193,26 @@ class RandomKernels:
     # -------------------------------------------------------------------------- transform
     def transform(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """PPV features ``(n, n_features)`` of ``x`` ``(n, channels, T)``, each sequence pooled
-        over its own ``lengths[i]`` positions (zeros beyond them are padding)."""
+        over its own ``lengths[i]`` positions (zeros beyond them are padding): the
+        :meth:`positive_counts` over the :meth:`pooled_positions`."""
+        x, lengths = self._as_batch(x, lengths)
+        return self.positive_counts(x, lengths) / self.pooled_positions(lengths)
+
+    def positive_counts(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, n_features)`` int32: how many pooled positions of each kernel's output lie
+        above each of its biases (the numerators of the PPV features; integers, so a cache
+        may keep them in a byte or two each).
+
+        Examples
+        --------
+        >>> import torch
+        >>> x = torch.randn(4, 1, 30)
+        >>> rk = RandomKernels(n_channels=1, length=30, n_features=168, seed=0)
+        >>> rk.fit(x)
+        >>> counts = rk.positive_counts(x)
+        >>> torch.equal(counts / rk.pooled_positions(torch.full((4,), 30)), rk.transform(x))
+        True
+        """
         if self.biases is None:
             raise RuntimeError("RandomKernels: call fit() before transform().")
         x, lengths = self._as_batch(x, lengths)
@@ -202,14 +221,13 @@ class RandomKernels:
                 f"RandomKernels: built for {self.n_channels} channels, got {x.shape[1]}."
             )
         positions = torch.arange(x.shape[2])
-        features = []
+        counts = []
         with torch.no_grad():
             for i, bias in enumerate(self.biases):
                 out = self._convolve(x, i)
                 start, stop = self._valid_span(lengths, i)
                 outside = (positions < start[..., None]) | (positions >= stop[..., None])
                 out.masked_fill_(outside, -math.inf)  # never above a bias
-                count = (stop - start).float()[..., None]
                 above = torch.stack(
                     [
                         (out > bias[None, :, b, None]).to(torch.uint8).sum(2, dtype=torch.int32)
@@ -217,8 +235,19 @@ class RandomKernels:
                     ],
                     dim=2,
                 )
-                features.append((above / count).flatten(1))
-        return torch.cat(features, dim=1)
+                counts.append(above.flatten(1))
+        return torch.cat(counts, dim=1)
+
+    def pooled_positions(self, lengths: torch.Tensor) -> torch.Tensor:
+        """``(n, n_features)`` float32: the positions each feature pools over for sequences
+        of ``lengths`` (the denominators of the PPV features)."""
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        pooled = []
+        for i, n_biases in enumerate(self.n_biases):
+            start, stop = self._valid_span(lengths, i)
+            count = (stop - start).float()[..., None].expand(-1, -1, n_biases)
+            pooled.append(count.flatten(1))
+        return torch.cat(pooled, dim=1)
 
     # ------------------------------------------------------------------------- persistence
     def state_dict(self) -> dict:

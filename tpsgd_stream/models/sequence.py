@@ -6,6 +6,7 @@ trained with local rules."""
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -97,6 +98,14 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         ``"conv"`` (on MNIST-1D, 10 epochs, ``"local_head"`` reached 0.949 with ``1e-2``
         and 0.854 with ``1e-3``; ``"bp"`` 0.950 and 0.955). The random-kernel encoder
         runs on the CPU whatever ``device`` says.
+    feature_cache_mb
+        Megabytes of transformed sequences the ``"random_kernels"`` encoder keeps, keyed by
+        their values (:class:`~tpsgd_stream.engine.feature_cache.FeatureCache`): a sequence
+        learned again in a later epoch, or learned after it was predicted, skips the
+        transform, and its features are the same to the bit. Each kept sequence costs about
+        ``n_features`` bytes (two per feature past 255 time steps, four past 32,767), the
+        least recently used go first, and the cache is never saved nor pickled. ``0`` turns
+        it off (a stream that never repeats a sequence gains nothing from it).
 
     Notes
     -----
@@ -170,6 +179,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         batch_size: int | None = None,
         seed: int | None = None,
         device: str = "cpu",
+        feature_cache_mb: float = 128.0,
     ):
         self.encoder = encoder
         self.n_features = n_features
@@ -194,6 +204,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.feature_cache_mb = feature_cache_mb
         self._check_params()
         self._reset()
 
@@ -230,6 +241,12 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
             raise ValueError(f"{name}: pool must be 'max' or 'avg', got {self.pool!r}.")
         if not _positive_int("n_features", self.n_features) or self.n_features < 84:
             raise ValueError(f"{name}: n_features must be an int >= 84, got {self.n_features!r}.")
+        cache = self.feature_cache_mb
+        number = isinstance(cache, (int, float)) and not isinstance(cache, bool)
+        if not (number and 0 <= cache < math.inf):
+            raise ValueError(
+                f"{name}: feature_cache_mb must be a number >= 0 (megabytes), got {cache!r}."
+            )
         resolved = copy.copy(self)  # the checks read the values None stands for
         resolved.batch_size, resolved.lr = self._batch_size, self._lr
         _SequenceBase._check_params(resolved)
@@ -260,6 +277,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         if "_array_width" not in state:  # (pickles made before it: the int features' count)
             n = sum(isinstance(k, int) for k in state.get("_features", ()))
             state["_array_width"] = n or None
+        state.setdefault("feature_cache_mb", 0.0)  # (pickles made before the cache: none)
         self.__dict__.update(state)
 
     @classmethod
@@ -300,6 +318,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
                 seed=self._seed,
                 lr=self._lr,
                 rule="bp" if self.rule == "bp" else "lms",
+                cache_bytes=int(self.feature_cache_mb * 2**20),
             )
         return self._network(
             n_inputs, num_layers=self.num_layers, bidirectional=bool(self.bidirectional)
