@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._sequence_base import scoped_threads
+
 __all__ = ["SequenceArrays", "as_sequences"]
 
 
@@ -46,6 +48,7 @@ def as_sequences(X, owner: str) -> list[np.ndarray]:
 class SequenceArrays:
     """Mixin: whole datasets of sequences, through the same path as ``learn_one``."""
 
+    @scoped_threads
     def learn_many(self, X, y) -> None:
         """Learn the sequences of ``X`` in order, with labels ``y`` (same as ``learn_one`` on
         each; every sequence and label is checked before any is learned)."""
@@ -60,6 +63,7 @@ class SequenceArrays:
         for (keys, values), label in zip(checked, labels):
             self._learn_checked(keys, values, label, from_array=True)
 
+    @scoped_threads
     def predict_proba_many(self, X) -> pd.DataFrame:
         """Class probabilities, a row per sequence and a column per class seen."""
         sequences = as_sequences(X, type(self).__name__)

@@ -11,6 +11,9 @@ the earlier ``(input_size, hidden_size)`` layout and loads transposed, optimizer
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from river import base
@@ -23,12 +26,31 @@ from ..engine.recurrent import (
     upgrade_weight_layout,
 )
 from ..engine.seeding import resolve_seed
+from ..engine.threads import check_threads, intra_op_threads
 from . import _persistence
 from ._features import FeatureMap
 from ._inputs import parse_values
 from .base import check_training_params, register_label, skip_update
 
 ACTIVATIONS = ("sigmoid", "tanh")
+
+
+def scoped_threads(method: Callable) -> Callable:
+    """``method`` of a sequence estimator, run under its ``torch_threads``: ``"auto"`` is one
+    torch thread, ``None`` the process's setting, an int that count; the caller's count is
+    given back on the way out (see :mod:`tpsgd_stream.engine.threads`).
+
+    A sequence estimator's torch work per call is one sequence, one step, or a minibatch of
+    them, so ``"auto"`` does not size it as the tabular estimators do: one thread always.
+    """
+
+    @functools.wraps(method)
+    def scoped(self, *args, **kwargs):
+        threads = 1 if self.torch_threads == "auto" else self.torch_threads
+        with intra_op_threads(threads):
+            return method(self, *args, **kwargs)
+
+    return scoped
 
 
 def _is_int(value) -> bool:
@@ -60,6 +82,11 @@ class _SequenceBase(base.Classifier):
                 f"ints such as (64,), got {hidden!r}."
             )
         check_training_params(self, ACTIVATIONS, self._rules())
+        check_threads(name, self.torch_threads)
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("torch_threads", "auto")  # (pickles made before the parameter)
+        self.__dict__.update(state)
 
     def _rules(self) -> tuple[str, ...]:
         """Names of the rules this estimator trains with: those of recurrent cells."""
@@ -167,6 +194,7 @@ class _SequenceBase(base.Classifier):
         e = np.exp(z - z.max())
         return dict(zip(self._classes, (e / e.sum()).tolist()))
 
+    @scoped_threads
     def predict_one(self, x):
         proba = self.predict_proba_one(x)
         return max(proba, key=proba.get) if proba else None

@@ -18,7 +18,7 @@ from . import _persistence
 from ._arrays import SequenceArrays
 from ._conv_encoder import ConvEncoder
 from ._inputs import check_label, in_float32_range
-from ._sequence_base import _positive_int, _SequenceBase
+from ._sequence_base import _positive_int, _SequenceBase, scoped_threads
 
 __all__ = ["TPSGDSequenceClassifier", "ENCODERS"]
 
@@ -106,6 +106,10 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         ``n_features`` bytes (two per feature past 255 time steps, four past 32,767), the
         least recently used go first, and the cache is never saved nor pickled. ``0`` turns
         it off (a stream that never repeats a sequence gains nothing from it).
+    torch_threads
+        ``"auto"`` (the default): the estimator's torch work runs on one thread, as a stream's
+        tensors are small, and ``torch.get_num_threads()`` is back to the caller's setting
+        after each call; ``None``: the process's setting; an int: that many threads.
 
     Notes
     -----
@@ -180,6 +184,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         seed: int | None = None,
         device: str = "cpu",
         feature_cache_mb: float = 128.0,
+        torch_threads: int | str | None = "auto",
     ):
         self.encoder = encoder
         self.n_features = n_features
@@ -205,6 +210,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         self.seed = seed
         self.device = device
         self.feature_cache_mb = feature_cache_mb
+        self.torch_threads = torch_threads
         self._check_params()
         self._reset()
 
@@ -278,7 +284,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
             n = sum(isinstance(k, int) for k in state.get("_features", ()))
             state["_array_width"] = n or None
         state.setdefault("feature_cache_mb", 0.0)  # (pickles made before the cache: none)
-        self.__dict__.update(state)
+        super().__setstate__(state)
 
     @classmethod
     def _unit_test_params(cls):
@@ -406,6 +412,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
         """Raise the error ``predict_one(x)`` would raise for bad input."""
         self._sequence(x)
 
+    @scoped_threads
     def learn_one(self, x, y) -> None:
         check_label(y, type(self).__name__)
         keys, values = self._sequence(x)
@@ -444,6 +451,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
             self._n_updates += 1
 
     # --------------------------------------------------------------------- prediction
+    @scoped_threads
     def predict_proba_one(self, x) -> dict:
         keys, values = self._sequence(x)
         if not self._classes:

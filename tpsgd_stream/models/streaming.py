@@ -13,7 +13,7 @@ from ..engine.causal_kernels import CausalKernelReadout
 from ..engine.recurrent import RecurrentNetwork, recurrent_rules
 from ..engine.rules import DEFAULT_RULE, RULES
 from ._inputs import check_label
-from ._sequence_base import _positive_int, _SequenceBase
+from ._sequence_base import _positive_int, _SequenceBase, scoped_threads
 
 __all__ = ["TPSGDStreamingSequenceClassifier", "STREAM_ENCODERS"]
 
@@ -77,6 +77,10 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
         Time steps per update.
     window
         ``None`` (one unbroken stream) or the steps per window (``"elman"`` only).
+    torch_threads
+        ``"auto"`` (the default): the estimator's torch work runs on one thread, as a stream's
+        tensors are small, and ``torch.get_num_threads()`` is back to the caller's setting
+        after each call; ``None``: the process's setting; an int: that many threads.
 
     Examples
     --------
@@ -116,6 +120,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
         window: int | None = None,
         seed: int | None = None,
         device: str = "cpu",
+        torch_threads: int | str | None = "auto",
     ):
         self.encoder = encoder
         self.lookback = lookback
@@ -131,6 +136,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
         self.window = window
         self.seed = seed
         self.device = device
+        self.torch_threads = torch_threads
         self._check_params()
         self._reset()
 
@@ -226,6 +232,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
         """Raise the error ``predict_one(x)`` would raise for bad input."""
         self._parse(x)
 
+    @scoped_threads
     def learn_one(self, x: dict, y) -> None:
         check_label(y, type(self).__name__)
         keys, values = self._parse(x)
@@ -234,6 +241,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
         if len(self._steps) >= self.batch_size:  # (>=: a failed update never wedges it)
             self._update()
 
+    @scoped_threads
     def observe_one(self, x: dict) -> None:
         """Take the step ``x`` without a label: the stream's state moves on (the kernels'
         window, or the Elman state), nothing is learned.
@@ -328,6 +336,7 @@ class TPSGDStreamingSequenceClassifier(_SequenceBase):
             net.readout.train_step(a[keep], target[keep])
 
     # --------------------------------------------------------------------- prediction
+    @scoped_threads
     def predict_proba_one(self, x: dict) -> dict:
         keys, values = self._parse(x)
         if not self._classes:
