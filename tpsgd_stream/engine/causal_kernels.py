@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .guard import NonFiniteUpdateError, all_finite
+from .kernel_readout import RunningStandardiser
 from .random_kernels import KERNEL_LENGTH, RandomKernels
 
 __all__ = ["CausalKernels", "CausalKernelReadout"]
@@ -183,7 +184,7 @@ class CausalKernels:
         return self._inputs.nbytes + self._fired.nbytes + self._counts.nbytes + self.n_features * 8
 
 
-class CausalKernelReadout:
+class CausalKernelReadout(RunningStandardiser):
     """Causal random-kernel features of a stream, standardised, read out by a normalised LMS.
 
     The steps before the biases are fitted (the first ``warmup`` of the stream) are held;
@@ -301,22 +302,6 @@ class CausalKernelReadout:
         return None if self.features is None else self.features.peek(self._channels(row))
 
     # ------------------------------------------------------------------- train, predict
-    def _observe(self, f: torch.Tensor) -> None:
-        """Merge a minibatch into the running mean and sum of squared deviations (Chan et al.)."""
-        n = len(f)
-        mean, m2 = f.mean(0), ((f - f.mean(0)) ** 2).sum(0)
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
-        self.count = total
-
-    def _standardise(self, f: torch.Tensor) -> torch.Tensor:
-        sd = (self.m2 / (self.count - 1).clamp(min=1)).sqrt()
-        sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))
-        z = (f - self.mean) / sd
-        return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
-
     def forward(self, f: np.ndarray | torch.Tensor | None) -> torch.Tensor:
         """Scores ``(n, n_outputs)`` of features ``(n, d)`` or ``(d,)``; zeros before any
         step (``f`` ``None``).
@@ -332,8 +317,7 @@ class CausalKernelReadout:
         return torch.from_numpy(f.reshape(-1, f.shape[-1]) @ weight + bias)
 
     def _fold(self) -> tuple[np.ndarray, np.ndarray]:
-        sd = (self.m2 / (self.count - 1).clamp(min=1)).sqrt()
-        sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))
+        sd = self._sd()
         weight = self.weight[:-1] / sd[:, None]
         bias = self.weight[-1] - self.mean @ weight
         return weight.numpy(), bias.numpy()

@@ -34,7 +34,45 @@ from .random_kernels import RandomKernels
 __all__ = ["KernelReadout"]
 
 
-class KernelReadout:
+class RunningStandardiser:
+    """Mixin: features standardised by their running moments, kept in ``count``, ``mean`` and
+    ``m2`` (each replaced, never written in place, so a step can be undone by keeping them).
+
+    Examples
+    --------
+    >>> s = RunningStandardiser()
+    >>> s.count, s.mean, s.m2 = torch.zeros(()), torch.zeros(1), torch.zeros(1)
+    >>> s._observe(torch.tensor([[1.0], [3.0]]))
+    >>> s._standardise(torch.tensor([[3.0]]))  # (3 - 2) / sd 1.414, then the bias column
+    tensor([[0.7071, 1.0000]])
+    """
+
+    count: torch.Tensor
+    mean: torch.Tensor
+    m2: torch.Tensor
+
+    def _observe(self, f: torch.Tensor) -> None:
+        """Merge a minibatch into the running mean and sum of squared deviations (Chan et al.)."""
+        n = len(f)
+        mean, m2 = f.mean(0), ((f - f.mean(0)) ** 2).sum(0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
+        self.count = total
+
+    def _sd(self) -> torch.Tensor:
+        """The running standard deviations, 1 where a feature has (almost) not varied."""
+        sd = (self.m2 / (self.count - 1).clamp(min=1)).sqrt()
+        return torch.where(sd > 1e-6, sd, torch.ones_like(sd))
+
+    def _standardise(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` standardised, with a column of ones (the readout's bias) appended."""
+        z = (f - self.mean) / self._sd()
+        return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
+
+
+class KernelReadout(RunningStandardiser):
     """Random-kernel features, online standardisation and a normalised LMS readout.
 
     Parameters
@@ -152,22 +190,6 @@ class KernelReadout:
                 rows[i] = row
                 self.cache.put(keys[i], row, largest=int(lengths[i]))
         return torch.stack(rows)
-
-    def _observe(self, f: torch.Tensor) -> None:
-        """Merge a minibatch into the running mean and sum of squared deviations (Chan et al.)."""
-        n = len(f)
-        mean, m2 = f.mean(0), ((f - f.mean(0)) ** 2).sum(0)
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
-        self.count = total
-
-    def _standardise(self, f: torch.Tensor) -> torch.Tensor:
-        sd = (self.m2 / (self.count - 1).clamp(min=1)).sqrt()
-        sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))
-        z = (f - self.mean) / sd
-        return torch.cat([z, torch.ones(len(z), 1)], 1)
 
     # ------------------------------------------------------------------- train, predict
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
