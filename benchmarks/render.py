@@ -96,19 +96,6 @@ def pct(value: float | None, digits: int = 1, scale: float = 100.0) -> str:
     return "-" if value is None else f"{scale * value:.{digits}f}"
 
 
-def si(value: float | None) -> str:
-    """A count as ``64.1 M`` or ``3.33 G``.
-
-    Examples
-    --------
-    >>> si(64_100_000), si(3.33e9)
-    ('64.1 M', '3.33 G')
-    """
-    if value is None:
-        return "-"
-    return f"{value / 1e9:.2f} G" if value >= 1e9 else f"{value / 1e6:.1f} M"
-
-
 def ratio(value: float | None, digits: int = 2) -> str:
     """``0.92x`` (``-`` for None)."""
     return "-" if value is None else f"{value:.{digits}f}x"
@@ -419,7 +406,7 @@ def stream_throughput(results: dict) -> str:
                     r["model"],
                     r["path"],
                     accuracy,
-                    f"{r['samples_per_s_median']:,} ({r['samples_per_s']:,})",
+                    f"{r['samples_per_s_median']:,}",
                     ratio(paired_ratio(r, loop)),
                     vs_deep,
                 ]
@@ -432,7 +419,7 @@ def stream_throughput(results: dict) -> str:
                     "model",
                     "path",
                     "accuracy %",
-                    "samples/s median (best)",
+                    "samples/s, median",
                     "vs PyTorch loop",
                     "vs deep-river, same path",
                 ],
@@ -532,8 +519,6 @@ def _drift_table(entry: dict) -> str:
     columns += [
         "adaptations (remaps) + refits",
         "MACs per detection vs full",
-        "KiB held",
-        "MACs per run",
     ]
     rows = []
     for contender, m in entry["mean"].items():
@@ -546,14 +531,11 @@ def _drift_table(entry: dict) -> str:
         else:
             cells += [f"{m['detections']:.1f}"]
         if m["adapt_seconds"] is None and not m["remaps"]:
-            cells += ["-"] * 4
+            cells += ["-"] * 2
         else:
-            memory = m.get("adapt_memory_bytes")
             cells += [
                 f"{m['adaptations']:.1f} ({m['remaps']:.1f}) + {m['refits']:.1f}",
                 ratio(m.get("detection_vs_full")),
-                "-" if memory is None else f"{memory / 1024:,.0f}",
-                si(m["total_multiply_adds"]),
             ]
         rows.append(cells)
     return table(columns, rows)
@@ -777,22 +759,17 @@ def rnn_tables(results: dict) -> str:
 
 
 def _rnn_runs(runs: dict[str, dict]) -> str:
-    """The runs of the recurrent section: their common command once, then each run's own
-    arguments, commit and date."""
+    """The runs of the recurrent section: their common command once, their commits and dates;
+    each run's own arguments are in the JSON under its label."""
     head = "python benchmarks/rnn_tables.py "
     tail = " --threads 1 --out benchmarks/results/rnn_tables.json"
-    lines = []
-    for label, run in runs.items():
-        command = portable_command(run["command"]).removeprefix(head)
-        command = command.replace(tail, "").replace(f" --label {label}", "")
-        lines.append(
-            f"- `{label}`: `{command}` (commit {short_commit(run.get('commit'))}, "
-            f"{short_date(run.get('date'))})"
-        )
-    machines = {_machine(run) for run in runs.values()}
+    machines = sorted({_machine(run) for run in runs.values()})
+    commits = sorted({short_commit(run.get("commit")) for run in runs.values()})
+    dates = sorted(short_date(run.get("date")) for run in runs.values())
     return (
-        f"Runs: `{head}ARGS{tail} --label LABEL`, on {', '.join(sorted(machines))}:\n\n"
-        + "\n".join(lines)
+        f"Runs: `{head}ARGS{tail} --label LABEL`, on {', '.join(machines)}, commits "
+        f"{', '.join(commits)}, {dates[0]} to {dates[-1]}; each label's ARGS, commit and date "
+        "are in the JSON under that label."
     )
 
 

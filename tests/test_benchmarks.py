@@ -46,7 +46,7 @@ def test_check_fails_on_a_stale_page(tmp_path, monkeypatch):
 
 def test_page_is_short_and_names_no_machine_path():
     page = _script("render").render_page()
-    assert len(page.encode()) < 48_000  # fourteen sections of compact tables, no more
+    assert len(page.encode()) < 40_000
     assert "/work/" not in page and "/tmp/" not in page
     assert page.index("## Summary") < page.index("## Paper tables")
 
