@@ -293,7 +293,8 @@ def test_stream_rejects_bptt_and_bad_window():
         TPSGDStreamingSequenceClassifier(window=0)
 
 
-def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
+def _saved_elman_stream(tmp_path) -> tuple[TPSGDStreamingSequenceClassifier, list]:
+    """An Elman stream model saved to ``tmp_path / "s.pt"`` mid-buffer, and its data."""
     model = TPSGDStreamingSequenceClassifier(
         encoder="elman", hidden_size=8, batch_size=4, window=5, seed=0
     )
@@ -301,6 +302,11 @@ def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
     for x, y in data[:18]:
         model.learn_one(x, y)
     model.save(tmp_path / "s.pt")
+    return model, data
+
+
+def test_stream_save_load_mid_buffer_continues_identically(tmp_path):
+    model, data = _saved_elman_stream(tmp_path)
     loaded = TPSGDStreamingSequenceClassifier.load(tmp_path / "s.pt")
     for x, y in data[18:]:
         model.learn_one(x, y)
@@ -374,13 +380,7 @@ def test_old_layout_file_loads_and_trains_identically(tmp_path, hidden):
 
 
 def test_stream_old_layout_file_loads_and_trains_identically(tmp_path):
-    model = TPSGDStreamingSequenceClassifier(
-        encoder="elman", hidden_size=8, batch_size=4, window=5, seed=0
-    )
-    data = _regimes(40)
-    for x, y in data[:18]:
-        model.learn_one(x, y)
-    model.save(tmp_path / "s.pt")
+    model, data = _saved_elman_stream(tmp_path)
     _old_layout_file(tmp_path / "s.pt", tmp_path / "old.pt")
     loaded = TPSGDStreamingSequenceClassifier.load(tmp_path / "old.pt")
     assert _same(_snapshot(model), _snapshot(loaded))
