@@ -88,6 +88,25 @@ def hand_delta(name, *, x, target, w0, b0, w1, b1, matrix, activation, target_on
     raise AssertionError(name)
 
 
+def step_and_hand_delta(net, name: str, activation: str, target_on: str):
+    """One step of ``net``: its input, its weight gradients, and ``hand_delta`` of rule
+    ``name`` on the same weights, batch and projection."""
+    x, target, before, grads = run_step(net)
+    delta = hand_delta(
+        name,
+        x=x,
+        target=target,
+        w0=before[0]["weight"],
+        b0=before[0]["bias"],
+        w1=before[1]["weight"],
+        b1=before[1]["bias"],
+        matrix=net.projection(0).matrix(N_CLASSES, (N_HIDDEN,)),
+        activation=activation,
+        target_on=target_on,
+    )
+    return x, grads, delta
+
+
 CASES = [
     (name, activation, "activation")
     for name in DEFAULT_MATRIX
@@ -98,20 +117,7 @@ CASES = [
 @pytest.mark.parametrize("name, activation, target_on", CASES)
 def test_hidden_update_matches_table_1(name, activation, target_on):
     net = tiny_net(get_rule(name, target_on=target_on), activation)
-    x, target, before, grads = run_step(net)
-    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
-    delta = hand_delta(
-        name,
-        x=x,
-        target=target,
-        w0=before[0]["weight"],
-        b0=before[0]["bias"],
-        w1=before[1]["weight"],
-        b1=before[1]["bias"],
-        matrix=matrix,
-        activation=activation,
-        target_on=target_on,
-    )
+    x, grads, delta = step_and_hand_delta(net, name, activation, target_on)
     assert delta.abs().sum() > 0
     torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(grads[0]["bias"], delta.sum(0), rtol=1e-5, atol=1e-7)
@@ -119,20 +125,7 @@ def test_hidden_update_matches_table_1(name, activation, target_on):
 
 def test_sdfa_with_centre_false_is_the_plain_rule():
     net = tiny_net(get_rule("sdfa", centre=False))
-    x, target, before, grads = run_step(net)
-    matrix = net.projection(0).matrix(N_CLASSES, (N_HIDDEN,))
-    delta = hand_delta(
-        "sdfa_uncentred",
-        x=x,
-        target=target,
-        w0=before[0]["weight"],
-        b0=before[0]["bias"],
-        w1=before[1]["weight"],
-        b1=before[1]["bias"],
-        matrix=matrix,
-        activation="tanh",
-        target_on="activation",
-    )
+    x, grads, delta = step_and_hand_delta(net, "sdfa_uncentred", "tanh", "activation")
     torch.testing.assert_close(grads[0]["weight"], delta.T @ x, rtol=1e-5, atol=1e-7)
 
 
