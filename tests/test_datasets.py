@@ -180,10 +180,10 @@ def test_downloads_off_names_the_switch(tmp_path, monkeypatch):
         datasets.load_mnist()
 
 
-def test_an_archive_without_a_source_says_where_it_comes_from(tmp_path, monkeypatch):
+def test_an_archive_without_a_source_says_so(tmp_path, monkeypatch):
     _isolated(tmp_path, monkeypatch)
-    with pytest.raises(FileNotFoundError, match="UCI.*Epileptic.*SHA-256 472d459e.*TPSGD_DATA"):
-        datasets.load_eeg_seizure()
+    with pytest.raises(FileNotFoundError, match="unknown source.*TPSGD_DATA"):
+        datasets.load_npz("unknown.npz")
 
 
 def test_idx_reader_refuses_a_file_whose_header_lies(tmp_path):
@@ -271,6 +271,89 @@ def test_elec2_is_downloaded_checked_and_split_in_stream_order(tmp_path, loopbac
     assert X_train.shape == (8, 6) and X_test.shape == (2, 6) and X_train.dtype == np.float32
     assert X_test[:, 0].tolist() == pytest.approx([0.8, 0.9])  # the last 20 %, in order
     assert y_train.tolist() == [0, 1] * 4
+
+
+# -- EEG Seizure: the UCI CSV, each row traced to its Bonn recording --------------------------
+
+# R's row names for 5 sets x 2 recordings x 2 chunks (set A first, chunk by chunk): a repeat of
+# X1.V1 becomes X1.V11, X1.V12, ... and one of X1.V1.1 becomes X1.V1.11, X1.V1.12, ...
+TINY_UCI_ROWS = {
+    f"X{chunk}.V1{'.1' if file == 2 else ''}{suffix}": (bonn_set, file, chunk)
+    for bonn_set, suffix in enumerate(("", "1", "2", "3", "4"))
+    for chunk in (1, 2)
+    for file in (1, 2)
+}
+TINY_UCI_ARRAYS_SHA256 = "374898828e5ef6af2141f29da07dc5e334ccad2f2ab379df39bc5f7d29b362b7"
+
+
+def _tiny_uci_csv(path, *, fault: str | None = None) -> bytes:
+    """The 20 rows in a shuffled order, as R's write.csv writes them; a row's first value
+    encodes its recording: 1000 * set + 100 * file + chunk. ``fault``: ``"label"`` gives the
+    first row the next set's label, ``"missing row"`` leaves it out."""
+    rng = np.random.default_rng(0)
+    lines = ['"",' + ",".join(f'"X{i}"' for i in range(1, 179)) + ',"y"']
+    for n, name in enumerate(rng.permutation(list(TINY_UCI_ROWS))):
+        bonn_set, file, chunk = TINY_UCI_ROWS[name]
+        values = [1000 * bonn_set + 100 * file + chunk, *rng.integers(-2000, 2000, 177)]
+        label = 5 - bonn_set + (fault == "label" and n == 0)
+        if not (fault == "missing row" and n == 0):
+            lines.append(f'"{name}",' + ",".join(map(str, values)) + f",{label}")
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(data)
+    return data
+
+
+def test_eeg_is_downloaded_traced_to_its_recordings_and_split(tmp_path, loopback, monkeypatch):
+    import hashlib
+
+    base, www = loopback
+    data = _tiny_uci_csv(www / "A&B&C&D&E.csv")
+    source = datasets.SOURCES["eeg_seizure_uci.npz"]
+    assert source.files[0][0].endswith("/A%26B%26C%26D%26E.csv") and source.arrays_sha256
+    served = datasets.Source(
+        ((base + "A%26B%26C%26D%26E.csv", f"sha256:{hashlib.sha256(data).hexdigest()}"),),
+        source.build,
+        "test",
+        TINY_UCI_ARRAYS_SHA256,  # the split is pinned: default_rng(0), as the real one
+    )
+    monkeypatch.setitem(datasets.SOURCES, "eeg_seizure_uci.npz", served)
+    _isolated(tmp_path, monkeypatch)
+    arrays = datasets.load_npz("eeg_seizure_uci.npz")
+    assert arrays["X_train"].shape == (15, 178) and arrays["X_test"].shape == (5, 178)
+    assert sorted(arrays["y5_test"].tolist()) == [1, 2, 3, 4, 5]  # a fifth of each label
+    for part in ("train", "test"):
+        sets = ["ZONFS".index(rec[0]) for rec in arrays[f"rec_{part}"]]
+        files = [int(rec[1:]) for rec in arrays[f"rec_{part}"]]
+        code = 1000 * np.array(sets) + 100 * np.array(files) + arrays[f"chunk_{part}"]
+        np.testing.assert_array_equal(arrays[f"X_{part}"][:, 0], code)
+        np.testing.assert_array_equal(arrays[f"y5_{part}"], 5 - np.array(sets))
+        np.testing.assert_array_equal(arrays[f"y_{part}"], arrays[f"y5_{part}"] == 1)
+    assert (tmp_path / "cache" / "eeg_seizure_uci.npz").is_file()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("label", "label y is not that of the Bonn set"), ("missing row", "19 row names are not")],
+)
+def test_a_uci_file_that_breaks_its_layout_is_refused(tmp_path, fault, message):
+    path = tmp_path / "A&B&C&D&E.csv"
+    _tiny_uci_csv(path, fault=fault)
+    with pytest.raises(ValueError, match=message):
+        datasets.SOURCES["eeg_seizure_uci.npz"].build({path.name: path})
+
+
+@pytest.mark.parametrize(
+    ("name", "cell"),  # real UCI rows, matched by samples to the reference rec_*, chunk_*
+    [
+        ("X21.V1.791", (1, 80, 21)),
+        ("X1.V1.110", (1, 2, 1)),
+        ("X3.V1.99", (0, 100, 3)),
+        ("X5.V14", (4, 1, 5)),
+        ("X23.V1.964", (4, 97, 23)),
+    ],
+)
+def test_uci_row_names_point_to_their_bonn_recording(name, cell):
+    assert datasets._uci_row_names(100, 23)[name] == cell
 
 
 def test_load_ucr_names_the_sets_it_knows():

