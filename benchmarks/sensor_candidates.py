@@ -29,7 +29,14 @@ import torch
 from tpsgd_stream.engine.random_kernels import RandomKernels
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_output_arguments, finish, output_path, run_header, write_results  # noqa: E402
+from _common import (  # noqa: E402  (a sibling script)
+    add_output_arguments,
+    finish,
+    output_path,
+    run_header,
+    without_data,
+    write_results,
+)
 from sensor_panel import CHECKPOINTS, load, subsample  # noqa: E402
 
 TUNING_SETS = ("chinatown", "coffee", "pigcvp", "eeg5")
@@ -147,7 +154,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.sets.split(","):
         if name not in TUNING_SETS:
             parser.error(f"{name!r} is not a tuning set; expected some of {TUNING_SETS}")
-        data = load(name, quick=False)
+        try:
+            data = load(name, quick=False)
+        except FileNotFoundError as err:
+            print(f"skipping {name}: {err}", file=sys.stderr)
+            continue
         if name == "eeg5":
             data = subsample(data, *map(int, args.eeg_sample.split(",")))
         results["sets"][name] = {}
@@ -164,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
             }
             print(name, candidate, results["sets"][name][candidate], flush=True)
         write_results(results, output_path(args, "sensor_candidates.json"))
+    if not results["sets"]:
+        without_data("sensor_candidates.py", "none of the sets asked for is available (see above)")
     finish(args)
     return results
 

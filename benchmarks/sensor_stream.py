@@ -50,6 +50,7 @@ from _common import (  # noqa: E402  (a sibling script)
     finish,
     output_path,
     run_header,
+    without_data,
     write_results,
 )
 
@@ -172,7 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
     for task in args.tasks.split(","):
         if task not in TASKS:
             parser.error(f"unknown task {task!r}; expected some of {TASKS}")
-        results["tasks"][task] = run_task(task, args)
+        try:
+            results["tasks"][task] = run_task(task, args)
+        except FileNotFoundError as err:
+            without_data("sensor_stream.py", err)
     write_results(results, output_path(args, "sensor_stream.json"))
     finish(args)
     return results

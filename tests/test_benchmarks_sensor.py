@@ -28,3 +28,16 @@ def test_sensor_panel_quick_run_writes_every_method(tmp_path):
         assert 0.0 <= result[method]["accuracy"] <= 1.0
     assert record["held_out_of_tuning"] == "mnist1d" and record["commit"]
     assert "--record" not in record["command"]
+
+
+def test_sensor_candidates_without_data_exits_2_saying_how_to_get_it(tmp_path, monkeypatch, capsys):
+    import sensor_candidates
+
+    monkeypatch.setenv("TPSGD_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("TPSGD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TPSGD_DOWNLOAD", "0")
+    with pytest.raises(SystemExit) as stop:
+        sensor_candidates.main(["--sets", "eeg5", "--out", str(tmp_path / "candidates.json")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "skipping eeg5" in err and "TPSGD_DOWNLOAD=1" in err and "nothing was run" in err
