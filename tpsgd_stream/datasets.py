@@ -599,7 +599,13 @@ def _locate(name: str, path: str | os.PathLike | None) -> Path:
         if (folder / name).is_file():
             return folder / name
     if name in SOURCES and (_downloads_allowed() or not SOURCES[name].files):
-        return fetch(name)
+        try:
+            return fetch(name)
+        except ConnectionError as err:  # offline: say what to do, as for a missing file
+            raise FileNotFoundError(
+                f"{name} is not in {data_dir()} or {cache_dir()} and could not be downloaded "
+                f"({err}). Download it on a connected machine and set {DATA_ENV} to its folder."
+            ) from err
     how = (
         f"set {DOWNLOAD_ENV}=1 to download it"
         if name in SOURCES
