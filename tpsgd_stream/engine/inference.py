@@ -2,11 +2,12 @@
 
 :meth:`Network.forward <tpsgd_stream.engine.network.Network.forward>` runs in float32 on the
 training device. The estimators predict from :class:`Float64Forward`, a float64 copy of the
-layers, rebuilt after each update: dense layers and activations run in numpy (for one row that
-is several times faster than a torch call), convolutions and pooling through torch's float64
-kernels on the same memory. Each activation's numpy function comes with its torch definition
-(:attr:`Activation.numpy <tpsgd_stream.engine.activations.Activation.numpy>`), so both passes
-compute the same function; float64 makes one row and a frame of rows agree to 1e-12.
+layers, refreshed in place after each update (:meth:`Float64Forward.refresh`): dense layers
+and activations run in numpy (for one row that is several times faster than a torch call),
+convolutions and pooling through torch's float64 kernels on the same memory. Each
+activation's numpy function comes with its torch definition (:attr:`Activation.numpy
+<tpsgd_stream.engine.activations.Activation.numpy>`), so both passes compute the same
+function; float64 makes one row and a frame of rows agree to 1e-12.
 """
 
 from __future__ import annotations

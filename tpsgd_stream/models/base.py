@@ -14,7 +14,7 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
 - **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
-  Float64Forward`), rebuilt lazily after each update, runs the forward pass in numpy: for one
+  Float64Forward`), refreshed lazily after each update, runs the forward pass in numpy: for one
   row that is several times faster than a torch call. (float32
   views would save the copy and a few microseconds, but one row and a frame then sum in
   different orders and miss river's check that ``predict_one`` and ``predict_many`` agree
