@@ -154,7 +154,7 @@ def _gate(score, norm, target, margin: float):
     if isinstance(score, np.ndarray):
         own = norm - (score * target).sum(1)
         other = norm - np.where(target > 0, -np.inf, score).max(1)
-        label = (np.count_nonzero(target, axis=1) == 1) & (target.sum(1) == 1)
+        label = ((target != 0).sum(1) == 1) & (target.sum(1) == 1)
     else:
         own = norm - (score * target).sum(1)
         other = norm - score.masked_fill_(target > 0, -math.inf).amax(1)
