@@ -439,7 +439,33 @@ def stream_throughput(results: dict) -> str:
                 [[k.replace("_", " "), f"{v:.1f}"] for k, v in us.items()],
             )
         )
+        if "small_updates" in breakdown:
+            parts.append(small_updates(breakdown["small_updates"]))
     return "\n\n".join(parts)
+
+
+def small_updates(results: dict) -> str:
+    """The small updates of the defaults (issue #19), before and after, as one table."""
+    rows = [
+        [name, f"{r['us_before']:.0f} µs", f"{r['us_after']:.0f} µs", ratio(r["speedup"]), "-"]
+        for name, r in results["steps"].items()
+    ]
+    rows += [
+        [
+            f"{name}, samples/s",
+            f"{r['samples_per_s_before']:,}",
+            f"{r['samples_per_s_after']:,}",
+            ratio(r["speedup"]),
+            f"{r['scaler_ceiling_samples_per_s']:,}",
+        ]
+        for name, r in results["streams"].items()
+    ]
+    return (
+        f"**Small updates of the defaults** (64-128-10 steps; `StandardScaler() | "
+        f"TPSGDClassifier()` prequential; {results['clock']}; before: "
+        f"{short_commit(results['baseline_commit'])})\n\n"
+        + table(["", "before", "after", "speedup", "scaler + no-op model"], rows)
+    )
 
 
 # ---------------------------------------------------------------- soak, fleet

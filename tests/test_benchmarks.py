@@ -194,3 +194,19 @@ def test_rnn_tables_seeds_mnist1d_x4_and_merged_results(tmp_path):
         assert row["accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=0.01)
     with pytest.raises(SystemExit):
         tables.main(["--sets", "mnist1d_x3"])
+
+
+def test_small_updates_time_a_baseline_from_git_beside_this_checkout(monkeypatch):
+    """``learn_one_breakdown.py --baseline REF`` imports the package as of ``REF`` under another
+    name and times both sides; the page shows them as one table."""
+    breakdown = _script("learn_one_breakdown")
+    data = breakdown.scaled_digits()[:800]
+    monkeypatch.setattr(breakdown, "load_streams", lambda: {"digits": data[:40]})
+    results = breakdown.small_updates("HEAD", data, repeats=1)
+    assert sys.modules[breakdown.BASELINE].__file__ != sys.modules["tpsgd_stream"].__file__
+    assert len(results["baseline_commit"]) == 40
+    assert set(results["steps"]) == {"step, batch 1", "step, batch 8"}
+    digits = results["streams"]["digits"]
+    assert digits["samples_per_s_before"] > 0 and digits["scaler_ceiling_samples_per_s"] > 0
+    section = _script("render").small_updates(results)
+    assert "| digits, samples/s |" in section and "step, batch 8" in section

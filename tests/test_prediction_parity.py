@@ -54,6 +54,27 @@ def test_float64_forward_equals_network_forward(kind, activation):
     assert np.allclose(np.stack([Float64Forward(net.layers, shape)(r) for r in rows]), out)
 
 
+@pytest.mark.parametrize("kind", sorted(NETWORKS))
+def test_a_refreshed_forward_equals_a_new_one(kind):
+    """After updates, refreshing a snapshot in place gives exactly a new snapshot's outputs;
+    after growth it refuses (``False``), and a new snapshot is needed."""
+    build, shape = NETWORKS[kind]
+    n_inputs = 6 if shape is None else int(np.prod(shape))
+    sample = (n_inputs,) if shape is None else shape
+    net = _trained(build("tanh"), sample)
+    forward = Float64Forward(net.layers, shape)
+    rows = np.random.default_rng(2).normal(size=(5, n_inputs))
+    before = forward(rows)
+    _trained(net, sample)  # five more updates
+    assert forward.refresh(net.layers)
+    after = forward(rows)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, Float64Forward(net.layers, shape)(rows))
+    net.grow_outputs(1)
+    assert not forward.refresh(net.layers)
+    assert not Float64Forward(net.layers[:-1], shape).refresh(net.layers)
+
+
 def _samples(n, n_features, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_features))

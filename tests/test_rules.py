@@ -612,3 +612,23 @@ def test_a_network_pickled_before_the_rules_kept_their_state_loads():
     old.train_step(x, target)
     old.grow_outputs(1)
     assert old.head(0).shape == (N_CLASSES + 1, N_HIDDEN)
+
+
+def test_gated_target_projection_gate_is_the_same_in_numpy_and_torch():
+    """On CPU the gate runs on numpy views of the scores; it decides every row as the torch
+    gate does (a target that needs gradients takes the torch path): one-hot rows near and far
+    from their target, soft labels, a single nonzero entry other than 1, regression rows."""
+    from tpsgd_stream.engine.rules.target_projection import learning_rows
+
+    g = torch.Generator().manual_seed(0)
+    P = torch.randn(4, 16, generator=g)
+    labels = torch.arange(40) % 4
+    target = one_hot(labels, 4)
+    h = P[labels] + torch.randn(40, 16, generator=g) * torch.linspace(0.1, 3.0, 40)[:, None]
+    target[0] = torch.tensor([0.5, 0.5, 0.0, 0.0])  # soft label
+    target[1] = torch.tensor([0.0, 2.0, 0.0, 0.0])  # one nonzero entry, not 1
+    target[2] = torch.tensor([0.7, -0.2, 0.3, 0.2])  # sums to 1, not a label
+    fast = learning_rows(h, target, P, margin=0.8)
+    slow = learning_rows(h, target.clone().requires_grad_(True), P, margin=0.8)
+    assert torch.equal(fast, slow)
+    assert fast[:3].all() and 0 < int(fast.sum()) < 40  # both sides of the gate are taken

@@ -2,15 +2,17 @@
 
 :meth:`Network.forward <tpsgd_stream.engine.network.Network.forward>` runs in float32 on the
 training device. The estimators predict from :class:`Float64Forward`, a float64 copy of the
-layers, rebuilt after each update: dense layers and activations run in numpy (for one row that
-is several times faster than a torch call), convolutions and pooling through torch's float64
-kernels on the same memory. Each activation's numpy function comes with its torch definition
-(:attr:`Activation.numpy <tpsgd_stream.engine.activations.Activation.numpy>`), so both passes
-compute the same function; float64 makes one row and a frame of rows agree to 1e-12.
+layers, refreshed in place after each update (:meth:`Float64Forward.refresh`): dense layers
+and activations run in numpy (for one row that is several times faster than a torch call),
+convolutions and pooling through torch's float64 kernels on the same memory. Each
+activation's numpy function comes with its torch definition (:attr:`Activation.numpy
+<tpsgd_stream.engine.activations.Activation.numpy>`), so both passes compute the same
+function; float64 makes one row and a frame of rows agree to 1e-12.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -40,14 +42,26 @@ def _float64(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("cpu", torch.float64)
 
 
-def _conv(layer: Conv2d) -> Callable[[np.ndarray], np.ndarray]:
-    weight, bias = _float64(layer.weight), _float64(layer.bias)
+class _Conv:
+    """A ``Conv2d`` on float64 arrays, over a float64 copy of its weights."""
 
-    def conv(x: np.ndarray) -> np.ndarray:
-        z = F.conv2d(torch.from_numpy(x), weight, bias, layer.stride, layer.padding)
+    def __init__(self, layer: Conv2d):
+        self.layer = layer
+        self.weight, self.bias = _float64(layer.weight), _float64(layer.bias)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        z = F.conv2d(torch.from_numpy(x), self.weight, self.bias, layer.stride, layer.padding)
         return z.numpy()
 
-    return conv
+    def refresh(self) -> bool:
+        """Copy the layer's weights again, in place; ``False`` if their shapes changed."""
+        weight, bias = self.layer.weight, self.layer.bias
+        if weight.shape != self.weight.shape or bias.shape != self.bias.shape:
+            return False
+        self.weight.copy_(weight.detach())
+        self.bias.copy_(bias.detach())
+        return True
 
 
 def _transform(layer: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -61,8 +75,20 @@ def _step(layer: nn.Module) -> _Step:
         weight = np.ascontiguousarray(_float64(layer.weight).numpy().T)
         return weight, _float64(layer.bias).numpy(), None, _numpy_activation(layer.act)
     if isinstance(layer, Conv2d):
-        return None, None, _conv(layer), _numpy_activation(layer.act)
+        return None, None, _Conv(layer), _numpy_activation(layer.act)
     return None, None, _transform(layer), None  # pooling, flatten: no parameters
+
+
+def _copy_into(array: np.ndarray, param: torch.Tensor, *, transpose: bool) -> bool:
+    """Copy the float32 ``param`` (transposed) into the float64 ``array``; ``False`` when
+    their shapes differ."""
+    values = param.detach().cpu().numpy()
+    if transpose:
+        values = values.T
+    if values.shape != array.shape:
+        return False
+    np.copyto(array, values)
+    return True
 
 
 class Float64Forward:
@@ -94,7 +120,42 @@ class Float64Forward:
 
     def __init__(self, layers: Sequence[nn.Module], input_shape: Sequence[int] | None = None):
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
-        self._steps = [_step(layer) for layer in layers]
+        self._layers = list(layers)
+        self._steps = [_step(layer) for layer in self._layers]
+
+    def refresh(self, layers: Sequence[nn.Module]) -> bool:
+        """Copy the weights of ``layers`` again, into the arrays already made (a few times
+        cheaper than a new snapshot, after each small update); ``False``, and the snapshot
+        left unusable, when ``layers`` are not the layers it was made from or their shapes
+        changed (a new class or feature): make a new one then.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from tpsgd_stream.engine.network import Network
+        >>> net = Network.mlp(3, (4,), 2, seed=0)
+        >>> forward = Float64Forward(net.layers)
+        >>> with torch.no_grad():
+        ...     _ = net.layers[-1].bias.add_(1.0)
+        >>> forward.refresh(net.layers), bool(np.allclose(forward(np.ones(3)),
+        ...     net.forward(torch.ones(1, 3))[0].numpy(), atol=1e-6))
+        (True, True)
+        >>> net.grow_outputs(1)
+        >>> forward.refresh(net.layers)
+        False
+        """
+        if len(layers) != len(self._layers) or any(map(operator.is_not, layers, self._layers)):
+            return False
+        for layer, (weight, bias, op, _) in zip(layers, self._steps):
+            if weight is not None:
+                if not (
+                    _copy_into(weight, layer.weight, transpose=True)
+                    and _copy_into(bias, layer.bias, transpose=False)
+                ):
+                    return False
+            elif isinstance(op, _Conv) and not op.refresh():
+                return False
+        return True
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """The outputs of float64 ``rows``: ``(n_inputs,)`` gives ``(n_outputs,)``, and

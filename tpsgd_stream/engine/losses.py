@@ -33,7 +33,8 @@ def output_delta(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch
     """
     n = logits.shape[0]
     if loss == "cross_entropy":
-        return (torch.softmax(logits, dim=1) - target) / n
+        delta = torch.softmax(logits, dim=1) - target
+        return delta if n == 1 else delta.div_(n)  # (one sample: nothing to average)
     if loss == "mse":
         return 2.0 * (logits - target) / n
     if loss == "huber":

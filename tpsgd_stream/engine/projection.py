@@ -263,13 +263,20 @@ class Projection:
         device: torch.device | str = "cpu",
     ) -> torch.Tensor:
         """Return ``P`` as a float32 tensor of shape ``(n_rows, *unit_shape)`` on ``device``."""
+        cache = self._cache
+        if (  # (what a network asks for at every step: the matrix it made last time)
+            cache is not None
+            and cache.shape[0] == n_rows
+            and cache.shape[1:] == unit_shape
+            and cache.device == device
+        ):
+            return cache
         unit_shape = tuple(int(s) for s in unit_shape)
         if self.kind == "filter" and len(unit_shape) not in (2, 3):
             raise ValueError(
                 f"A 'filter' projection needs a (channels, height, width) or (channels, time "
                 f"steps) unit shape, got {unit_shape}; use it on Conv2d or Conv1d layers only."
             )
-        cache = self._cache
         if cache is None or cache.shape[1:] != unit_shape or cache.device != torch.device(device):
             cache = None
         elif cache.shape[0] >= n_rows:

@@ -14,7 +14,7 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
 - **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
-  Float64Forward`), rebuilt lazily after each update, runs the forward pass in numpy: for one
+  Float64Forward`), refreshed lazily after each update, runs the forward pass in numpy: for one
   row that is several times faster than a torch call. (float32
   views would save the copy and a few microseconds, but one row and a frame then sum in
   different orders and miss river's check that ``predict_one`` and ``predict_many`` agree
@@ -239,7 +239,8 @@ class TPSGDEstimator(base.Estimator):
         self._resume_batching(0)
         self._work = (None, 0)  # (input and output width, forward multiply-adds of one sample)
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
-        self._weights = None  # Float64Forward copy of the weights for prediction, None when stale
+        self._weights = None  # Float64Forward copy of the weights for prediction (made lazily)
+        self._stale = True  # whether it lags the network (refreshed on the next prediction)
 
     # ------------------------------------------------------------------------ public seam
     @property
@@ -348,7 +349,7 @@ class TPSGDEstimator(base.Estimator):
         >>> model.predict_one({"a": 1.0})
         2.5
         """
-        self._weights = None
+        self._stale = True
 
     def network_inputs(self, xs: Iterable[dict]) -> torch.Tensor:
         """The network's input for the samples ``xs``, as ``learn_one`` would feed it.
@@ -552,10 +553,16 @@ class TPSGDEstimator(base.Estimator):
 
     def _forward(self, rows: np.ndarray) -> np.ndarray:
         """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``), from
-        a float64 copy of the weights made on the first prediction after each change."""
-        if self._weights is None:
-            self._weights = Float64Forward(self._net.layers, self._input_shape())
-        return self._weights(rows)
+        a float64 copy of the weights made (or refreshed) on the first prediction after each
+        change."""
+        weights = self._weights
+        if weights is None or self._stale:
+            # (after a small update, copying the weights into the arrays already made costs a
+            # few times less than a new snapshot)
+            if weights is None or not weights.refresh(self._net.layers):
+                weights = self._weights = Float64Forward(self._net.layers, self._input_shape())
+            self._stale = False
+        return weights(rows)
 
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""

@@ -23,8 +23,10 @@ from the rows still learning.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .base import Backward, RowDelta, Rule, _flat, _project, _unflat
@@ -120,16 +122,61 @@ def learning_rows(
     >>> learning_rows(h, torch.eye(2)[[0, 0]], P, margin=0.5).tolist()
     [False, True]
     """
+    keep = _learning(output, target, projection, margin)
+    return torch.from_numpy(keep) if isinstance(keep, np.ndarray) else keep
+
+
+def _learning(
+    output: torch.Tensor, target: torch.Tensor, projection: torch.Tensor, margin: float
+) -> torch.Tensor | np.ndarray:
+    """:func:`learning_rows`, as a numpy array for CPU tensors.
+
+    The two matrix products and the norms run in torch; the gate itself, a dozen element-wise
+    ops on ``(n, classes)``, runs on numpy views of them there: the same float32 arithmetic
+    (element-wise, and maxima and one-hot sums, which no order of summation changes), at a
+    microsecond an op where a torch op costs several (a step of one sample makes a dozen).
+    """
     if target.shape[1] < 2:
         return torch.ones(target.shape[0], dtype=torch.bool, device=target.device)
     flat = _flat(output)
     # ||h - P_k||^2 = ||h||^2 - score_k, score_k = 2 h . P_k - ||P_k||^2
-    score = torch.mm(flat, projection.t()).mul_(2.0).sub_(projection.square().sum(1))
+    score = torch.mm(flat, projection.t()).mul_(2.0).sub_(_squared_norms(projection))
     norm = flat.square().sum(1)
-    own = norm - (score * target).sum(1)
-    other = norm - score.masked_fill(target > 0, -math.inf).amax(1)
-    label = ((target == 0) | (target == 1)).all(1) & (target.sum(1) == 1)
+    if score.is_cpu and not (score.requires_grad or target.requires_grad):
+        return _gate(score.numpy(), norm.numpy(), target.numpy(), margin)
+    return _gate(score, norm, target, margin)
+
+
+def _gate(score, norm, target, margin: float):
+    """Rows whose own distance ``norm - score_y`` exceeds ``margin`` times the nearest other
+    class's, or whose target is not a label (one nonzero entry, summing to 1: that entry is 1);
+    on torch tensors or numpy arrays alike."""
+    if isinstance(score, np.ndarray):
+        own = norm - (score * target).sum(1)
+        other = norm - np.where(target > 0, -np.inf, score).max(1)
+        label = ((target != 0).sum(1) == 1) & (target.sum(1) == 1)
+    else:
+        own = norm - (score * target).sum(1)
+        other = norm - score.masked_fill_(target > 0, -math.inf).amax(1)
+        label = (target.count_nonzero(1) == 1) & (target.sum(1) == 1)
     return (own > margin * other) | ~label
+
+
+# id(projection) -> (a weak reference to it, its version, its rows' squared norms): a fixed
+# matrix is reused every step (tensors compare by value, so they cannot key a WeakKeyDictionary)
+_NORMS: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
+_NORMS_KEPT = 64
+
+
+def _squared_norms(projection: torch.Tensor) -> torch.Tensor:
+    """``||P_k||^2`` of each row of the 2-d ``projection``, kept while it is unchanged."""
+    kept = _NORMS.get(id(projection))
+    if kept is None or kept[0]() is not projection or kept[1] != projection._version:
+        if len(_NORMS) >= _NORMS_KEPT:
+            _NORMS.clear()
+        kept = (weakref.ref(projection), projection._version, projection.square().sum(1))
+        _NORMS[id(projection)] = kept
+    return kept[2]
 
 
 class GatedTargetProjection(Rule):
@@ -187,15 +234,23 @@ class GatedTargetProjection(Rule):
         output = a if self.target_on == "activation" else z
         flat_p = _flat(matrix)
         n = output.shape[0]
-        keep = learning_rows(output, target, flat_p, self.margin)
-        rows = keep.nonzero().view(-1)
-        sparse = 2 * rows.shape[0] <= n  # most samples learned: only the others' rows
-        if sparse:
+        keep = _learning(output, target, flat_p, self.margin)
+        if isinstance(keep, np.ndarray):
+            rows = torch.from_numpy(np.flatnonzero(keep))
+        else:
+            rows = keep.nonzero().view(-1)
+        n_rows = rows.shape[0]
+        sparse = 2 * n_rows <= n  # most samples learned: only the others' rows
+        if n_rows == 0:  # (no row learns: nothing to compute)
+            return RowDelta(rows, z.new_empty((0, *z.shape[1:])))
+        if n_rows == n:  # every row learns: the gate is 1 everywhere
+            scale = 2.0 / n
+        elif sparse:
             output, target = output.index_select(0, rows), target.index_select(0, rows)
             z, a = z.index_select(0, rows), a.index_select(0, rows)
             scale = 2.0 / n
         else:
-            scale = keep.unsqueeze(1) * (2.0 / n)
+            scale = torch.as_tensor(keep).unsqueeze(1) * (2.0 / n)
         grad = _unflat((_flat(output) - torch.mm(target, flat_p)).mul_(scale), output)
         if self.target_on == "activation":
             grad = act.backward(grad, z, a)
