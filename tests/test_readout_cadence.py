@@ -175,3 +175,16 @@ def test_a_bad_readout_per_sample_is_named(bad):
 def test_a_bad_hidden_lr_scale_is_named(bad):
     with pytest.raises(ValueError, match="hidden_lr_scale must be a positive number"):
         TPSGDClassifier(hidden_lr_scale=bad)
+
+
+@pytest.mark.parametrize("rule", ["forward_grad", "bitflip"])
+def test_a_rule_that_trains_the_output_keeps_the_minibatch_readout(rule):
+    model = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=4, rule=rule, seed=0)
+    data = _stream(3)
+    model.learn_one(*data[0])
+    readout = _readout(model)
+    for x, y in data[1:]:
+        model.learn_one(x, y)
+    assert _same(readout, _readout(model))  # 3 samples buffered: no update yet
+    lrs = {g["lr"] for opt in model.network.optimizers.values() for g in opt.param_groups}
+    assert len(lrs) == 1  # one rate, as the rule was tuned

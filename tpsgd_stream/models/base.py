@@ -436,13 +436,25 @@ class TPSGDEstimator(base.Estimator):
 
     def _scale_hidden_lr(self) -> None:
         """Multiply the learning rate of every trainable layer below the output by
-        ``hidden_lr_scale`` (the output layer keeps ``lr``)."""
-        if self.hidden_lr_scale == 1.0:
+        ``hidden_lr_scale`` (the output layer keeps ``lr``); not under a rule that trains the
+        output layer itself (``forward_grad``, ``bitflip``: one rate, as they were tuned)."""
+        if self.hidden_lr_scale == 1.0 or self._rule_trains_output():
             return
         net = self._net
         for index in self._hidden_indices():
             for group in net.optimizers[index].param_groups:
                 group["lr"] *= self.hidden_lr_scale
+
+    def _rule_trains_output(self) -> bool:
+        """Whether the rule updates the output layer its own way (its ``trains_output``)."""
+        rule = RULES.aliases.get(self.rule, self.rule)  # (an old name warned already)
+        return dict.__getitem__(RULES, rule).trains_output
+
+    @property
+    def _readout_each_sample(self) -> bool:
+        """Whether the output layer learns from every sample: ``readout_per_sample``, unless
+        the rule trains the output layer itself (it then learns with the minibatch)."""
+        return self.readout_per_sample and not self._rule_trains_output()
 
     def _hidden_indices(self) -> list[int]:
         """The trainable layers below the output layer."""
@@ -480,7 +492,7 @@ class TPSGDEstimator(base.Estimator):
             row[:] = 0.0
         row[columns] = values.astype(np.float32)  # cast first: a same-type scatter is faster
         self._buffer_y[self._n_buffered] = y
-        if self.readout_per_sample and not self._learn_readout(self._n_buffered):
+        if self._readout_each_sample and not self._learn_readout(self._n_buffered):
             return  # (refused: the sample is dropped, as a refused minibatch's samples are)
         self._n_buffered += 1
         if self._n_buffered >= self._batch_target:
@@ -511,7 +523,7 @@ class TPSGDEstimator(base.Estimator):
     def _minibatch_layers(self) -> list[int] | None:
         """The layers a minibatch update trains (``None``: all): without the output layer when
         it learns from each sample instead (``readout_per_sample``)."""
-        if not self.readout_per_sample:
+        if not self._readout_each_sample:
             return self._train_layers
         hidden = self._hidden_indices()
         if self._train_layers is None:
@@ -630,7 +642,7 @@ class TPSGDEstimator(base.Estimator):
         start = 0
         while start < len(values):
             take = max(min(self._batch_target - self._n_buffered, len(values) - start), 0)
-            if self.readout_per_sample:  # row by row: each label is registered, and the
+            if self._readout_each_sample:  # row by row: each label is registered, and the
                 take = min(take, 1)  # readout learns from it, before the next row, as learn_one
             stop = start + take
             targets = register(y[start:stop])
@@ -639,7 +651,7 @@ class TPSGDEstimator(base.Estimator):
             block[:, columns] = values[start:stop]
             self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
             start = stop
-            if self.readout_per_sample and not self._learn_readout(self._n_buffered):
+            if self._readout_each_sample and not self._learn_readout(self._n_buffered):
                 continue  # (refused: the row is dropped)
             self._n_buffered += take
             if self._n_buffered >= self._batch_target:

@@ -76,9 +76,12 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         from minibatches of ``batch_size``. Local learning decouples the layers, so each can
         keep its own cadence: the readout learns at a linear model's pace from the first
         sample, on features that the hidden layers refine every minibatch. ``False``: every
-        layer learns from the minibatch (the behaviour of models saved before this option).
+        layer learns from the minibatch (the behaviour of models saved before this option, and
+        of the rules that train the output layer their own way, ``"forward_grad"`` and
+        ``"bitflip"``).
     hidden_lr_scale
-        The hidden layers learn at ``lr * hidden_lr_scale``, the output layer at ``lr``. The
+        The hidden layers learn at ``lr * hidden_lr_scale``, the output layer at ``lr``
+        (``"forward_grad"`` and ``"bitflip"``: every layer at ``lr``). The
         default, 0.1, keeps the features the per-sample readout reads from moving slowly;
         it was chosen with ``readout_per_sample`` on digits, ImageSegments, Phishing and Bananas
         (``benchmarks/short_streams.py``), where it was the most accurate measured.
