@@ -914,13 +914,17 @@ def _short_streams(results: dict) -> str:
     tune = results.get("tune")
     if tune:
         streams = tune["tuned_on"]
+        shown = tune.get("shown", list(tune["rows"]))
         rows = [
             [name, *(pct(row[s]["accuracy"]) for s in streams), pct(row["mean_accuracy"])]
             for name, row in tune["rows"].items()
+            if name in shown
         ]
+        more = len(tune["rows"]) - len(rows)
         parts.append(
             f"**Choosing the cadence** (mean of seeds {', '.join(map(str, tune['seeds']))}; "
-            f"{tune['held_out']} held out)\n\n" + table(["candidate", *streams, "mean"], rows)
+            f"{tune['held_out']} held out; {more} more candidates in the JSON)\n\n"
+            + table(["candidate", *streams, "mean"], rows)
         )
     threads = results.get("threads")
     if threads:

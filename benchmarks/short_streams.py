@@ -72,7 +72,7 @@ WORKER = Path(__file__).parent / "_deep_river_worker.py"
 
 PREVIOUS = {"readout_per_sample": False, "hidden_lr_scale": 1.0, "batch_ramp": 4096}
 CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
-    "minibatch readout, 1 -> 32 over 4,096 (previous default)": PREVIOUS,
+    "previous default: minibatch readout, 1 -> 32 over 4,096": PREVIOUS,
     "minibatch readout, fixed 32": {**PREVIOUS, "batch_ramp": 0},
     "minibatch readout, fixed 32, hidden lr x0.1": {
         **PREVIOUS,
@@ -83,11 +83,21 @@ CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
     "per-sample readout, hidden lr x0.3": {"hidden_lr_scale": 0.3},
     "per-sample readout, hidden lr x0.1 (default)": {},
     "per-sample readout, hidden lr x0.03": {"hidden_lr_scale": 0.03},
-    "per-sample, x0.1, lr 5e-3": {"lr": 5e-3},
-    "per-sample, x0.1, hidden 1 -> 32 over 4,096": {"batch_ramp": 4096},
-    "per-sample, x0.1, hidden batch 64": {"batch_size": 64},
-    "per-sample, x0.1, width 256": {"hidden_layer_sizes": (256,)},
+    "x0.1, lr 5e-3": {"lr": 5e-3},
+    "x0.1, hidden 1 -> 32 over 4,096": {"batch_ramp": 4096},
+    "x0.1, hidden batch 64": {"batch_size": 64},
+    "x0.1, width 256": {"hidden_layer_sizes": (256,)},
 }
+# the rows BENCHMARKS.md shows (the page has a size cap); the JSON keeps every candidate
+SHOWN = (
+    "previous default: minibatch readout, 1 -> 32 over 4,096",
+    "minibatch readout, fixed 32, hidden lr x0.1",
+    "per-sample readout, hidden lr x1",
+    "per-sample readout, hidden lr x0.3",
+    "per-sample readout, hidden lr x0.1 (default)",
+    "per-sample readout, hidden lr x0.03",
+    "x0.1, width 256",
+)
 
 THREAD_SIZES = ((64, 128), (784, 128), (784, 512), (784, 2048))  # (inputs, hidden), batch 32
 
@@ -154,7 +164,13 @@ def tune(streams: dict, seeds: list[int]) -> dict:
         row["mean_accuracy"] = statistics.mean(row[s]["accuracy"] for s in TUNED_ON)
         rows[name] = row
         print(f"{name:34s}", " ".join(f"{row[s]['accuracy']:.3f}" for s in TUNED_ON), flush=True)
-    return {"tuned_on": list(TUNED_ON), "held_out": HELD_OUT, "seeds": seeds, "rows": rows}
+    return {
+        "tuned_on": list(TUNED_ON),
+        "held_out": HELD_OUT,
+        "seeds": seeds,
+        "rows": rows,
+        "shown": list(SHOWN),
+    }
 
 
 # ---------------------------------------------------------------------------- compare
