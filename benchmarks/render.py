@@ -890,14 +890,14 @@ def _short_streams(results: dict) -> str:
                     label,
                     _cell(r["TPSGDClassifier, defaults"]),
                     _cell(r.get("TPSGDClassifier, previous defaults")),
-                    f"{_cell(r[linear])} ({linear.split()[-1]})",
+                    f"{_cell(r[linear])} ({linear.split()[-1].removesuffix('Regression')})",
                     _cell(r.get("deep-river MultiLayerPerceptron")),
                 ]
             )
         parts.append(
             "Prequential accuracy % · samples/s, one run (seed 0), all behind `StandardScaler`. "
-            "Defaults: the readout learns from every sample, the hidden layer per minibatch of "
-            "32 at lr x0.1; previous: every layer per minibatch, 1 -> 32 over 4,096 samples. "
+            "Defaults: readout per sample, hidden layer per minibatch of 32 at lr x0.1; "
+            "previous: every layer per minibatch (1 -> 32 over 4,096). "
             "deep-river's `MultiLayerPerceptron`: one hidden layer of 128, Adam lr 1e-2, a step "
             f"per sample ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
             + table(
@@ -1229,14 +1229,14 @@ def _short_summary(results: dict) -> list[list[str]]:
         r = stream["results"]
         ours, deep = r["TPSGDClassifier, defaults"], r.get("deep-river MultiLayerPerceptron")
         linear = max(r[k]["accuracy"] for k in r if k.startswith("river "))
-        peers = f"river linear {pct(linear)}"
+        peers = pct(linear)
         if deep:
-            peers += f", deep-river {pct(deep['accuracy'])}, speed "
+            peers += f", {pct(deep['accuracy'])}, "
             peers += ratio(ours["samples_per_s"] / deep["samples_per_s"], 1)
-        cells.append(f"{name} {pct(ours['accuracy'])} % ({peers})")
+        cells.append(f"{name} {pct(ours['accuracy'])} ({peers})")
     return [
         [
-            "Short streams at the defaults (`learn_one`, river pipeline, loaded machine)",
+            "Short streams, defaults, % (river linear, deep-river, speed vs it)",
             "; ".join(cells),
             "[short streams](#short-streams-defaults-against-river-and-deep-river)",
         ]

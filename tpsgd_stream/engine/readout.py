@@ -128,10 +128,12 @@ def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
     >>> from tpsgd_stream.engine.network import Network
     >>> net = Network.mlp(3, (4,), 2, optimizer="sgd", lr=0.5, seed=0)
     >>> h, t = np.ones(4, dtype=np.float32), np.array([1.0, 0.0], dtype=np.float32)
-    >>> before = net.layers[-1].bias.detach().clone()
+    >>> out = net.layers[-1]
+    >>> with torch.no_grad():  # z = 0: softmax(z) = [0.5, 0.5]
+    ...     _ = out.weight.zero_(), out.bias.zero_()
     >>> readout_step(net, h, t)
     True
-    >>> (net.layers[-1].bias.detach() - before).tolist()  # -0.5 * (softmax(z) - t)
+    >>> out.bias.tolist()  # -0.5 * (softmax(z) - t)
     [0.25, -0.25]
     """
     views = _views(net)
