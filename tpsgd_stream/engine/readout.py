@@ -162,13 +162,14 @@ def _adam(group, values, grads, moments) -> bool:
         squares = [g * g for g in grads]
     if not _finite(*squares):
         return False
+    # (Python floats: numpy rounds them to the arrays' float32, as np.float32(...) would)
     beta1, beta2 = group["betas"]
     step = float(moments[0][2]) + 1.0
-    step_size = np.float32(-group["lr"] / (1.0 - beta1**step))
-    root_bias2, eps = np.float32(math.sqrt(1.0 - beta2**step)), np.float32(group["eps"])
+    step_size = -group["lr"] / (1.0 - beta1**step)
+    root_bias2, eps = math.sqrt(1.0 - beta2**step), group["eps"]
     for value, grad, square, (exp_avg, exp_avg_sq, count) in zip(values, grads, squares, moments):
-        exp_avg += (grad - exp_avg) * np.float32(1 - beta1)
-        exp_avg_sq += (square - exp_avg_sq) * np.float32(1 - beta2)
+        exp_avg += (grad - exp_avg) * (1 - beta1)
+        exp_avg_sq += (square - exp_avg_sq) * (1 - beta2)
         denom = np.sqrt(exp_avg_sq)
         denom /= root_bias2
         denom += eps
