@@ -188,3 +188,18 @@ def test_a_rule_that_trains_the_output_keeps_the_minibatch_readout(rule):
     assert _same(readout, _readout(model))  # 3 samples buffered: no update yet
     lrs = {g["lr"] for opt in model.network.optimizers.values() for g in opt.param_groups}
     assert len(lrs) == 1  # one rate, as the rule was tuned
+
+
+def test_the_torch_fallback_takes_the_same_steps(monkeypatch):
+    """Where the numpy step cannot run (another device, another optimizer), a torch step of
+    the output layer alone replaces it."""
+    data = _stream(20)
+    numpy_model = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=0)
+    for x, y in data:
+        numpy_model.learn_one(x, y)
+    monkeypatch.setattr("tpsgd_stream.models.base.readout_step", lambda *args: None)
+    torch_model = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=0)
+    for x, y in data:
+        torch_model.learn_one(x, y)
+    for a, b in zip(numpy_model.network.parameters(), torch_model.network.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
