@@ -78,7 +78,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         sample, on features that the hidden layers refine every minibatch. ``False``: every
         layer learns from the minibatch (the behaviour of models saved before this option, and
         of the rules that train the output layer their own way, ``"forward_grad"`` and
-        ``"bitflip"``).
+        ``"bitflip"``); faster, since the per-sample step costs time (``learn_many`` too steps
+        the readout row by row, to reach ``learn_one``'s model).
     hidden_lr_scale
         The hidden layers learn at ``lr * hidden_lr_scale``, the output layer at ``lr``
         (``"forward_grad"`` and ``"bitflip"``: every layer at ``lr``). The
