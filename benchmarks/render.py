@@ -896,15 +896,15 @@ def _short_streams(results: dict) -> str:
             )
         parts.append(
             "Prequential accuracy % · samples/s, one run (seed 0), all behind `StandardScaler`. "
-            "Defaults: readout per sample, hidden layer per minibatch of 32 at lr x0.1; "
-            "previous: every layer per minibatch (1 -> 32 over 4,096). "
-            "deep-river's `MultiLayerPerceptron`: one hidden layer of 128, Adam lr 1e-2, a step "
+            "Defaults: readout per sample, hidden per minibatch of 32 at lr x0.1; "
+            "previous: all per minibatch (1 -> 32 over 4,096). "
+            "deep-river's `MultiLayerPerceptron`: 128 hidden units, Adam lr 1e-2, a step "
             f"per sample ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
             + table(
                 [
                     "stream",
                     "ours, defaults",
-                    "ours, previous defaults",
+                    "ours, previous",
                     "river best linear",
                     "deep-river MLP",
                 ],
@@ -923,7 +923,7 @@ def _short_streams(results: dict) -> str:
         more = len(tune["rows"]) - len(rows)
         parts.append(
             f"**Choosing the cadence** (mean of seeds {', '.join(map(str, tune['seeds']))}; "
-            f"{tune['held_out']} held out; {more} more candidates in the JSON)\n\n"
+            f"{tune['held_out']} held out; {more} more in the JSON)\n\n"
             + table(["candidate", *streams, "mean"], rows)
         )
     threads = results.get("threads")
@@ -1236,7 +1236,7 @@ def _short_summary(results: dict) -> list[list[str]]:
         cells.append(f"{name} {pct(ours['accuracy'])} ({peers})")
     return [
         [
-            "Short streams, defaults, % (river linear, deep-river, speed vs it)",
+            "Short streams, defaults % (river linear, deep-river, speed vs it)",
             "; ".join(cells),
             "[short streams](#short-streams-defaults-against-river-and-deep-river)",
         ]
