@@ -1,6 +1,7 @@
 """DriftAdaptiveClassifier: adaptor-only re-training on a detected drift, and nothing else.
 
-The models keep a fixed minibatch (``batch_ramp=0``): the thresholds below were set on it.
+The models keep a fixed minibatch with every layer learning from it (``**MINIBATCH``, a
+readout that waits for the minibatch, one learning rate): the thresholds below were set on it.
 """
 
 import numpy as np
@@ -16,6 +17,7 @@ from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
 
 N, SHIFT = 2400, 1200
+MINIBATCH = {"batch_ramp": 0, "readout_per_sample": False, "hidden_lr_scale": 1.0}
 
 
 def _run(model, shifts, n=N):
@@ -30,7 +32,7 @@ def _run(model, shifts, n=N):
 @pytest.mark.parametrize("detector", [None, DDM()], ids=["ADWIN", "DDM"])
 def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         detector=detector,
         seed=0,
         remap_labels=False,
@@ -58,7 +60,7 @@ def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
     assert not any(torch.equal(before[k], after[k]) for k in adaptor)
     # it pays off: better than learning on without adapting over the 500 samples after
     plain = _run(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         [Shift("label_swap", SHIFT)],
     )
     assert correct[SHIFT : SHIFT + 500].mean() > plain[SHIFT : SHIFT + 500].mean() + 0.15
@@ -66,7 +68,7 @@ def test_label_swap_triggers_adaptor_only_training(detector, monkeypatch):
 
 def test_no_adaptation_on_a_stationary_stream_of_the_same_length():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0), seed=0
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0), seed=0
     )
     _run(model, [])
     assert not [e for e in model.drift_events if e.action == "adapt"]
@@ -74,7 +76,7 @@ def test_no_adaptation_on_a_stationary_stream_of_the_same_length():
 
 def test_replay_window_never_exceeds_its_bound():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(8,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(8,), seed=0),
         window=60,
         min_samples=20,
     )
@@ -86,7 +88,7 @@ def test_replay_window_never_exceeds_its_bound():
 
 def test_costs_are_reported_and_below_a_full_retraining():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         seed=0,
         remap_labels=False,
     )
@@ -107,14 +109,14 @@ def test_costs_are_reported_and_below_a_full_retraining():
     ],
 )
 def test_bad_parameters_are_named(kwargs, error, match):
-    kwargs = {"model": TPSGDClassifier(rule="local_head", batch_ramp=0), **kwargs}
+    kwargs = {"model": TPSGDClassifier(rule="local_head", **MINIBATCH), **kwargs}
     with pytest.raises(error, match=match):
         DriftAdaptiveClassifier(**kwargs)
 
 
 def test_bad_input_leaves_the_wrapper_unchanged():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(8,), seed=0)
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(8,), seed=0)
     )
     model.learn_one({"a": 1.0}, 0)
     with pytest.raises(ValueError):
@@ -126,7 +128,7 @@ def test_bad_input_leaves_the_wrapper_unchanged():
     "check",
     list(
         checks.yield_checks(
-            DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0))
+            DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0))
         )
     ),
     ids=lambda check: check.__name__,
@@ -138,7 +140,7 @@ def test_river_checks(check):
 
 def test_freeze_encoder_keeps_the_encoder_fixed_after_the_first_adaptation():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(16,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(16,), seed=0),
         freeze_encoder=True,
         seed=0,
         remap_labels=False,
@@ -164,7 +166,7 @@ def test_a_background_adaptor_from_the_warning_is_swapped_in(background, monkeyp
     # a gradual swap and an early warning give the background adaptor time to see
     # min_samples samples before the drift
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         detector=DDM(warning_threshold=1.0),
         background=background,
         seed=0,
@@ -196,7 +198,7 @@ def test_a_swapped_in_hidden_layer_brings_its_learned_head(monkeypatch):
     # adaptor two layers deep must hand over the hidden layer's head with its weights, and the
     # network's optimizer must go on stepping that same head
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32, 16), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32, 16), seed=0),
         detector=DDM(warning_threshold=1.0),
         background=True,
         adaptor_layers=2,
@@ -221,7 +223,7 @@ def test_a_swapped_in_hidden_layer_brings_its_learned_head(monkeypatch):
 
 def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         detector=DDM(),
         background=True,
         remap_labels=False,
@@ -232,7 +234,7 @@ def test_an_abrupt_shift_leaves_the_background_too_young_and_re_trains():
 
 def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         signal="loss",
         seed=0,
         remap_labels=False,
@@ -248,7 +250,7 @@ def test_the_loss_signal_detects_a_swap_and_feeds_cross_entropies():
 
 def test_the_race_keeps_the_best_depth_and_reports_every_candidate():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32, 32), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32, 32), seed=0),
         adaptor_layers="race",
         seed=0,
         remap_labels=False,
@@ -267,7 +269,7 @@ def test_a_frozen_torch_encoder_feeds_the_classifier():
     encoder = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.Tanh())
     weights = encoder[0].weight.detach().clone()
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(16,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(16,), seed=0),
         encoder=encoder,
         seed=0,
     )
@@ -298,7 +300,7 @@ def test_a_frozen_torch_encoder_feeds_the_classifier():
 )
 def test_bad_new_options_are_named(kwargs, error, match):
     with pytest.raises(error, match=match):
-        DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", batch_ramp=0), **kwargs)
+        DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", **MINIBATCH), **kwargs)
 
 
 PAIRS = ((0, 1), (2, 3), (4, 5))
@@ -307,7 +309,7 @@ PLANTED = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4}
 
 def test_a_planted_label_permutation_is_remapped_without_touching_the_weights(monkeypatch):
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         remap_labels=True,
         refine_cut=True,
     )
@@ -339,7 +341,7 @@ def test_remapping_never_remaps_without_a_label_permutation_and_re_trains_from_t
     events = {}
     for remap in (False, True):
         model = DriftAdaptiveClassifier(
-            TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+            TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
             remap_labels=remap,
             seed=0,
         )
@@ -358,7 +360,7 @@ def test_remapping_never_remaps_without_a_label_permutation_and_re_trains_from_t
 
 def test_by_default_a_label_swap_is_remapped_after_the_change_point():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0), seed=0
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0), seed=0
     )
     correct = _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
     repairs = [e for e in model.drift_events if e.action not in ("ignored", "pending")]
@@ -374,7 +376,7 @@ def test_the_refined_cut_lands_on_the_shift():
     cuts = {}
     for refine in (False, True):
         model = DriftAdaptiveClassifier(
-            TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+            TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
             refine_cut=refine,
             seed=0,
             remap_labels=False,
@@ -386,7 +388,7 @@ def test_the_refined_cut_lands_on_the_shift():
 
 def test_refits_follow_the_doubling_schedule_with_fewer_passes():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         refine_cut=True,
         refits=2,
         seed=0,
@@ -418,13 +420,13 @@ def test_repairs_clear_the_optimizer_state_through_the_network_hook(monkeypatch)
     monkeypatch.setattr(Network, "reset_optimizer_state", watched)
     net = dict(hidden_layer_sizes=(32,), seed=0)
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, **net), remap_labels=True, refine_cut=True
+        TPSGDClassifier(rule="local_head", **MINIBATCH, **net), remap_labels=True, refine_cut=True
     )
     _run(model, [Shift("label_swap", SHIFT, classes=PAIRS)])
     assert calls == [None]  # the remap clears every layer's moments
     calls.clear()
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, **net), seed=0, remap_labels=False
+        TPSGDClassifier(rule="local_head", **MINIBATCH, **net), seed=0, remap_labels=False
     )
     _run(model, [Shift("label_swap", SHIFT)])
     adapted = [e for e in model.drift_events if e.action == "adapt"]
@@ -441,7 +443,7 @@ def test_refits_go_on_from_the_re_trained_adaptor(monkeypatch):
 
     monkeypatch.setattr(DriftAdaptiveClassifier, "_reinitialise", watched)
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
         refits=2,
         seed=0,
         remap_labels=False,
@@ -457,7 +459,7 @@ def test_freeze_encoder_by_default_freezes_a_cnn_but_not_an_mlp(freeze, frozen):
     from tpsgd_stream.models import TPSGDImageClassifier
 
     mlp = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0), freeze_encoder=freeze
+        TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0), freeze_encoder=freeze
     )
     cnn = DriftAdaptiveClassifier(
         TPSGDImageClassifier(rule="local_head", seed=0), freeze_encoder=freeze
@@ -466,7 +468,7 @@ def test_freeze_encoder_by_default_freezes_a_cnn_but_not_an_mlp(freeze, frozen):
     assert cnn._freezes_encoder is (True if freeze is None else frozen)
     with pytest.raises(ValueError, match="freeze_encoder"):
         DriftAdaptiveClassifier(
-            TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0), freeze_encoder=1
+            TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0), freeze_encoder=1
         )
 
 
@@ -477,7 +479,7 @@ def test_an_adaptation_reports_the_bytes_it_held():
 
     def run(adaptor_layers):
         model = DriftAdaptiveClassifier(
-            TPSGDClassifier(rule="local_head", batch_ramp=0, hidden_layer_sizes=(32,), seed=0),
+            TPSGDClassifier(rule="local_head", **MINIBATCH, hidden_layer_sizes=(32,), seed=0),
             adaptor_layers=adaptor_layers,
             remap_labels=False,
             seed=0,
@@ -507,19 +509,19 @@ def test_an_adaptation_reports_the_bytes_it_held():
 )
 def test_bad_wrapper_settings_are_named_when_built(kwargs, error, message):
     with pytest.raises(error, match=message):
-        DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0), **kwargs)
+        DriftAdaptiveClassifier(TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0), **kwargs)
 
 
 def test_a_pipeline_is_refused_with_the_way_to_wrap_it():
     with pytest.raises(TypeError, match=r"wrap the classifier inside it"):
         DriftAdaptiveClassifier(
-            preprocessing.StandardScaler() | TPSGDClassifier(rule="local_head", batch_ramp=0)
+            preprocessing.StandardScaler() | TPSGDClassifier(rule="local_head", **MINIBATCH)
         )
 
 
 def test_seed_none_draws_a_seed_and_adapts():
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0, hidden_layer_sizes=(8,)),
+        TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0, hidden_layer_sizes=(8,)),
         seed=None,
         window=50,
         min_samples=20,
@@ -569,7 +571,7 @@ def test_seed_defaults_to_none_as_the_estimators_and_a_given_seed_reproduces():
 )
 def test_encoder_input_errors_name_the_problem(x, error, message):
     model = DriftAdaptiveClassifier(
-        TPSGDClassifier(rule="local_head", batch_ramp=0, seed=0), encoder=torch.nn.Linear(3, 4)
+        TPSGDClassifier(rule="local_head", **MINIBATCH, seed=0), encoder=torch.nn.Linear(3, 4)
     )
     model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, 0)
     with pytest.raises(error, match=message):

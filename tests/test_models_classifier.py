@@ -51,7 +51,8 @@ def test_labels_of_any_hashable_type(labels):
 
 
 def test_new_class_keeps_old_logits():
-    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
+    # (a readout learning per sample would move on the new sample itself)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0, readout_per_sample=False)
     for x, y in _stream(64, n_classes=2):
         model.learn_one(x, y)
     probe = model._row({"f0": 0.5, "f1": -1.0, "f2": 0.1, "f3": 2.0})
@@ -64,7 +65,7 @@ def test_new_class_keeps_old_logits():
 
 
 def test_new_feature_keeps_outputs_and_order_does_not_matter():
-    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0, readout_per_sample=False)
     for x, y in _stream(48):
         model.learn_one(x, y)
     x = {"f0": 0.2, "f1": -0.4, "f2": 1.0, "f3": 0.0}
@@ -80,7 +81,8 @@ def test_new_feature_keeps_outputs_and_order_does_not_matter():
 
 
 def test_updates_only_when_the_buffer_is_full():
-    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0)
+    # (every layer on the minibatch; tests/test_readout_cadence.py: the per-sample readout)
+    model = TPSGDClassifier(seed=0, batch_size=8, batch_ramp=0, readout_per_sample=False)
     data = _stream(16)
     for x, y in data[:2]:
         model.learn_one(x, y)

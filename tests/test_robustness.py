@@ -58,7 +58,8 @@ def _all_finite(model) -> bool:
     [
         (lambda: TPSGDRegressor(batch_size=1, seed=0, optimizer="sgd"), 1e30),
         (lambda: TPSGDRegressor(batch_size=1, seed=0), 1e20),
-        (lambda: TPSGDClassifier(batch_size=1, seed=0), 1e30),
+        (lambda: TPSGDClassifier(batch_size=1, seed=0), 1e30),  # (its readout refuses it)
+        (lambda: TPSGDClassifier(batch_size=1, seed=0, readout_per_sample=False), 1e30),
         # (leaky ReLU: dfa's own tanh saturates, and 1e30 then makes no update to overflow)
         (lambda: TPSGDClassifier(batch_size=1, seed=0, rule="dfa", activation="leaky_relu"), 1e30),
     ],

@@ -61,7 +61,8 @@ def _built(**params) -> TPSGDClassifier:
 
 def _activation_and_lr(model) -> tuple[str, float]:
     net = model.network
-    return net.layers[0].activation, net.optimizers[0].param_groups[0]["lr"]
+    # (the output layer's: the hidden layers learn at lr * hidden_lr_scale)
+    return net.layers[0].activation, net.optimizers[net.output_index].param_groups[0]["lr"]
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))

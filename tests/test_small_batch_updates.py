@@ -1,9 +1,10 @@
 """The default classifier's small-batch updates, pinned against the update written out by hand.
 
-``TPSGDClassifier()`` at its defaults makes hundreds of tiny updates on a short stream (a
-minibatch ramp from 1), and the engine takes shortcuts on them (skipped work, fused ops); this
-file checks that the weights after a stream are those of the plain formulas: ``tpsgd_l2_gated``
-on the hidden layer, softmax cross-entropy on the readout, Adam on both, classes added on the way.
+``TPSGDClassifier`` with a minibatch ramp from 1 makes hundreds of tiny updates of every layer
+on a short stream, and the engine takes shortcuts on them (skipped work, fused ops); this file
+checks that the weights after a stream are those of the plain formulas: ``tpsgd_l2_gated`` on
+the hidden layer, softmax cross-entropy on the readout, Adam on both, classes added on the way.
+(The per-sample readout, the default, has its own checks in ``test_readout_cadence.py``.)
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def test_default_classifier_matches_its_update_by_hand(batch_size, over):
     """After a stream of single samples and small minibatches, with a class added on the way,
     the weights of ``TPSGDClassifier`` at its defaults equal those of the hand-written update."""
     data = stream()
-    model = TPSGDClassifier(seed=0, batch_size=batch_size, batch_ramp=over)
+    model = TPSGDClassifier(
+        seed=0, batch_size=batch_size, batch_ramp=over, readout_per_sample=False, hidden_lr_scale=1
+    )
     for x, y in data:
         model.learn_one(x, y)
     projection = model.network.projection(0).matrix(3, (HIDDEN,))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import inspect
 import os
 
 import numpy as np
@@ -317,6 +318,10 @@ def load(cls, path, *, device: str | None = None):
     payload, params = read_checked(cls, path, device)
     if "n_batched" not in payload:  # saved before the minibatch ramp: a fixed batch, as then
         params.setdefault("batch_ramp", 0)
+    if "readout_per_sample" in inspect.signature(cls).parameters:
+        # saved before the per-sample readout: every layer on the minibatch, at one lr, as then
+        params.setdefault("readout_per_sample", False)
+        params.setdefault("hidden_lr_scale", 1.0)
     try:
         _check_payload(payload)
         model = cls(**params)

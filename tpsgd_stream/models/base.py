@@ -13,6 +13,11 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
 - **Buffer.** ``learn_one`` writes the row into a ``(batch_size, n_columns)`` buffer and runs
   one ``train_step`` when it is full. ``learn_many`` goes through the same buffer, so both
   paths take exactly the same steps.
+- **Readout cadence.** With ``readout_per_sample`` (the classifier's default), the output layer
+  learns from every sample as it arrives (one step on the sample's last hidden activation),
+  while the hidden layers learn from the full minibatch: local learning decouples the
+  layers, so each keeps its own cadence. ``learn_many`` steps the readout row by row in the
+  same order, so both paths still reach the same model.
 - **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
   Float64Forward`), refreshed lazily after each update, runs the forward pass in numpy: for one
   row that is several times faster than a torch call. (float32
@@ -37,6 +42,7 @@ from ..engine.guard import NonFiniteUpdateError
 from ..engine.inference import Float64Forward
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
+from ..engine.readout import readout_step
 from ..engine.rules import RULES, canonical_name
 from ..engine.seeding import resolve_seed
 from ..engine.threads import check_threads, intra_op_threads, threads_for
@@ -196,6 +202,10 @@ class TPSGDEstimator(base.Estimator):
     """
 
     _loss: str = "cross_entropy"
+    # parameters of the estimators that take them; the others (and models pickled before
+    # them) update every layer on the minibatch at one learning rate
+    readout_per_sample: bool | int = False
+    hidden_lr_scale: float = 1.0
 
     # ------------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
@@ -208,6 +218,19 @@ class TPSGDEstimator(base.Estimator):
         if isinstance(ramp, bool) or not (isinstance(ramp, (int, np.integer)) and ramp >= 0):
             raise ValueError(f"{name}: batch_ramp must be an int >= 0, got {ramp!r}.")
         check_threads(name, self.torch_threads)
+        each = self.readout_per_sample
+        if not isinstance(each, (bool, np.bool_)) and not (
+            isinstance(each, (int, np.integer)) and each >= 0
+        ):
+            raise ValueError(
+                f"{name}: readout_per_sample must be True, False or an int >= 0 (a number of "
+                f"first samples), got {each!r}."
+            )
+        scale = self.hidden_lr_scale
+        if isinstance(scale, (bool, np.bool_)) or not (
+            isinstance(scale, numbers.Real) and 0 < scale < math.inf
+        ):
+            raise ValueError(f"{name}: hidden_lr_scale must be a positive number, got {scale!r}.")
         if self.non_finite not in NON_FINITE:
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
@@ -239,8 +262,10 @@ class TPSGDEstimator(base.Estimator):
         self._resume_batching(0)
         self._work = (None, 0)  # (input and output width, forward multiply-adds of one sample)
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
-        self._weights = None  # Float64Forward copy of the weights for prediction (made lazily)
-        self._stale = True  # whether it lags the network (refreshed on the next prediction)
+        # float64 copies of the weights for prediction (Float64Forward): the hidden layers' and
+        # the readout's apart, since the readout may change every sample; None until made
+        self._hidden_pass = self._readout_pass = None
+        self._hidden_stale = True  # whether the hidden copy lags the network
 
     # ------------------------------------------------------------------------ public seam
     @property
@@ -349,7 +374,8 @@ class TPSGDEstimator(base.Estimator):
         >>> model.predict_one({"a": 1.0})
         2.5
         """
-        self._stale = True
+        self._hidden_stale = True
+        self._readout_pass = None
 
     def network_inputs(self, xs: Iterable[dict]) -> torch.Tensor:
         """The network's input for the samples ``xs``, as ``learn_one`` would feed it.
@@ -387,6 +413,10 @@ class TPSGDEstimator(base.Estimator):
     def _targets(self, y: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
+    def _target_rows(self, y: np.ndarray) -> np.ndarray:
+        """``_targets(y)`` as a float32 numpy array."""
+        return self._targets(y).cpu().numpy()
+
     # --------------------------------------------------------------------------- network
     def _training_kwargs(self) -> dict:
         """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
@@ -406,7 +436,39 @@ class TPSGDEstimator(base.Estimator):
         self._net = Network.mlp(
             n_inputs, self.hidden_layer_sizes, max(self._n_outputs, 1), **self._training_kwargs()
         )
+        self._scale_hidden_lr()
         self._buffer = np.zeros((self.batch_size, n_inputs), dtype=np.float32)
+
+    def _scale_hidden_lr(self) -> None:
+        """Multiply the learning rate of every trainable layer below the output by
+        ``hidden_lr_scale`` (the output layer keeps ``lr``); not under a rule that trains the
+        output layer itself (``forward_grad``, ``bitflip``: one rate, as they were tuned)."""
+        if self.hidden_lr_scale == 1.0 or self._rule_trains_output():
+            return
+        net = self._net
+        for index in self._hidden_indices():
+            for group in net.optimizers[index].param_groups:
+                group["lr"] *= self.hidden_lr_scale
+
+    def _rule_trains_output(self) -> bool:
+        """Whether the rule updates the output layer its own way (its ``trains_output``)."""
+        rule = RULES.aliases.get(self.rule, self.rule)  # (an old name warned already)
+        return dict.__getitem__(RULES, rule).trains_output
+
+    @property
+    def _readout_each_sample(self) -> bool:
+        """Whether the output layer learns from each sample of the minibatch being filled:
+        ``readout_per_sample`` (``True``: always; an int: while fewer samples than that have
+        been taken by updates, so a minibatch is never split), unless the rule trains the
+        output layer itself (it then learns with the minibatch)."""
+        each = self.readout_per_sample
+        if not each or (each is not True and self._n_batched >= each):
+            return False
+        return not self._rule_trains_output()
+
+    def _hidden_indices(self) -> list[int]:
+        """The trainable layers below the output layer."""
+        return [i for i in self._net.trainable_indices if i != self._net.output_index]
 
     def _add_features(self, names) -> None:
         """Give new feature names a column; grow the network's input when needed."""
@@ -440,6 +502,8 @@ class TPSGDEstimator(base.Estimator):
             row[:] = 0.0
         row[columns] = values.astype(np.float32)  # cast first: a same-type scatter is faster
         self._buffer_y[self._n_buffered] = y
+        if self._readout_each_sample and not self._learn_readout(self._n_buffered):
+            return  # (refused: the sample is dropped, as a refused minibatch's samples are)
         self._n_buffered += 1
         if self._n_buffered >= self._batch_target:
             self._update()
@@ -448,13 +512,16 @@ class TPSGDEstimator(base.Estimator):
         n = self._n_buffered
         self._n_buffered = 0  # (a batch that fails is dropped: it never jams the buffer)
         self._resume_batching(self._n_batched + n)
+        layers = self._minibatch_layers()
+        if layers == []:  # (the readout learned from each sample already, the rest is frozen)
+            return
         x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
         try:
             with intra_op_threads(threads_for(self.torch_threads, n * self._sample_work(x))):
                 self._net.train_step(
                     x,
                     self._targets(self._buffer_y[:n]),
-                    layers=self._train_layers,
+                    layers=layers,
                     check_finite=False,  # (every buffered row was checked)
                 )
         except NonFiniteUpdateError:
@@ -462,6 +529,56 @@ class TPSGDEstimator(base.Estimator):
             return
         self._n_updates += 1
         self.invalidate_cache()
+
+    def _minibatch_layers(self) -> list[int] | None:
+        """The layers a minibatch update trains (``None``: all): without the output layer when
+        it learns from each sample instead (``readout_per_sample``)."""
+        if not self._readout_each_sample:
+            return self._train_layers
+        hidden = self._hidden_indices()
+        if self._train_layers is None:
+            return hidden
+        return [i for i in self._train_layers if i in hidden]
+
+    def _learn_readout(self, row: int) -> bool:
+        """One update of the output layer alone on buffered row ``row``, whose last hidden
+        activation (from the current weights) is its input; ``False`` when the update was
+        refused because it would have made the readout non-finite (it warns and counts, as a
+        refused minibatch does).
+
+        The step runs in numpy on the layer's memory where it can
+        (:func:`~tpsgd_stream.engine.readout.readout_step`), else as a torch ``train_step`` of
+        the output layer.
+        """
+        net = self._net
+        if self._train_layers is not None and net.output_index not in self._train_layers:
+            return True
+        hidden = self._hidden_outputs(self._buffer[row].astype(np.float64)).astype(np.float32)
+        label = self._buffer_y[row : row + 1]
+        done = readout_step(net, hidden, self._target_rows(label)[0])
+        if done is None:  # (not a plain float32 readout on the CPU: a torch step)
+            done = self._readout_train_step(torch.from_numpy(hidden), self._targets(label))
+        if not done:
+            self._n_skipped = skip_update(self, 1)
+            return False
+        self._readout_pass = None
+        return True
+
+    def _readout_train_step(self, hidden: torch.Tensor, target: torch.Tensor) -> bool:
+        """The output layer's torch step on one sample; ``False`` when it was refused."""
+        net = self._net
+        try:
+            with intra_op_threads(threads_for(self.torch_threads, 0)):  # (one row: small work)
+                net.train_step(
+                    hidden.to(net.device).reshape(1, -1),
+                    target,
+                    layers=(net.output_index,),
+                    start=net.output_index,
+                    check_finite=False,  # (a checked row through finite weights)
+                )
+        except NonFiniteUpdateError:
+            return False
+        return True
 
     def _resume_batching(self, n_batched: int) -> None:
         """Count ``n_batched`` samples as taken by updates; size the next minibatch."""
@@ -535,14 +652,18 @@ class TPSGDEstimator(base.Estimator):
         start = 0
         while start < len(values):
             take = max(min(self._batch_target - self._n_buffered, len(values) - start), 0)
+            if self._readout_each_sample:  # row by row: each label is registered, and the
+                take = min(take, 1)  # readout learns from it, before the next row, as learn_one
             stop = start + take
             targets = register(y[start:stop])
             block = self._buffer[self._n_buffered : self._n_buffered + take]
             block[:] = 0.0  # (the frame may lack some features: always clear)
             block[:, columns] = values[start:stop]
             self._buffer_y[self._n_buffered : self._n_buffered + take] = targets
-            self._n_buffered += take
             start = stop
+            if self._readout_each_sample and not self._learn_readout(self._n_buffered):
+                continue  # (refused: the row is dropped)
+            self._n_buffered += take
             if self._n_buffered >= self._batch_target:
                 self._update()
 
@@ -553,16 +674,32 @@ class TPSGDEstimator(base.Estimator):
 
     def _forward(self, rows: np.ndarray) -> np.ndarray:
         """Outputs of the network for float64 ``rows`` (``(width,)`` or ``(n, width)``), from
-        a float64 copy of the weights made (or refreshed) on the first prediction after each
-        change."""
-        weights = self._weights
-        if weights is None or self._stale:
-            # (after a small update, copying the weights into the arrays already made costs a
-            # few times less than a new snapshot)
-            if weights is None or not weights.refresh(self._net.layers):
-                weights = self._weights = Float64Forward(self._net.layers, self._input_shape())
-            self._stale = False
-        return weights(rows)
+        a float64 copy of the weights made on the first prediction after each change (the
+        hidden layers' copy refreshed in place when their shapes allow)."""
+        if rows.ndim == 2 and not len(rows):
+            return np.zeros((0, self._net.n_outputs))
+        hidden = self._hidden_outputs(rows)
+        if self._readout_pass is None:  # (the output layer is Dense, its activation the identity)
+            readout = self._net.layers[self._net.output_index]
+            weight = readout.weight.detach().cpu().numpy()
+            self._readout_pass = (weight.T.astype(np.float64), readout.bias.detach().cpu().numpy())
+        weight, bias = self._readout_pass
+        out = hidden @ weight
+        out += bias
+        return out
+
+    def _hidden_outputs(self, rows: np.ndarray) -> np.ndarray:
+        """The output layer's inputs for float64 ``rows``: the last hidden layer's outputs,
+        from a float64 copy of the hidden layers' weights refreshed after each change (after a
+        small update, copying into the arrays already made costs a few times less than a new
+        snapshot)."""
+        hidden = self._hidden_pass
+        if hidden is None or self._hidden_stale:
+            layers = self._net.layers[: self._net.output_index]
+            if hidden is None or not hidden.refresh(layers):
+                hidden = self._hidden_pass = Float64Forward(layers, self._input_shape())
+            self._hidden_stale = False
+        return hidden(rows)
 
     def _row(self, x: dict) -> np.ndarray:
         """One input row for prediction: unknown features are ignored, missing ones are 0."""
@@ -593,13 +730,17 @@ class TPSGDEstimator(base.Estimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_weights"] = None  # a cache, rebuilt on demand (as the feature map's)
+        state["_hidden_pass"] = state["_readout_pass"] = None  # caches, rebuilt on demand
         return state
 
     def __setstate__(self, state: dict) -> None:
         if "batch_ramp" not in state:  # pickled before the ramp and the thread scoping:
             state = {**state, **old_defaults(state)}  # it goes on as it was trained
+        state.pop("_weights", None)  # (the one prediction cache of older pickles)
+        state.pop("_stale", None)
         self.__dict__.update(state)
+        self._hidden_pass = self._readout_pass = None
+        self._hidden_stale = True
 
     # ---------------------------------------------------------------------- persistence
     def save(self, path) -> None:

@@ -48,8 +48,9 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         ``3e-3`` for ``"fixed_readout_ce"`` and ``"fixed_readout_ce_ls"`` (their
         ``default_lr``, chosen for Adam).
     batch_size
-        Samples per update. ``learn_one`` buffers samples and updates once ``batch_size`` of
-        them are in; predictions in between use the current weights.
+        Samples per update of the hidden layers (of every layer without
+        ``readout_per_sample``). ``learn_one`` buffers samples and updates once ``batch_size``
+        of them are in; predictions in between use the current weights.
     seed
         Seeds the initial weights and the projections. ``None`` draws one.
     device
@@ -59,17 +60,35 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         ``"raise"``: a NaN or infinite feature value, or one beyond float32's range (the
         network's), raises ``ValueError``. ``"zero"``: it is treated as missing (0).
     batch_ramp
-        Samples over which the minibatch grows linearly from 1 to ``batch_size`` (``0``: a
-        fixed ``batch_size`` from the first sample). The first samples of a stream teach the
-        most, so they get many small updates; the full minibatch then buys speed. The default,
-        4,096, was the most accurate of the schedules measured on short streams (digits,
-        ImageSegments and Phishing; ``benchmarks/short_streams.py``).
+        Samples over which the minibatch grows linearly from 1 to ``batch_size`` (``0``, the
+        default: a fixed ``batch_size`` from the first sample). Many small updates early help
+        a model whose readout learns only from minibatches; with ``readout_per_sample`` the
+        ramp measured slower and no more accurate (``benchmarks/short_streams.py``).
     torch_threads
         torch's intra-op threads during the estimator's own calls, the caller's setting
         restored afterwards. ``"auto"``: one thread for an update of fewer than
         ``tpsgd_stream.engine.threads.SMALL_WORK`` multiply-adds (a pool of threads costs
         more than it saves on small tensors, and far more on a busy machine), the process's
         setting above. An int: that many. ``None``: leave torch's setting alone.
+    readout_per_sample
+        How many of the first samples the output layer learns from one by one (default
+        10,000; ``True``: every sample; ``False`` or 0: none), one optimizer step on the
+        sample's last hidden activation as it arrives, while the hidden layers learn from
+        minibatches of ``batch_size``. Local learning decouples the layers, so each can keep
+        its own cadence: the readout learns at a linear model's pace from the first sample, on
+        features that the hidden layers refine every minibatch. That wins on short streams
+        and costs time (``learn_many`` too steps the readout row by row, to reach
+        ``learn_one``'s model: about 7x fewer rows/s in bulk), so after the first 10,000
+        samples (at a minibatch boundary) the readout learns with the minibatch, at full
+        speed (``benchmarks/short_streams.py``). Every layer learns from the minibatch in
+        models saved before this option and under the rules that train the output layer
+        their own way (``"forward_grad"``, ``"bitflip"``).
+    hidden_lr_scale
+        The hidden layers learn at ``lr * hidden_lr_scale``, the output layer at ``lr``
+        (``"forward_grad"`` and ``"bitflip"``: every layer at ``lr``). The
+        default, 0.1, keeps the features the per-sample readout reads from moving slowly;
+        it was chosen with ``readout_per_sample`` on digits, ImageSegments, Phishing and Bananas
+        (``benchmarks/short_streams.py``), where it was the most accurate measured.
 
     Notes
     -----
@@ -98,7 +117,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     >>> from tpsgd_stream.models import TPSGDClassifier
     >>> model = preprocessing.StandardScaler() | TPSGDClassifier(seed=1)
     >>> evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
-    Accuracy: 88.87%
+    Accuracy: 88.63%
 
     Labels of any hashable type; a new one adds an output unit:
 
@@ -131,8 +150,10 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         seed: int | None = None,
         device: str = "cpu",
         non_finite: str = "raise",
-        batch_ramp: int = 4096,
+        batch_ramp: int = 0,
         torch_threads: int | str | None = "auto",
+        readout_per_sample: bool | int = 10_000,
+        hidden_lr_scale: float = 0.1,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -145,6 +166,8 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         self.non_finite = non_finite
         self.batch_ramp = batch_ramp
         self.torch_threads = torch_threads
+        self.readout_per_sample = readout_per_sample
+        self.hidden_lr_scale = hidden_lr_scale
         self._check_params()
         self._reset()
 
@@ -169,9 +192,12 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
 
     def _targets(self, y: np.ndarray) -> torch.Tensor:
         # one-hot rows built in numpy: a few times cheaper than torch's one_hot for a minibatch
+        return torch.from_numpy(self._target_rows(y)).to(self._net.device)
+
+    def _target_rows(self, y: np.ndarray) -> np.ndarray:
         target = np.zeros((len(y), self._net.n_outputs), dtype=np.float32)
         target[np.arange(len(y)), y] = 1.0
-        return torch.from_numpy(target).to(self._net.device)
+        return target
 
     def _register(self, y) -> int:
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
