@@ -71,6 +71,20 @@ def test_none_takes_the_rules_own_activation_and_lr(rule):
     assert _activation_and_lr(_built(rule=rule)) == expected
 
 
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_none_takes_the_rules_own_hidden_lr_scale(rule):
+    net = _built(rule=rule).network
+    hidden = net.optimizers[0].param_groups[0]["lr"]
+    scale = 1.0 if RULES[rule].trains_output else RULES[rule].default_hidden_lr_scale
+    assert hidden == pytest.approx(RULES[rule].default_lr * scale)
+
+
+def test_an_explicit_hidden_lr_scale_wins_over_the_rules():
+    net = _built(rule="bp", lr=0.5, hidden_lr_scale=0.2).network
+    assert net.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1)
+    assert net.optimizers[net.output_index].param_groups[0]["lr"] == 0.5
+
+
 def test_an_explicit_activation_and_lr_win_over_the_rules():
     model = _built(rule="drtp", activation="relu", lr=0.5)
     assert _activation_and_lr(model) == ("relu", 0.5)

@@ -94,8 +94,9 @@ def check_training_params(estimator, activations, rules, *, rule_defaults=False)
 
 
 def rule_default(estimator, param: str):
-    """``estimator``'s ``param`` (``"activation"`` or ``"lr"``), or when it is ``None`` the
-    ``default_<param>`` of its rule (see :class:`~tpsgd_stream.engine.rules.Rule`).
+    """``estimator``'s ``param`` (``"activation"``, ``"lr"`` or ``"hidden_lr_scale"``), or when
+    it is ``None`` the ``default_<param>`` of its rule (see
+    :class:`~tpsgd_stream.engine.rules.Rule`).
 
     Examples
     --------
@@ -227,10 +228,13 @@ class TPSGDEstimator(base.Estimator):
                 f"first samples), got {each!r}."
             )
         scale = self.hidden_lr_scale
-        if isinstance(scale, (bool, np.bool_)) or not (
-            isinstance(scale, numbers.Real) and 0 < scale < math.inf
+        if scale is not None and (
+            isinstance(scale, (bool, np.bool_))
+            or not (isinstance(scale, numbers.Real) and 0 < scale < math.inf)
         ):
-            raise ValueError(f"{name}: hidden_lr_scale must be a positive number, got {scale!r}.")
+            raise ValueError(
+                f"{name}: hidden_lr_scale must be a positive number or None, got {scale!r}."
+            )
         if self.non_finite not in NON_FINITE:
             raise ValueError(
                 f"{name}: non_finite must be one of {NON_FINITE}, got {self.non_finite!r}."
@@ -441,14 +445,16 @@ class TPSGDEstimator(base.Estimator):
 
     def _scale_hidden_lr(self) -> None:
         """Multiply the learning rate of every trainable layer below the output by
-        ``hidden_lr_scale`` (the output layer keeps ``lr``); not under a rule that trains the
+        ``hidden_lr_scale`` (``None``: the rule's ``default_hidden_lr_scale``; the output layer
+        keeps ``lr``); not under a rule that trains the
         output layer itself (``forward_grad``, ``bitflip``: one rate, as they were tuned)."""
-        if self.hidden_lr_scale == 1.0 or self._rule_trains_output():
+        scale = rule_default(self, "hidden_lr_scale")
+        if scale == 1.0 or self._rule_trains_output():
             return
         net = self._net
         for index in self._hidden_indices():
             for group in net.optimizers[index].param_groups:
-                group["lr"] *= self.hidden_lr_scale
+                group["lr"] *= scale
 
     def _rule_trains_output(self) -> bool:
         """Whether the rule updates the output layer its own way (its ``trains_output``)."""

@@ -85,10 +85,12 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         their own way (``"forward_grad"``, ``"bitflip"``).
     hidden_lr_scale
         The hidden layers learn at ``lr * hidden_lr_scale``, the output layer at ``lr``
-        (``"forward_grad"`` and ``"bitflip"``: every layer at ``lr``). The
-        default, 0.1, keeps the features the per-sample readout reads from moving slowly;
-        it was chosen with ``readout_per_sample`` on digits, ImageSegments, Phishing and Bananas
-        (``benchmarks/short_streams.py``), where it was the most accurate measured.
+        (``"forward_grad"`` and ``"bitflip"``: every layer at ``lr``). ``None`` (the default):
+        the rule's ``default_hidden_lr_scale``, measured with the per-sample readout: 0.1 for
+        the default rule (chosen on digits, ImageSegments, Phishing and Bananas in
+        ``benchmarks/short_streams.py``: it keeps the features the readout reads from moving
+        slowly, and a two-class hidden layer from collapsing), 0.3 for ``"bp"``, 0.1 for
+        ``"dfa"``, 1 for the others (``benchmarks/rule_defaults.py``).
 
     Notes
     -----
@@ -153,7 +155,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         batch_ramp: int = 0,
         torch_threads: int | str | None = "auto",
         readout_per_sample: bool | int = 10_000,
-        hidden_lr_scale: float = 0.1,
+        hidden_lr_scale: float | None = None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation

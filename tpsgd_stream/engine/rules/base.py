@@ -170,9 +170,10 @@ class Rule:
     ``register=False`` in the class statement to stay out) and override :meth:`delta`; a rule
     with a different state or update overrides the other hooks.
 
-    ``default_activation`` and ``default_lr`` are the hidden activation and the learning
-    rate (for Adam) the estimators train this rule with when the user gives none
-    (``activation=None``, ``lr=None``): a rule whose signal never shrinks (``drtp``,
+    ``default_activation``, ``default_lr`` and ``default_hidden_lr_scale`` are the hidden
+    activation, the learning rate (for Adam) and the hidden layers' multiplier of it that the
+    estimators train this rule with when the user gives none (``activation=None``,
+    ``lr=None``, ``hidden_lr_scale=None``): a rule whose signal never shrinks (``drtp``,
     ``sdfa``) needs a saturating activation, a cross-entropy readout a smaller step.
     ``Network`` itself never reads them.
 
@@ -206,6 +207,9 @@ class Rule:
     default_projection: ClassVar[str | None] = "normal"
     default_activation: ClassVar[str] = "leaky_relu"  # the estimators' when not given one
     default_lr: ClassVar[float] = 1e-2  # the estimators' (Adam) when not given one
+    # the estimators' multiplier of lr for the hidden layers when not given one (their readout
+    # learning from each sample: benchmarks/rule_defaults.py, short_streams.py)
+    default_hidden_lr_scale: ClassVar[float] = 1.0
     # descriptions kept for old callers (the engine reads the hooks instead)
     is_local: ClassVar[bool] = True
     uses_error: ClassVar[bool] = False

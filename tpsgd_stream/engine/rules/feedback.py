@@ -46,6 +46,7 @@ class Backprop(Rule):
     """
 
     name = "bp"
+    default_hidden_lr_scale = 0.3  # 14x14 MNIST: 0.859 (0.850 at 0.1, 0.809 at 1)
     mode = "backprop"
     default_projection = None
 
@@ -64,6 +65,7 @@ class DFA(Rule):
     """
 
     name = "dfa"
+    default_hidden_lr_scale = 0.1  # 14x14 MNIST: 0.837 (0.786 at 0.3, 0.759 at 1)
     needs_error = True
     default_projection = "uniform"
     default_activation = "tanh"
