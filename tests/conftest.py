@@ -41,6 +41,14 @@ def skip_without_data(name: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No data folder, an empty cache and no downloads: what a user without the data has."""
+    monkeypatch.setenv("TPSGD_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("TPSGD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TPSGD_DOWNLOAD", "0")
+
+
 def act_by_hand(name: str, z: torch.Tensor) -> torch.Tensor:
     """``sigma(z)`` written out."""
     if name == "leaky_relu":

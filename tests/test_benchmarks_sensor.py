@@ -30,12 +30,9 @@ def test_sensor_panel_quick_run_writes_every_method(tmp_path):
     assert "--record" not in record["command"]
 
 
-def test_sensor_candidates_without_data_exits_2_saying_how_to_get_it(tmp_path, monkeypatch, capsys):
+def test_sensor_candidates_without_data_exits_2_saying_how_to_get_it(tmp_path, no_data, capsys):
     import sensor_candidates
 
-    monkeypatch.setenv("TPSGD_DATA", str(tmp_path / "no-data"))
-    monkeypatch.setenv("TPSGD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TPSGD_DOWNLOAD", "0")
     with pytest.raises(SystemExit) as stop:
         sensor_candidates.main(["--sets", "eeg5", "--out", str(tmp_path / "candidates.json")])
     assert stop.value.code == 2

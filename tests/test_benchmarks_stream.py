@@ -33,12 +33,9 @@ def test_sensor_stream_tiny_run_reports_every_model_and_renders(tmp_path):
     assert "causal kernels (default)" in section and "five: prequential / held out" in section
 
 
-def test_sensor_stream_without_data_exits_2_saying_how_to_get_it(tmp_path, monkeypatch, capsys):
+def test_sensor_stream_without_data_exits_2_saying_how_to_get_it(tmp_path, no_data, capsys):
     import sensor_stream
 
-    monkeypatch.setenv("TPSGD_DATA", str(tmp_path / "no-data"))
-    monkeypatch.setenv("TPSGD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TPSGD_DOWNLOAD", "0")
     with pytest.raises(SystemExit) as stop:
         sensor_stream.main(["--chunks", "1", "--out", str(tmp_path / "stream.json")])
     assert stop.value.code == 2
