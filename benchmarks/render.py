@@ -871,7 +871,10 @@ def _rule_defaults(results: dict) -> str:
             f"`{rule}`" if not rule.startswith("_") else "`sdfa`, B as drawn",
             f"{100 * r['accuracy']['mean']:.1f}",
             f"{100 * (r['accuracy']['mean'] - bp):+.1f}",
-            f"{r['defaults']['activation']}, {r['defaults']['lr']:g}",
+            f"{r['defaults']['activation']}, {r['defaults']['lr']:g}, "
+            f"x{r['defaults'].get('hidden_lr_scale', 1):g}",
+            " / ".join(f"{100 * v['mean']:.1f}" for v in r.get("by_hidden_lr_scale", {}).values())
+            or "-",
             f"{100 * r['old_defaults']['mean']:.1f}",
         ]
         for rule, r in runs.items()
@@ -883,9 +886,13 @@ def _rule_defaults(results: dict) -> str:
     wide = ", ".join(f"`{rule}` {100 * m:.0f}" for rule, m in margin.items() if rule != "*")
     return (
         f"Mean of seeds {', '.join(map(str, results['seeds']))}; test accuracy %. Documented "
-        f"margin: within {100 * margin['*']:.0f} points of backprop ({wide}). Digits, 5 "
+        f"margin: within {100 * margin['*']:.0f} points of backprop ({wide}). Defaults: "
+        "activation, lr, hidden layers' multiple of lr (`hidden_lr_scale`). Digits, 5 "
         f"epochs: {digits}.\n\n"
-        + table(["rule", "acc.", "vs bp", "defaults", "leaky ReLU, 1e-2"], rows)
+        + table(
+            ["rule", "acc.", "vs bp", "defaults", "hidden lr x0.1 / 0.3 / 1", "leaky ReLU, 1e-2"],
+            rows,
+        )
     )
 
 
