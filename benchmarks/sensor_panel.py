@@ -75,6 +75,15 @@ ANCHORS = {
     "pigcvp": {"1nn_euclidean": 0.139, "1nn_dtw": 0.327, "minirocket": 0.966},
     "chinatown": {"1nn_euclidean": 0.864, "1nn_dtw": 0.955, "minirocket": 0.909},
 }
+PROVENANCE = {  # sets from an archive outside shared/data's table: where it came from
+    "chinatown_full": (
+        "UCR archive 2018 data/Chinatown/Chinatown_{TRAIN,TEST}.tsv (20 / 345 cases; its README: "
+        "test size 345) from https://github.com/iwuqing/Time-Series-Classification-based-on-KNN "
+        "at b7726bb6388d9097fc12d47a82e86db91be10984; sha256 TRAIN.tsv 35ea63b86017b3b01c4f39e8"
+        "4c147daf9290c1cdccdace9af89f4e12fabf35ca, TEST.tsv 8230b1c642c8ffb407e82f65ce3c5de712"
+        "1d4051e8713a303a7d9e6d0268a72b; rows as float32 (cases, 1, 24), labels 1 / 2"
+    ),
+}
 VARIANTS = {  # a method trained through TPSGDSequenceClassifier -> its parameters
     "ours": {},
     "ours_bp": {"rule": "bp"},
@@ -238,6 +247,9 @@ def run_set(name: str, args, record=lambda result: None) -> dict:
         "epochs": {"ours": ours_epochs, "elman": elman_epochs},
         "seeds": len(seeds),
     }
+    if name in PROVENANCE:
+        digest = datasets.array_digest(datasets.load_npz(f"ucr_{name}.npz"))
+        result["data"] = {"source": PROVENANCE[name], "array_digest_sha256": digest}
     print(f"{name}: train {x_train.shape}, test {data[2].shape}", flush=True)
 
     def keep(method: str, part: dict) -> None:
