@@ -48,7 +48,6 @@ def test_sensor_panel_merge_keeps_the_methods_a_run_did_not_redo(tmp_path):
     assert record["notes"] == ["by hand"] and record["command"] == "new"
 
 
-@pytest.mark.slow
 def test_sensor_panel_only_runs_the_methods_named(tmp_path):
     skip_without_data("ucr_chinatown.npz")
     import sensor_panel
