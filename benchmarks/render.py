@@ -945,9 +945,9 @@ SENSOR_SETS = {  # the panel of issue #18 (the summary's mean)
     "pigcvp": "PigCVP",
     "chinatown": "Chinatown",
     "eeg5": "EEG, 5 classes",
-    "mnist1d": "MNIST-1D (held out of tuning)",
+    "mnist1d": "MNIST-1D (held out)",
 }
-SENSOR_ROWS = SENSOR_SETS | {"chinatown_full": "Chinatown, archive's 345 test cases"}
+SENSOR_ROWS = SENSOR_SETS | {"chinatown_full": "Chinatown, 345 test cases"}
 
 
 def _last(curve: dict | None) -> str:
@@ -995,11 +995,10 @@ def _sensor_panel(results: dict) -> str:
         )
     notes = "\n".join(f"- {note}" for note in results.get("notes", []))
     return (
-        "`TPSGDSequenceClassifier()` (random kernels, delta-rule readout): test accuracy after "
-        "1 / 10 / 50 epochs of `learn_many`, mean of 3 seeds (fewer in brackets), and seconds "
-        "at those epochs vs MiniRocket's fit (aeon, `n_jobs=1`). *bp*: its readout stepped by "
-        "autograd. *conv*: three Conv1d layers trained by `local_head` / the same net by "
-        "backprop, 50 epochs.\n\n"
+        "`TPSGDSequenceClassifier()` (random kernels, delta-rule readout): accuracy after 1 / 10 "
+        "/ 50 epochs, mean of 3 seeds (fewer in brackets); seconds at those epochs vs "
+        "MiniRocket's fit. *bp*: its readout stepped by autograd. *conv*: three Conv1d layers "
+        "by `local_head` / by backprop.\n\n"
         + table(
             ["set", "ours", "bp", "conv", "1-NN ED", "1-NN DTW", "MiniRocket", "seconds", "bytes"],
             rows,
@@ -1093,7 +1092,7 @@ def _sensor_summary(results: dict) -> list[list[str]]:
     ]
     full = sets.get("chinatown_full")
     full_note = (
-        f" (on its 345 archive test cases {last(full):.3f} vs {full['1nn_dtw']['accuracy']:.3f})"
+        f" (on 345 test cases {last(full):.3f} vs {full['1nn_dtw']['accuracy']:.3f})"
         if full and "Chinatown" in below
         else ""
     )
