@@ -984,7 +984,7 @@ def _sensor_panel(results: dict) -> str:
                 label,
                 " / ".join(f"{curve[e]:.3f}" for e in sorted(curve, key=int)),
                 _final(s.get("ours_bp")),
-                f"{_final(s.get('conv'))} / {_final(s.get('conv_bp'))}",
+                f"{_final(s.get('conv'))} / {_final(s.get('conv_bp'))}" if "conv" in s else "-",
                 f"{s['1nn_euclidean']['accuracy']:.3f}",
                 f"{s['1nn_dtw']['accuracy']:.3f}",
                 f"{rocket['accuracy']:.3f}",
