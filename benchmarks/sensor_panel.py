@@ -18,8 +18,10 @@ its raw 178-step chunks; MNIST-1D, the set kept out of tuning) this runs:
   split, with 1-NN Euclidean on that sample too) and MiniRocket with its ridge classifier
   (aeon's ``MiniRocketClassifier``).
 
-``chinatown_full`` is Chinatown with the archive's own 343-case test split
-(``ucr_chinatown_full.npz``), whose 20 training cases are those of ``chinatown``.
+``chinatown_full`` is Chinatown with the UCR 2018 archive's own 345-case test split, whose 20
+training cases are those of ``chinatown`` (aeon's copy keeps 22 test cases). It reads
+``ucr_chinatown_full.npz`` from ``$TPSGD_DATA`` or ``$TPSGD_CACHE``, built from the archive's TSV
+files as ``PROVENANCE`` says; the record holds the digest of its arrays to check a copy against.
 
 Each channel is standardised with the training split's mean and standard deviation for every
 method. Results go to a scratch file (``--out``, default in the temp folder) and to
