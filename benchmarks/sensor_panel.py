@@ -11,20 +11,33 @@ its raw 178-step chunks; MNIST-1D, the set kept out of tuning) this runs:
   for a linear readout the delta rule *is* the gradient, so the two are equal by construction
   (up to rounding) and the column checks it;
 - ``elman``: ``encoder="elman"`` (a last-state readout over the raw steps);
+- ``conv`` and ``conv_bp`` (only when named in ``--only``): a network whose layers are
+  trained, ``encoder="conv"`` (three Conv1d layers) with ``rule="local_head"`` and the same
+  network trained end to end by backprop (``rule="bp"``), both at the conv defaults;
 - 1-NN Euclidean, 1-NN DTW (aeon; on EEG against a stratified 1,000-case sample of the training
-  split) and MiniRocket with its ridge classifier (aeon's ``MiniRocketClassifier``).
+  split, with 1-NN Euclidean on that sample too) and MiniRocket with its ridge classifier
+  (aeon's ``MiniRocketClassifier``).
+
+``chinatown_full`` is Chinatown with the UCR 2018 archive's own 345-case test split, whose 20
+training cases are those of ``chinatown`` (aeon's copy keeps 22 test cases). It reads
+``ucr_chinatown_full.npz`` from ``$TPSGD_DATA`` or ``$TPSGD_CACHE``, built from the archive's TSV
+files as ``PROVENANCE`` says; the record holds the digest of its arrays to check a copy against.
 
 Each channel is standardised with the training split's mean and standard deviation for every
 method. Results go to a scratch file (``--out``, default in the temp folder) and to
 ``benchmarks/results/sensor_panel.json`` only with ``--record``; ``--quick`` is a smoke run.
+``--only`` runs some methods of a set, and a record keeps that set's other methods from the
+earlier record. Each method records the command and the load average it ran under.
 
     python benchmarks/sensor_panel.py --sets coffee,chinatown --seeds 3
+    python benchmarks/sensor_panel.py --sets eeg5 --only conv,conv_bp --record
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +58,7 @@ from _common import (  # noqa: E402  (a sibling script)
     write_results,
 )
 
-SETS = ("coffee", "pigcvp", "chinatown", "eeg5", "mnist1d")
+SETS = ("coffee", "pigcvp", "chinatown", "chinatown_full", "eeg5", "mnist1d")
 HELD_OUT = "mnist1d"  # declared before tuning began: never used to choose a setting
 CHECKPOINTS = (1, 10, 50)
 # issue #18's budget per set: (epochs of ours, epochs of elman, seeds of ours); the anchors
@@ -54,6 +67,7 @@ CHECKPOINTS = (1, 10, 50)
 BUDGET = {
     "coffee": (50, 10, 3),
     "chinatown": (50, 10, 3),
+    "chinatown_full": (50, 10, 3),
     "pigcvp": (50, 1, 3),
     "eeg5": (50, 1, 3),
     "mnist1d": (50, 10, 3),
@@ -62,9 +76,25 @@ ANCHORS = {
     "coffee": {"1nn_euclidean": 1.0, "1nn_dtw": 1.0, "minirocket": 1.0},
     "pigcvp": {"1nn_euclidean": 0.139, "1nn_dtw": 0.327, "minirocket": 0.966},
     "chinatown": {"1nn_euclidean": 0.864, "1nn_dtw": 0.955, "minirocket": 0.909},
-    "eeg5": {"1nn_euclidean": 0.532, "1nn_dtw": 0.56},  # DTW: 1,000 references, 300 tests
-    "mnist1d": {"1nn_euclidean": 0.567, "1nn_dtw": 0.691},
 }
+PROVENANCE = {  # sets from an archive outside shared/data's table: where it came from
+    "chinatown_full": (
+        "UCR archive 2018 data/Chinatown/Chinatown_{TRAIN,TEST}.tsv (20 / 345 cases; its README: "
+        "test size 345) from https://github.com/iwuqing/Time-Series-Classification-based-on-KNN "
+        "at b7726bb6388d9097fc12d47a82e86db91be10984; sha256 TRAIN.tsv 35ea63b86017b3b01c4f39e8"
+        "4c147daf9290c1cdccdace9af89f4e12fabf35ca, TEST.tsv 8230b1c642c8ffb407e82f65ce3c5de712"
+        "1d4051e8713a303a7d9e6d0268a72b; rows as float32 (cases, 1, 24), labels 1 / 2"
+    ),
+}
+VARIANTS = {  # a method trained through TPSGDSequenceClassifier -> its parameters
+    "ours": {},
+    "ours_bp": {"rule": "bp"},
+    "elman": {"encoder": "elman"},
+    "conv": {"encoder": "conv", "rule": "local_head"},
+    "conv_bp": {"encoder": "conv", "rule": "bp"},
+}
+BASELINES = ("1nn_euclidean", "1nn_euclidean_sample", "1nn_dtw", "minirocket")
+ON_REQUEST = ("conv", "conv_bp")  # run only when named in --only
 
 
 # ---------------------------------------------------------------------------------- data
@@ -76,7 +106,7 @@ def load(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     elif name == "mnist1d":
         x_train, y_train, x_test, y_test = datasets.load_mnist1d()
     else:
-        d = datasets.load_npz(f"ucr_{name}.npz")
+        d = datasets.load_npz(f"ucr_{name}.npz")  # chinatown_full: ucr_chinatown_full.npz
         x_train, y_train, x_test, y_test = d["X_train"], d["y_train"], d["X_test"], d["y_test"]
     x_train, x_test = (np.asarray(x, dtype=np.float32) for x in (x_train, x_test))
     if x_train.ndim == 2:
@@ -201,14 +231,15 @@ def minirocket(data, seed: int = 0) -> dict:
 
 
 # ------------------------------------------------------------------------------------ run
-def run_set(name: str, args) -> dict:
+def run_set(name: str, args, record=lambda result: None) -> dict:
+    """One set's methods (``--only``'s, else all but the on-request ones), ``record``-ed after
+    each, with the command and load average it ran under."""
     data = load(name, args.quick)
     data = subsample(data, args.max_train, args.max_test)
     x_train, y_train = data[0], data[1]
     ours_epochs, elman_epochs, n_seeds = (2, 1, 1) if args.quick else BUDGET[name]
     ours_epochs = min(ours_epochs, args.max_epochs)
     seeds = range(min(n_seeds, args.seeds))
-    features = {"n_features": 840} if args.quick else {}
     result = {
         "shape_train": list(x_train.shape),
         "sampled": {"max_train": args.max_train, "max_test": args.max_test},
@@ -218,29 +249,72 @@ def run_set(name: str, args) -> dict:
         "epochs": {"ours": ours_epochs, "elman": elman_epochs},
         "seeds": len(seeds),
     }
+    if name in PROVENANCE:
+        digest = datasets.array_digest(datasets.load_npz(f"ucr_{name}.npz"))
+        result["data"] = {"source": PROVENANCE[name], "array_digest_sha256": digest}
     print(f"{name}: train {x_train.shape}, test {data[2].shape}", flush=True)
-    result["ours"] = summarise([train_ours(data, features, ours_epochs, s) for s in seeds])
-    bp_seeds = seeds if name in args.bp_all_seeds.split(",") else seeds[:1]
-    if "bp" not in args.skip:
-        result["ours_bp"] = summarise(
-            [train_ours(data, {**features, "rule": "bp"}, ours_epochs, s) for s in bp_seeds]
-        )
-    if "elman" not in args.skip:
-        result["elman"] = summarise(
-            [train_ours(data, {"encoder": "elman"}, elman_epochs, s) for s in seeds[:1]]
-        )
-    anchors = ANCHORS.get(name, {})
-    for key, fn in (
-        ("1nn_euclidean", lambda: one_nn(data, "euclidean")),
-        ("1nn_dtw", lambda: one_nn(data, "dtw", dtw_reference(name, y_train), args.dtw_test)),
-        ("minirocket", lambda: minirocket(data)),
-    ):
-        if key.split("_")[-1] in args.skip and key in anchors and not args.quick:
-            result[key] = {"accuracy": anchors[key], "source": "anchor, not rerun"}
-        elif key.split("_")[-1] not in args.skip or args.quick:
-            result[key] = fn()
-        print(f"  {key}: {result.get(key)}", flush=True)
+
+    def keep(method: str, part: dict) -> None:
+        result[method] = part | {"command": args.command, "load_average": os.getloadavg()}
+        print(f"  {method}: {brief(result[method])}", flush=True)
+        record(result)
+
+    chosen = methods(args)
+    runs = {m: [] for m in chosen if m in VARIANTS and trained(m, args)}
+    for seed in seeds:  # seed by seed: an unfinished run keeps the seeds it finished
+        for method, done in runs.items():
+            if seed > 0 and (
+                method == "elman" or (method == "ours_bp" and name not in args.bp_all_seeds)
+            ):
+                continue
+            quick = {"n_features": 840} if args.quick and method in ("ours", "ours_bp") else {}
+            epochs = elman_epochs if method == "elman" else ours_epochs
+            done.append(train_ours(data, VARIANTS[method] | quick, epochs, seed))
+            keep(method, summarise(done))
+    for method in (m for m in chosen if m in BASELINES):
+        part = baseline(method, name, data, args)
+        if part is not None:
+            keep(method, part)
     return result
+
+
+def methods(args) -> list[str]:
+    everything = [*VARIANTS, *BASELINES]
+    if args.only:
+        asked = args.only.split(",")
+        unknown = sorted(set(asked) - set(everything))
+        if unknown:
+            raise SystemExit(f"--only: unknown method(s) {unknown}; expected some of {everything}")
+        return [m for m in everything if m in asked]
+    return [m for m in everything if m not in ON_REQUEST]
+
+
+def trained(method: str, args) -> bool:
+    """Whether a trained method runs: ``--skip bp`` skips ``ours_bp`` and ``conv_bp``."""
+    return args.quick or method.split("_")[-1] not in args.skip.split(",")
+
+
+def baseline(method: str, name: str, data, args) -> dict | None:
+    """A baseline's result on a set, its anchor when skipped, or ``None`` where it does not
+    apply."""
+    reference = dtw_reference(name, data[1])
+    if method == "1nn_euclidean_sample" and reference is None:
+        return None
+    if method.split("_")[-1 if method == "minirocket" else 1] in args.skip and not args.quick:
+        anchor = ANCHORS.get(name, {}).get(method)
+        return None if anchor is None else {"accuracy": anchor, "source": "anchor, not rerun"}
+    if method == "1nn_euclidean":
+        return one_nn(data, "euclidean")
+    if method == "1nn_euclidean_sample":
+        return one_nn(data, "euclidean", reference)
+    if method == "1nn_dtw":
+        return one_nn(data, "dtw", reference, args.dtw_test)
+    return minirocket(data)
+
+
+def brief(part: dict) -> dict:
+    """A method's result without its per-seed runs (for the log)."""
+    return {k: v for k, v in part.items() if k not in ("runs", "command")}
 
 
 def dtw_reference(name: str, y_train: np.ndarray) -> np.ndarray | None:
@@ -260,6 +334,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--skip", default="", help="of dtw,euclidean,minirocket,elman,bp: skipped (anchors reused)"
     )
     parser.add_argument(
+        "--only", default="", help=f"of {(*VARIANTS, *BASELINES)}: these alone, merged by --record"
+    )
+    parser.add_argument(
         "--dtw-test", type=int, default=None, help="1-NN DTW on a stratified test sample"
     )
     parser.add_argument("--max-train", type=int, default=None, help="stratified train sample")
@@ -277,15 +354,20 @@ def main(argv: list[str] | None = None) -> dict:
     }
     # a record is merged: sets run by separate commands sit side by side
     out = output_path(args, "sensor_panel.json")
+    args.command = results["command"]
+    args.bp_all_seeds = args.bp_all_seeds.split(",")
     for name in args.sets.split(","):
         if name not in SETS:
             parser.error(f"unknown set {name!r}; expected some of {SETS}")
+
+        def record(result: dict, name: str = name) -> None:  # after each method
+            results["sets"][name] = result
+            write_results(merged(results, out) if args.record else results, out)
+
         try:
-            results["sets"][name] = run_set(name, args) | {"command": results["command"]}
+            run_set(name, args, record)
         except FileNotFoundError as err:
             print(f"skipping {name}: {err}", file=sys.stderr)
-            continue
-        write_results(merged(results, out) if args.record else results, out)  # after each set
     if not results["sets"]:
         without_data("sensor_panel.py", "none of the sets asked for is available (see above)")
     finish(args)
@@ -293,12 +375,16 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def merged(results: dict, out: Path) -> dict:
-    """``results`` with the sets of an earlier record that this run did not redo."""
+    """``results`` with the sets, and the methods of a set, of an earlier record that this run
+    did not redo."""
     if not out.is_file():
         return results
     earlier = json.loads(out.read_text())
     notes = {"notes": earlier["notes"]} if "notes" in earlier else {}  # (written by hand)
-    return results | notes | {"sets": {**earlier.get("sets", {}), **results["sets"]}}
+    sets = earlier.get("sets", {})
+    for name, result in results["sets"].items():
+        sets[name] = sets.get(name, {}) | result
+    return results | notes | {"sets": sets}
 
 
 if __name__ == "__main__":
