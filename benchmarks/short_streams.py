@@ -96,7 +96,6 @@ SHOWN = (
     "per-sample readout, hidden lr x0.3",
     "per-sample readout, hidden lr x0.1 (default)",
     "per-sample readout, hidden lr x0.03",
-    "x0.1, width 256",
 )
 
 THREAD_SIZES = ((64, 128), (784, 128), (784, 512), (784, 2048))  # (inputs, hidden), batch 32
