@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 
 import numpy as np
@@ -221,3 +222,67 @@ def test_the_torch_fallback_takes_the_same_steps(monkeypatch):
         torch_model.learn_one(x, y)
     for a, b in zip(numpy_model.network.parameters(), torch_model.network.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _plain_readout_step(net, features, target):
+    """The per-sample step as first written (numpy, a new array per operation): the
+    arithmetic that the in-place step must reproduce bit for bit."""
+    out = net.layers[net.output_index]
+    optimizer = net.optimizers[net.output_index]
+    weight, bias = out.weight.detach().numpy(), out.bias.detach().numpy()
+    z = weight @ features + bias
+    e = np.exp(z - z.max())
+    delta = (e / e.sum() - target).astype(np.float32)
+    grads = (delta[:, None] * features, delta)
+    group = optimizer.param_groups[0]
+    beta1, beta2 = group["betas"]
+    states = [optimizer.state[p] for p in (out.weight, out.bias)]
+    if not states[0]:
+        for state, p in zip(states, (out.weight, out.bias)):
+            state.update(step=torch.zeros(()), exp_avg=torch.zeros_like(p))
+            state["exp_avg_sq"] = torch.zeros_like(p)
+    step = float(states[0]["step"]) + 1.0
+    step_size = -group["lr"] / (1.0 - beta1**step)
+    root_bias2 = math.sqrt(1.0 - beta2**step)
+    for value, grad, state in zip((weight, bias), grads, states):
+        exp_avg, exp_avg_sq = state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()
+        exp_avg += (grad - exp_avg) * (1 - beta1)
+        exp_avg_sq += (grad * grad - exp_avg_sq) * (1 - beta2)
+        denom = np.sqrt(exp_avg_sq)
+        denom /= root_bias2
+        denom += group["eps"]
+        value += exp_avg / denom * step_size
+        state["step"] += 1.0
+    return True
+
+
+def _trained(data, *, fresh_copies=False):
+    """A model after ``learn_one`` on ``data``, with the probabilities ``predict_proba_one``
+    gave before each sample; ``fresh_copies``: from a new copy of the weights every time."""
+    model = TPSGDClassifier(hidden_layer_sizes=(16,), batch_size=8, seed=3)
+    probas = []
+    for x, y in data:
+        probas.append(model.predict_proba_one(x))
+        model.learn_one(x, y)
+        if fresh_copies:
+            model.invalidate_cache()
+    return model, probas
+
+
+def test_the_estimator_reaches_the_plain_steps_weights_bit_for_bit(monkeypatch):
+    """300 samples, a third class from sample 120 on (the readout grows midway): the weights,
+    the readout's Adam state and every prediction equal those of the plain numpy step."""
+    data = _stream(300, seed=5, n_classes=2)
+    data[120:] = [(x, i % 3) for i, (x, _) in enumerate(data[120:])]
+    model, probas = _trained(data)
+    with monkeypatch.context() as patch:
+        patch.setattr("tpsgd_stream.models.base.readout_step", _plain_readout_step)
+        reference, expected = _trained(data, fresh_copies=True)
+    net, ref = model.network, reference.network
+    assert model._n_updates == reference._n_updates == 300 // 8
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), ref.parameters()))
+    out = net.output_index
+    for p, q in zip(net.layers[out].parameters(), ref.layers[out].parameters()):
+        state, want = net.optimizers[out].state[p], ref.optimizers[out].state[q]
+        assert all(torch.equal(state[key], want[key]) for key in want)
+    assert probas == expected

@@ -53,7 +53,8 @@ def numpy_readout(net) -> bool:
 class _Views:
     """numpy views of an output layer's weight and bias and of their Adam moments and step
     count (one ``Tensor.numpy()`` costs microseconds: made once, kept while the same tensors
-    hold the same memory; growth or a loaded state replaces them)."""
+    hold the same memory; growth or a loaded state replaces them), and scratch arrays of
+    their shapes that each step writes its intermediate values into."""
 
     def __init__(self, net, optimizer, layer):
         self.optimizer = optimizer
@@ -70,6 +71,8 @@ class _Views:
         arrays = [t.detach().numpy() for t in self.tensors]
         self.weight, self.bias = arrays[:2]
         self.moments = [arrays[2:5], arrays[5:8]] if self.adam else []
+        # per parameter: its gradient, the gradient squared (Adam) and a work array
+        self.scratch = [[np.empty_like(a) for _ in range(3)] for a in (self.weight, self.bias)]
 
     def current(self, optimizer, layer) -> bool:
         """Whether the views still show ``optimizer``'s and ``layer``'s tensors."""
@@ -79,11 +82,14 @@ class _Views:
         if not self.supported:
             return True
         # (grown or loaded moments are new tensors; a grown parameter has new memory)
-        if self.adam and not all(
-            optimizer.state.get(p, _NONE).get("exp_avg") is self.tensors[2 + 3 * i]
-            for i, p in enumerate(params)
-        ):
-            return False
+        if self.adam:
+            state = optimizer.state
+            tensors = self.tensors
+            if (
+                state.get(params[0], _NONE).get("exp_avg") is not tensors[2]
+                or state.get(params[1], _NONE).get("exp_avg") is not tensors[5]
+            ):
+                return False
         return params[0].data_ptr() == self.pointers[0] and params[1].data_ptr() == self.pointers[1]
 
 
@@ -92,7 +98,8 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _V
 
 
 def _views(net) -> _Views:
-    optimizer, layer = net.optimizers[net.output_index], net.layers[net.output_index]
+    index = net.output_index
+    optimizer, layer = net.optimizers[index], net.layers[index]
     views = _VIEWS.get(net)
     if views is None or not views.current(optimizer, layer):
         views = _VIEWS[net] = _Views(net, optimizer, layer)
@@ -100,9 +107,12 @@ def _views(net) -> _Views:
 
 
 def _delta(z: np.ndarray, target: np.ndarray, loss: str) -> np.ndarray:
-    if loss == "cross_entropy":
-        e = np.exp(z - z.max())
-        return e / e.sum() - target
+    """``dL/dz`` at the float32 logits ``z``, computed in ``z``'s memory where it can."""
+    if loss == "cross_entropy":  # softmax(z) - target, as exp(z - max) / sum - target
+        np.subtract(z, z.max(), out=z)
+        np.exp(z, out=z)
+        np.divide(z, z.sum(), out=z)
+        return np.subtract(z, target, out=z)
     if loss == "mse":
         return 2.0 * (z - target)
     return np.clip(z - target, -1.0, 1.0)  # huber (delta 1)
@@ -140,8 +150,12 @@ def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
     if not views.supported:
         return None
     weight, bias = views.weight, views.bias
-    delta = _delta(weight @ features + bias, target, net.loss).astype(np.float32)
-    grads = (delta[:, None] * features, delta)
+    z = weight @ features
+    z += bias
+    delta = _delta(z, target, net.loss).astype(np.float32, copy=False)
+    (grad, square, work), bias_scratch = views.scratch
+    np.multiply(delta[:, None], features, out=grad)
+    grads = (grad, delta)
     group = views.optimizer.param_groups[0]
     if not views.adam:
         with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
@@ -150,30 +164,42 @@ def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
             return False
         weight[...], bias[...] = new
         return True
-    return _adam(group, (weight, bias), grads, views.moments)
+    scratch = ((square, work), bias_scratch[1:])
+    return _adam(group, (weight, bias), grads, views.moments, scratch)
 
 
-def _adam(group, values, grads, moments) -> bool:
+def _adam(group, values, grads, moments, scratch) -> bool:
     """``torch.optim.Adam``'s step on ``values`` with ``grads``, in place; ``moments``: each
-    value's ``[exp_avg, exp_avg_sq, step]`` views. Refused (``False``) when a squared gradient
-    is not finite; otherwise every new value is finite: an Adam step moves a weight by at most
-    a few times ``lr``."""
+    value's ``[exp_avg, exp_avg_sq, step]`` views; ``scratch``: two arrays of each value's
+    shape to work in. Refused (``False``) when a squared gradient is not finite; otherwise
+    every new value is finite: an Adam step moves a weight by at most a few times ``lr``."""
     with np.errstate(over="ignore", invalid="ignore"):  # (an overflow is refused just below)
-        squares = [g * g for g in grads]
+        squares = [np.multiply(g, g, out=s) for g, (s, _) in zip(grads, scratch)]
     if not _finite(*squares):
         return False
-    # (Python floats: numpy rounds them to the arrays' float32, as np.float32(...) would)
+    # float32 constants, as numpy rounds Python floats to the arrays' float32
     beta1, beta2 = group["betas"]
     step = float(moments[0][2]) + 1.0
-    step_size = -group["lr"] / (1.0 - beta1**step)
-    root_bias2, eps = math.sqrt(1.0 - beta2**step), group["eps"]
-    for value, grad, square, (exp_avg, exp_avg_sq, count) in zip(values, grads, squares, moments):
-        exp_avg += (grad - exp_avg) * (1 - beta1)
-        exp_avg_sq += (square - exp_avg_sq) * (1 - beta2)
-        denom = np.sqrt(exp_avg_sq)
-        denom /= root_bias2
-        denom += eps
-        value += exp_avg / denom * step_size
+    step_size = np.float32(-group["lr"] / (1.0 - beta1**step))
+    root_bias2 = np.float32(math.sqrt(1.0 - beta2**step))
+    eps, keep1, keep2 = np.float32(group["eps"]), np.float32(1 - beta1), np.float32(1 - beta2)
+    for value, grad, (square, work), (exp_avg, exp_avg_sq, count) in zip(
+        values, grads, scratch, moments
+    ):
+        # exp_avg += (grad - exp_avg) * (1 - beta1), and exp_avg_sq likewise with square
+        np.subtract(grad, exp_avg, out=work)
+        np.multiply(work, keep1, out=work)
+        np.add(exp_avg, work, out=exp_avg)
+        np.subtract(square, exp_avg_sq, out=work)
+        np.multiply(work, keep2, out=work)
+        np.add(exp_avg_sq, work, out=exp_avg_sq)
+        # value += exp_avg / (sqrt(exp_avg_sq) / root_bias2 + eps) * step_size
+        np.sqrt(exp_avg_sq, out=work)
+        np.divide(work, root_bias2, out=work)
+        np.add(work, eps, out=work)
+        np.divide(exp_avg, work, out=work)
+        np.multiply(work, step_size, out=work)
+        np.add(value, work, out=value)
         count += 1.0
     return True
 

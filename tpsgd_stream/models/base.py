@@ -270,6 +270,7 @@ class TPSGDEstimator(base.Estimator):
         # the readout's apart, since the readout may change every sample; None until made
         self._hidden_pass = self._readout_pass = None
         self._hidden_stale = True  # whether the hidden copy lags the network
+        self._readout_stale = False  # whether the readout's copy lags its float32 weights
 
     # ------------------------------------------------------------------------ public seam
     @property
@@ -564,10 +565,11 @@ class TPSGDEstimator(base.Estimator):
         done = readout_step(net, hidden, self._target_rows(label)[0])
         if done is None:  # (not a plain float32 readout on the CPU: a torch step)
             done = self._readout_train_step(torch.from_numpy(hidden), self._targets(label))
+            self._readout_pass = None  # (its weights may live on another device: copy anew)
         if not done:
             self._n_skipped = skip_update(self, 1)
             return False
-        self._readout_pass = None
+        self._readout_stale = True
         return True
 
     def _readout_train_step(self, hidden: torch.Tensor, target: torch.Tensor) -> bool:
@@ -685,14 +687,25 @@ class TPSGDEstimator(base.Estimator):
         if rows.ndim == 2 and not len(rows):
             return np.zeros((0, self._net.n_outputs))
         hidden = self._hidden_outputs(rows)
-        if self._readout_pass is None:  # (the output layer is Dense, its activation the identity)
-            readout = self._net.layers[self._net.output_index]
-            weight = readout.weight.detach().cpu().numpy()
-            self._readout_pass = (weight.T.astype(np.float64), readout.bias.detach().cpu().numpy())
-        weight, bias = self._readout_pass
+        weight, bias = self._readout_weights()
         out = hidden @ weight
         out += bias
         return out
+
+    def _readout_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's transposed weight, as a float64 copy, and its bias (the output
+        layer is ``Dense``, its activation the identity): made after each change of shape or
+        device, copied again in place after the per-sample steps, which write the float32
+        weights on the CPU that the copy was made from."""
+        if self._readout_pass is None:
+            readout = self._net.layers[self._net.output_index]
+            weight = readout.weight.detach().cpu().numpy()
+            bias = readout.bias.detach().cpu().numpy()
+            self._readout_pass = (weight.T.astype(np.float64), bias, weight)
+        elif self._readout_stale:
+            np.copyto(self._readout_pass[0], self._readout_pass[2].T)
+        self._readout_stale = False
+        return self._readout_pass[:2]
 
     def _hidden_outputs(self, rows: np.ndarray) -> np.ndarray:
         """The output layer's inputs for float64 ``rows``: the last hidden layer's outputs,
@@ -747,6 +760,7 @@ class TPSGDEstimator(base.Estimator):
         self.__dict__.update(state)
         self._hidden_pass = self._readout_pass = None
         self._hidden_stale = True
+        self._readout_stale = False
 
     # ---------------------------------------------------------------------- persistence
     def save(self, path) -> None:

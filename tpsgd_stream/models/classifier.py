@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -197,9 +199,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         return torch.from_numpy(self._target_rows(y)).to(self._net.device)
 
     def _target_rows(self, y: np.ndarray) -> np.ndarray:
-        target = np.zeros((len(y), self._net.n_outputs), dtype=np.float32)
-        target[np.arange(len(y)), y] = 1.0
-        return target
+        return _identity(self._net.n_outputs)[y]  # (rows of a kept identity: one copy)
 
     def _register(self, y) -> int:
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
@@ -359,6 +359,14 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
 def _same(units: np.ndarray) -> np.ndarray:
     """The ``register`` of a frame whose labels are already units."""
     return units
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(n: int) -> np.ndarray:
+    """The read-only float32 identity matrix of size ``n``: its rows are the one-hot targets."""
+    eye = np.eye(n, dtype=np.float32)
+    eye.flags.writeable = False
+    return eye
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
