@@ -53,8 +53,9 @@ def numpy_readout(net) -> bool:
 class _Views:
     """numpy views of an output layer's weight and bias and of their Adam moments and step
     count (one ``Tensor.numpy()`` costs microseconds: made once, kept while the same tensors
-    hold the same memory; growth or a loaded state replaces them), and scratch arrays of
-    their shapes that each step writes its intermediate values into."""
+    hold the same memory; growth or a loaded state replaces them), and the arrays each step
+    writes its intermediate values and float32 constants into (a numpy call on small arrays
+    costs about a microsecond, twice that when it allocates or takes a numpy scalar)."""
 
     def __init__(self, net, optimizer, layer):
         self.optimizer = optimizer
@@ -71,13 +72,18 @@ class _Views:
         arrays = [t.detach().numpy() for t in self.tensors]
         self.weight, self.bias = arrays[:2]
         self.moments = [arrays[2:5], arrays[5:8]] if self.adam else []
-        # per parameter: its gradient, the gradient squared (Adam) and a work array
-        self.scratch = [[np.empty_like(a) for _ in range(3)] for a in (self.weight, self.bias)]
+        self.grad = np.empty_like(self.weight)  # (the bias's gradient is delta itself)
+        # per parameter: its squared gradient and a work array
+        self.scratch = [(np.empty_like(a), np.empty_like(a)) for a in (self.weight, self.bias)]
+        # 1 - beta1, 1 - beta2, eps, sqrt(1 - beta2^t) and -lr / (1 - beta1^t), in float32
+        self.constants = [np.zeros((), np.float32) for _ in range(5)]
 
-    def current(self, optimizer, layer) -> bool:
-        """Whether the views still show ``optimizer``'s and ``layer``'s tensors."""
+    def current(self, optimizer) -> bool:
+        """Whether the views still show the tensors that ``optimizer`` trains (a new layer
+        comes with a new optimizer)."""
         params = self.params
-        if optimizer is not self.optimizer or layer.weight is not params[0]:
+        trained = optimizer.param_groups[0]["params"]
+        if optimizer is not self.optimizer or trained[0] is not params[0]:
             return False
         if not self.supported:
             return True
@@ -99,20 +105,20 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _V
 
 def _views(net) -> _Views:
     index = net.output_index
-    optimizer, layer = net.optimizers[index], net.layers[index]
+    optimizer = net.optimizers[index]
     views = _VIEWS.get(net)
-    if views is None or not views.current(optimizer, layer):
-        views = _VIEWS[net] = _Views(net, optimizer, layer)
+    if views is None or not views.current(optimizer):
+        views = _VIEWS[net] = _Views(net, optimizer, net.layers[index])
     return views
 
 
 def _delta(z: np.ndarray, target: np.ndarray, loss: str) -> np.ndarray:
     """``dL/dz`` at the float32 logits ``z``, computed in ``z``'s memory where it can."""
     if loss == "cross_entropy":  # softmax(z) - target, as exp(z - max) / sum - target
-        np.subtract(z, z.max(), out=z)
-        np.exp(z, out=z)
-        np.divide(z, z.sum(), out=z)
-        return np.subtract(z, target, out=z)
+        np.subtract(z, z.max(), z)
+        np.exp(z, z)
+        np.divide(z, z.sum(), z)
+        return np.subtract(z, target, z)
     if loss == "mse":
         return 2.0 * (z - target)
     return np.clip(z - target, -1.0, 1.0)  # huber (delta 1)
@@ -121,7 +127,7 @@ def _delta(z: np.ndarray, target: np.ndarray, loss: str) -> np.ndarray:
 def _finite(*arrays: np.ndarray) -> bool:
     """Whether every entry is finite: one sum each, element by element only when a sum is
     not (finite values can overflow a sum)."""
-    return all(np.isfinite(a.sum()) or np.isfinite(a).all() for a in arrays)
+    return all(math.isfinite(a.sum()) or np.isfinite(a).all() for a in arrays)
 
 
 def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
@@ -153,54 +159,65 @@ def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
     z = weight @ features
     z += bias
     delta = _delta(z, target, net.loss).astype(np.float32, copy=False)
-    (grad, square, work), bias_scratch = views.scratch
-    np.multiply(delta[:, None], features, out=grad)
-    grads = (grad, delta)
-    group = views.optimizer.param_groups[0]
+    grads = (np.multiply(delta[:, None], features, views.grad), delta)
     if not views.adam:
+        lr = np.float32(views.optimizer.param_groups[0]["lr"])
         with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
-            new = [p - np.float32(group["lr"]) * g for p, g in zip((weight, bias), grads)]
+            new = [p - lr * g for p, g in zip((weight, bias), grads)]
         if not _finite(*new):
             return False
         weight[...], bias[...] = new
         return True
-    scratch = ((square, work), bias_scratch[1:])
-    return _adam(group, (weight, bias), grads, views.moments, scratch)
+    return _adam(views, grads)
 
 
-def _adam(group, values, grads, moments, scratch) -> bool:
-    """``torch.optim.Adam``'s step on ``values`` with ``grads``, in place; ``moments``: each
-    value's ``[exp_avg, exp_avg_sq, step]`` views; ``scratch``: two arrays of each value's
-    shape to work in. Refused (``False``) when a squared gradient is not finite; otherwise
+def _adam(views: _Views, grads: tuple[np.ndarray, np.ndarray]) -> bool:
+    """``torch.optim.Adam``'s step with ``grads`` on the weight and bias that ``views``
+    shows, in place. Refused (``False``) when a squared gradient is not finite; otherwise
     every new value is finite: an Adam step moves a weight by at most a few times ``lr``."""
+    scratch = views.scratch
     with np.errstate(over="ignore", invalid="ignore"):  # (an overflow is refused just below)
-        squares = [np.multiply(g, g, out=s) for g, (s, _) in zip(grads, scratch)]
-    if not _finite(*squares):
+        for grad, (square, _) in zip(grads, scratch):
+            np.multiply(grad, grad, square)
+    if not _finite(scratch[0][0], scratch[1][0]):
         return False
-    # float32 constants, as numpy rounds Python floats to the arrays' float32
+    # the float32 constants, rounded from Python floats as numpy rounds them in arithmetic
+    group = views.optimizer.param_groups[0]
     beta1, beta2 = group["betas"]
-    step = float(moments[0][2]) + 1.0
-    step_size = np.float32(-group["lr"] / (1.0 - beta1**step))
-    root_bias2 = np.float32(math.sqrt(1.0 - beta2**step))
-    eps, keep1, keep2 = np.float32(group["eps"]), np.float32(1 - beta1), np.float32(1 - beta2)
+    step = float(views.moments[0][2]) + 1.0
+    constants = views.constants
+    for constant, value in zip(
+        constants,
+        (
+            1 - beta1,
+            1 - beta2,
+            group["eps"],
+            math.sqrt(1.0 - beta2**step),
+            -group["lr"] / (1.0 - beta1**step),
+        ),
+    ):
+        constant[()] = value
+    keep1, keep2, eps, root_bias2, step_size = constants
+    values = (views.weight, views.bias)
     for value, grad, (square, work), (exp_avg, exp_avg_sq, count) in zip(
-        values, grads, scratch, moments
+        values, grads, scratch, views.moments
     ):
         # exp_avg += (grad - exp_avg) * (1 - beta1), and exp_avg_sq likewise with square
-        np.subtract(grad, exp_avg, out=work)
-        np.multiply(work, keep1, out=work)
-        np.add(exp_avg, work, out=exp_avg)
-        np.subtract(square, exp_avg_sq, out=work)
-        np.multiply(work, keep2, out=work)
-        np.add(exp_avg_sq, work, out=exp_avg_sq)
+        np.subtract(grad, exp_avg, work)
+        np.multiply(work, keep1, work)
+        np.add(exp_avg, work, exp_avg)
+        np.subtract(square, exp_avg_sq, work)
+        np.multiply(work, keep2, work)
+        np.add(exp_avg_sq, work, exp_avg_sq)
         # value += exp_avg / (sqrt(exp_avg_sq) / root_bias2 + eps) * step_size
-        np.sqrt(exp_avg_sq, out=work)
-        np.divide(work, root_bias2, out=work)
-        np.add(work, eps, out=work)
-        np.divide(exp_avg, work, out=work)
-        np.multiply(work, step_size, out=work)
-        np.add(value, work, out=value)
-        count += 1.0
+        np.sqrt(exp_avg_sq, work)
+        np.divide(work, root_bias2, work)
+        np.add(work, eps, work)
+        np.divide(exp_avg, work, work)
+        np.multiply(work, step_size, work)
+        np.add(value, work, value)
+        # count += 1 in float32: the exact sum in a Python float, rounded once to float32
+        count[()] = float(count) + 1.0
     return True
 
 
