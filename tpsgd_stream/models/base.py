@@ -422,6 +422,10 @@ class TPSGDEstimator(base.Estimator):
         """``_targets(y)`` as a float32 numpy array."""
         return self._targets(y).cpu().numpy()
 
+    def _target_row(self, row: int) -> np.ndarray:
+        """The float32 target of buffered row ``row`` (read, never written)."""
+        return self._target_rows(self._buffer_y[row : row + 1])[0]
+
     # --------------------------------------------------------------------------- network
     def _training_kwargs(self) -> dict:
         """The network's activation, rules, loss, optimizer, learning rate, seed and device."""
@@ -562,7 +566,7 @@ class TPSGDEstimator(base.Estimator):
             return True
         hidden = self._hidden_outputs(self._buffer[row].astype(np.float64)).astype(np.float32)
         label = self._buffer_y[row : row + 1]
-        done = readout_step(net, hidden, self._target_rows(label)[0])
+        done = readout_step(net, hidden, self._target_row(row))
         if done is None:  # (not a plain float32 readout on the CPU: a torch step)
             done = self._readout_train_step(torch.from_numpy(hidden), self._targets(label))
             self._readout_pass = None  # (its weights may live on another device: copy anew)

@@ -201,6 +201,9 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
     def _target_rows(self, y: np.ndarray) -> np.ndarray:
         return _identity(self._net.n_outputs)[y]  # (rows of a kept identity: one copy)
 
+    def _target_row(self, row: int) -> np.ndarray:
+        return _identity(self._net.n_outputs)[self._buffer_y[row]]  # (a view: no copy)
+
     def _register(self, y) -> int:
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
         index, new = register_label(self, y)
