@@ -269,9 +269,11 @@ def _trained(data, *, fresh_copies=False):
     return model, probas
 
 
-def test_the_estimator_reaches_the_plain_steps_weights_bit_for_bit(monkeypatch):
+@pytest.mark.parametrize("identity_max", [256, 1])  # targets: rows of an identity, or not
+def test_the_estimator_reaches_the_plain_steps_weights_bit_for_bit(monkeypatch, identity_max):
     """300 samples, a third class from sample 120 on (the readout grows midway): the weights,
     the readout's Adam state and every prediction equal those of the plain numpy step."""
+    monkeypatch.setattr("tpsgd_stream.models.classifier._IDENTITY_MAX", identity_max)
     data = _stream(300, seed=5, n_classes=2)
     data[120:] = [(x, i % 3) for i, (x, _) in enumerate(data[120:])]
     model, probas = _trained(data)

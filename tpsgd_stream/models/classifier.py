@@ -199,10 +199,15 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         return torch.from_numpy(self._target_rows(y)).to(self._net.device)
 
     def _target_rows(self, y: np.ndarray) -> np.ndarray:
-        return _identity(self._net.n_outputs)[y]  # (rows of a kept identity: one copy)
+        target = np.zeros((len(y), self._net.n_outputs), dtype=np.float32)
+        target[np.arange(len(y)), y] = 1.0
+        return target
 
     def _target_row(self, row: int) -> np.ndarray:
-        return _identity(self._net.n_outputs)[self._buffer_y[row]]  # (a view: no copy)
+        n = self._net.n_outputs
+        if n > _IDENTITY_MAX:
+            return super()._target_row(row)
+        return _identity(n)[self._buffer_y[row]]  # (a view: no new array per sample)
 
     def _register(self, y) -> int:
         """The output unit of label ``y``; a new label grows the output layer by one unit."""
@@ -364,9 +369,13 @@ def _same(units: np.ndarray) -> np.ndarray:
     return units
 
 
+_IDENTITY_MAX = 256  # classes up to which the per-sample targets are rows of _identity
+
+
 @functools.lru_cache(maxsize=8)
 def _identity(n: int) -> np.ndarray:
-    """The read-only float32 identity matrix of size ``n``: its rows are the one-hot targets."""
+    """The read-only float32 identity matrix of size ``n``: its rows are the one-hot targets
+    (``n <= _IDENTITY_MAX``: at most 2 MiB kept)."""
     eye = np.eye(n, dtype=np.float32)
     eye.flags.writeable = False
     return eye
