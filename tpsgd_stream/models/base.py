@@ -565,9 +565,9 @@ class TPSGDEstimator(base.Estimator):
         if self._train_layers is not None and net.output_index not in self._train_layers:
             return True
         hidden = self._hidden_outputs(self._buffer[row].astype(np.float64)).astype(np.float32)
-        label = self._buffer_y[row : row + 1]
         done = readout_step(net, hidden, self._target_row(row))
         if done is None:  # (not a plain float32 readout on the CPU: a torch step)
+            label = self._buffer_y[row : row + 1]
             done = self._readout_train_step(torch.from_numpy(hidden), self._targets(label))
             self._readout_pass = None  # (its weights may live on another device: copy anew)
         if not done:
