@@ -151,8 +151,33 @@ def test_save_load_and_pickle_predict_and_continue_identically(tmp_path):
         ({"kernel_size": 0}, "kernel_size must be an int >= 1"),
         ({"readout_hidden": (8,)}, "conv encoder has a linear readout"),
         ({"rule": "nope"}, "nope"),
+        ({"hidden_lr_scale": 0}, "hidden_lr_scale must be None, or a positive number"),
+        ({"hidden_lr_scale": True}, "hidden_lr_scale must be None, or a positive number"),
     ],
 )
 def test_bad_conv_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         TPSGDSequenceClassifier(encoder="conv", **params)
+
+
+def test_hidden_lr_scale_is_for_the_conv_encoder_only():
+    with pytest.raises(ValueError, match="with encoder='elman'"):
+        TPSGDSequenceClassifier(encoder="elman", hidden_lr_scale=0.5)
+
+
+def _rates(model) -> list[list[float]]:
+    return [[group["lr"] for group in opt.param_groups] for opt in model.network.optimizers]
+
+
+@pytest.mark.parametrize(
+    "rule, scale, hidden",  # None: a tenth of lr under a local rule, all of it under bp
+    [("local_head", None, 1e-3), ("local_head", 0.5, 5e-3), ("bp", None, 1e-2)],
+)
+def test_conv_weights_learn_at_the_scaled_rate_and_heads_at_lr(rule, scale, hidden):
+    rng = np.random.default_rng(6)
+    model = TPSGDSequenceClassifier(**SMALL, rule=rule, lr=1e-2, hidden_lr_scale=scale, seed=0)
+    model.learn_many(rng.normal(size=(4, 1, 20)), [0, 1, 0, 1])  # heads join on this step
+    *conv, readout = _rates(model)
+    assert readout == [1e-2]
+    heads = [1e-2] if rule == "local_head" else []  # a layer's group, then its head's
+    assert conv == [pytest.approx([hidden, *heads])] * 2
