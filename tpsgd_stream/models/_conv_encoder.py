@@ -30,6 +30,9 @@ class ConvEncoder:
         As :meth:`~tpsgd_stream.engine.network.Network.cnn1d` (``padding="same"``).
     rule, optimizer, lr, seed, device
         As :class:`~tpsgd_stream.engine.network.Network`.
+    hidden_lr_scale
+        The Conv1d layers' weights learn at ``lr * hidden_lr_scale``; the readout and the
+        local heads at ``lr``.
     head_pool
         With ``rule="local_head"``: each layer's head reads its map average-pooled to this many
         time steps per channel, so that sequences of any length share the head (the
@@ -58,6 +61,7 @@ class ConvEncoder:
         head_pool: int = 16,
         optimizer: str = "adam",
         lr: float = 1e-3,
+        hidden_lr_scale: float = 1.0,
         seed: int = 0,
         device: str = "cpu",
     ):
@@ -79,6 +83,15 @@ class ConvEncoder:
             seed=seed,
             device=device,
         )
+        self._scale_hidden_lr(hidden_lr_scale)
+
+    def _scale_hidden_lr(self, scale: float) -> None:
+        """Multiply the learning rate of the Conv1d layers' weights by ``scale``; a local head,
+        which joins its layer's optimizer on the first step, keeps the optimizer's ``lr``."""
+        *hidden, _ = sorted(self.net.optimizers)
+        for index in hidden:
+            for group in self.net.optimizers[index].param_groups:
+                group["lr"] *= scale
 
     @property
     def n_outputs(self) -> int:
