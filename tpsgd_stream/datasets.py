@@ -434,15 +434,12 @@ SOURCES: dict[str, Source] = {
         needs=("aeon", "aeon==1.6.0"),
     ),
     "ucr_chinatown_full.npz": Source(
-        files=(
-            (
-                _CHINATOWN + "TRAIN.tsv",
-                "sha256:35ea63b86017b3b01c4f39e84c147daf9290c1cdccdace9af89f4e12fabf35ca",
-            ),
-            (
-                _CHINATOWN + "TEST.tsv",
-                "sha256:8230b1c642c8ffb407e82f65ce3c5de7121d4051e8713a303a7d9e6d0268a72b",
-            ),
+        files=tuple(
+            (f"{_CHINATOWN}{part}.tsv", f"sha256:{sha256}")
+            for part, sha256 in (
+                ("TRAIN", "35ea63b86017b3b01c4f39e84c147daf9290c1cdccdace9af89f4e12fabf35ca"),
+                ("TEST", "8230b1c642c8ffb407e82f65ce3c5de7121d4051e8713a303a7d9e6d0268a72b"),
+            )
         ),
         build=_build_ucr_tsv("Chinatown"),
         origin="UCR archive 2018, Chinatown with its own 345-case test split (the training "
