@@ -60,6 +60,21 @@ def is_tuple_of_positive_ints(value) -> bool:
     )
 
 
+def positive_number(value) -> bool:
+    """Whether ``value`` is a finite real number above 0 (a bool is not).
+
+    Examples
+    --------
+    >>> [positive_number(v) for v in (0.1, 3, 0, float("inf"), True, "1")]
+    [True, True, False, False, False, False]
+    """
+    return (
+        not isinstance(value, (bool, np.bool_))
+        and isinstance(value, numbers.Real)
+        and 0 < value < math.inf
+    )
+
+
 def check_training_params(estimator, activations, rules, *, rule_defaults=False) -> None:
     """Check ``activation``, ``rule``, ``optimizer``, ``lr``, ``seed`` and ``device`` of any of
     the estimators, with a ``ValueError`` naming the estimator, the parameter and its value.
@@ -81,9 +96,7 @@ def check_training_params(estimator, activations, rules, *, rule_defaults=False)
             f"{name}: unknown optimizer {estimator.optimizer!r}; expected one of {OPTIMIZERS}."
         )
     lr = estimator.lr
-    if not (rule_defaults and lr is None) and (
-        isinstance(lr, (bool, np.bool_)) or not (isinstance(lr, numbers.Real) and 0 < lr < math.inf)
-    ):
+    if not (rule_defaults and lr is None) and not positive_number(lr):
         raise ValueError(f"{name}: lr must be a positive number, got {lr!r}.")
     seed = estimator.seed
     if seed is not None and (
@@ -228,10 +241,7 @@ class TPSGDEstimator(base.Estimator):
                 f"first samples), got {each!r}."
             )
         scale = self.hidden_lr_scale
-        if scale is not None and (
-            isinstance(scale, (bool, np.bool_))
-            or not (isinstance(scale, numbers.Real) and 0 < scale < math.inf)
-        ):
+        if scale is not None and not positive_number(scale):
             raise ValueError(
                 f"{name}: hidden_lr_scale must be a positive number or None, got {scale!r}."
             )

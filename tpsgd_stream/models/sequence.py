@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from ._arrays import SequenceArrays
 from ._conv_encoder import ConvEncoder
 from ._inputs import check_label, in_float32_range
 from ._sequence_base import _positive_int, _SequenceBase, scoped_threads
+from .base import positive_number
 
 __all__ = ["TPSGDSequenceClassifier", "ENCODERS"]
 
@@ -257,11 +257,7 @@ class TPSGDSequenceClassifier(SequenceArrays, _SequenceBase):
                 f"({len(self.conv_channels)}), got {self.dilation!r}."
             )
         scale = self.hidden_lr_scale
-        if scale is not None and (
-            self.encoder != "conv"
-            or isinstance(scale, (bool, np.bool_))
-            or not (isinstance(scale, numbers.Real) and 0 < scale < math.inf)
-        ):
+        if scale is not None and (self.encoder != "conv" or not positive_number(scale)):
             raise ValueError(
                 f"{name}: hidden_lr_scale must be None, or a positive number with "
                 f"encoder='conv', got {scale!r} with encoder={self.encoder!r}."
