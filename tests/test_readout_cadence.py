@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import pickle
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tpsgd_stream.engine import readout as readout_module
 from tpsgd_stream.engine.network import Network
 from tpsgd_stream.engine.readout import numpy_readout, readout_step
 from tpsgd_stream.models import TPSGDClassifier, _persistence
@@ -225,34 +225,20 @@ def test_the_torch_fallback_takes_the_same_steps(monkeypatch):
 
 
 def _plain_readout_step(net, features, target):
-    """The per-sample step as first written (numpy, a new array per operation): the
-    arithmetic that the in-place step must reproduce bit for bit."""
+    """The per-sample step as first written: the gradient in numpy (a new array per
+    operation), then the layer's own optimizer's step on it, which the in-place step must
+    reproduce bit for bit."""
     out = net.layers[net.output_index]
     optimizer = net.optimizers[net.output_index]
     weight, bias = out.weight.detach().numpy(), out.bias.detach().numpy()
     z = weight @ features + bias
     e = np.exp(z - z.max())
     delta = (e / e.sum() - target).astype(np.float32)
-    grads = (delta[:, None] * features, delta)
-    group = optimizer.param_groups[0]
-    beta1, beta2 = group["betas"]
-    states = [optimizer.state[p] for p in (out.weight, out.bias)]
-    if not states[0]:
-        for state, p in zip(states, (out.weight, out.bias)):
-            state.update(step=torch.zeros(()), exp_avg=torch.zeros_like(p))
-            state["exp_avg_sq"] = torch.zeros_like(p)
-    step = float(states[0]["step"]) + 1.0
-    step_size = -group["lr"] / (1.0 - beta1**step)
-    root_bias2 = math.sqrt(1.0 - beta2**step)
-    for value, grad, state in zip((weight, bias), grads, states):
-        exp_avg, exp_avg_sq = state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()
-        exp_avg += (grad - exp_avg) * (1 - beta1)
-        exp_avg_sq += (grad * grad - exp_avg_sq) * (1 - beta2)
-        denom = np.sqrt(exp_avg_sq)
-        denom /= root_bias2
-        denom += group["eps"]
-        value += exp_avg / denom * step_size
-        state["step"] += 1.0
+    out.weight.grad = torch.from_numpy(delta[:, None] * features)
+    out.bias.grad = torch.from_numpy(delta)
+    with torch.no_grad():
+        optimizer.step()
+    out.weight.grad = out.bias.grad = None
     return True
 
 
@@ -272,7 +258,7 @@ def _trained(data, *, fresh_copies=False):
 @pytest.mark.parametrize("identity_max", [256, 1])  # targets: rows of an identity, or not
 def test_the_estimator_reaches_the_plain_steps_weights_bit_for_bit(monkeypatch, identity_max):
     """300 samples, a third class from sample 120 on (the readout grows midway): the weights,
-    the readout's Adam state and every prediction equal those of the plain numpy step."""
+    the readout's Adam state and every prediction equal those of the plain step."""
     monkeypatch.setattr("tpsgd_stream.models.classifier._IDENTITY_MAX", identity_max)
     data = _stream(300, seed=5, n_classes=2)
     data[120:] = [(x, i % 3) for i, (x, _) in enumerate(data[120:])]
@@ -288,3 +274,23 @@ def test_the_estimator_reaches_the_plain_steps_weights_bit_for_bit(monkeypatch, 
         state, want = net.optimizers[out].state[p], ref.optimizers[out].state[q]
         assert all(torch.equal(state[key], want[key]) for key in want)
     assert probas == expected
+
+
+def test_a_readout_step_runs_on_one_thread_and_gives_the_setting_back(monkeypatch):
+    """The fused Adam call of one sample runs on one thread (a pool only waits on a busy
+    machine) and the caller's thread count comes back."""
+    net = Network.mlp(3, (5,), 4, seed=0)
+    seen = []
+    fused = readout_module._ops.fused_adam()
+    monkeypatch.setattr(
+        readout_module._ops,
+        "fused_adam",
+        lambda: lambda *a, **k: seen.append(torch.get_num_threads()) or fused(*a, **k),
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert readout_step(net, np.ones(5, np.float32), np.eye(4, dtype=np.float32)[1])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,20 +1,21 @@
-"""One update of a network's output layer on one sample, in numpy on the layer's own memory.
+"""One update of a network's output layer on one sample, on the layer's own memory.
 
 A readout that learns from every sample (``readout_per_sample`` of the estimators) takes one
 optimizer step per sample on a ``(n_outputs, hidden)`` matrix: a few microseconds of
-arithmetic, which a torch step (dispatch of a dozen small ops, the update guard's copies of
-the whole network) would bury under a few hundred microseconds of overhead. This step runs the
-same maths in numpy on views of the layer's parameters and of its optimizer's state (the
-tensors ``torch.optim.Adam`` keeps, so saving, loading and a later torch step see one state):
+arithmetic, which a torch training step (a dozen small ops dispatched one by one, the update
+guard's copies of the network) would bury under a few hundred microseconds of overhead. This
+step computes the gradient in numpy, into kept arrays, on views of the layer's parameters:
 
 - ``delta = dL/dz`` of the network's loss at ``z = W h + b``, as
-  :func:`~tpsgd_stream.engine.losses.output_delta` for a minibatch of one;
-- SGD: ``p -= lr * g``; Adam (``torch.optim.Adam``'s defaults): ``m = b1 m + (1 - b1) g``,
-  ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)``.
+  :func:`~tpsgd_stream.engine.losses.output_delta` for a minibatch of one; the gradients are
+  ``delta`` (the bias's) and ``delta`` times ``h`` (the weight's);
+- Adam: one call of the fused kernel that the layer's own optimizer
+  (:class:`~tpsgd_stream.engine.optim.LayerAdam`) calls, on the optimizer's own state, so the
+  step is the optimizer's step, bit for bit, and saving, loading and later minibatch steps
+  see one state; SGD: ``p -= lr * g`` in numpy.
 
-A step whose gradient would make a weight or a moment NaN or infinite changes nothing and
-returns ``False`` (as :func:`~tpsgd_stream.engine.guard.refuse_non_finite` undoes a torch
-step): SGD's new weights are checked before they are written, Adam's squared gradients.
+A step that would make a weight or a moment NaN or infinite changes nothing and returns
+``False`` (as :func:`~tpsgd_stream.engine.guard.refuse_non_finite` undoes a torch step).
 """
 
 from __future__ import annotations
@@ -25,25 +26,28 @@ import weakref
 import numpy as np
 import torch
 
-from .optim import LayerAdam
+from . import _ops
+from .optim import LayerAdam, flush_subnormal
 
 __all__ = ["numpy_readout", "readout_step"]
 
 _PLAIN = (LayerAdam, torch.optim.Adam, torch.optim.SGD)
+_FLUSH_EVERY = 64  # steps between flushes of subnormal moments (as LayerAdam's)
 
 
 def numpy_readout(net) -> bool:
     """Whether :func:`readout_step` can update ``net``'s output layer: a float32 layer on the
-    CPU, trained by plain Adam or SGD steps (no output rule of its own, no weight decay,
-    momentum or AMSGrad)."""
+    CPU, trained by plain Adam (where torch has its fused kernel) or SGD steps (no output
+    rule of its own, no weight decay, momentum, AMSGrad or maximisation)."""
     out = net.output_index
     optimizer = net.optimizers[out]
     groups = optimizer.param_groups
     layer = net.layers[out]
     return (
         type(optimizer) in _PLAIN
+        and (isinstance(optimizer, torch.optim.SGD) or _ops.fused_adam() is not None)
         and len(groups) == 1
-        and not any(groups[0].get(k) for k in ("weight_decay", "amsgrad", "momentum"))
+        and not any(groups[0].get(k) for k in ("weight_decay", "amsgrad", "momentum", "maximize"))
         and net.rules[out] is None
         and layer.weight.device.type == "cpu"
         and layer.weight.dtype == torch.float32
@@ -51,11 +55,10 @@ def numpy_readout(net) -> bool:
 
 
 class _Views:
-    """numpy views of an output layer's weight and bias and of their Adam moments and step
-    count (one ``Tensor.numpy()`` costs microseconds: made once, kept while the same tensors
-    hold the same memory; growth or a loaded state replaces them), and the arrays each step
-    writes its intermediate values and float32 constants into (a numpy call on small arrays
-    costs about a microsecond, twice that when it allocates or takes a numpy scalar)."""
+    """numpy views of an output layer's weight and bias, and the tensors of a fused Adam step
+    (parameters, kept gradients, moments, step counts), made once and kept while the same
+    tensors hold the same memory (growth or a loaded state replaces them): one
+    ``Tensor.numpy()`` costs microseconds."""
 
     def __init__(self, net, optimizer, layer):
         self.optimizer = optimizer
@@ -63,20 +66,25 @@ class _Views:
         self.supported = numpy_readout(net)
         if not self.supported:
             return
-        self.adam = not isinstance(optimizer, torch.optim.SGD)
-        self.tensors = list(self.params)
-        if self.adam:
-            states = [_adam_state(optimizer, p) for p in self.params]
-            self.tensors += [s[k] for s in states for k in ("exp_avg", "exp_avg_sq", "step")]
         self.pointers = [p.data_ptr() for p in self.params]
-        arrays = [t.detach().numpy() for t in self.tensors]
-        self.weight, self.bias = arrays[:2]
-        self.moments = [arrays[2:5], arrays[5:8]] if self.adam else []
-        self.grad = np.empty_like(self.weight)  # (the bias's gradient is delta itself)
-        # per parameter: its squared gradient and a work array
-        self.scratch = [(np.empty_like(a), np.empty_like(a)) for a in (self.weight, self.bias)]
-        # 1 - beta1, 1 - beta2, eps, sqrt(1 - beta2^t) and -lr / (1 - beta1^t), in float32
-        self.constants = [np.zeros((), np.float32) for _ in range(5)]
+        self.weight, self.bias = (p.detach().numpy() for p in self.params)
+        self.magnitudes = np.empty_like(self.weight[0])  # |features|
+        self.adam = not isinstance(optimizer, torch.optim.SGD)
+        if not self.adam:
+            return
+        states = [_adam_state(optimizer, p) for p in self.params]
+        grads = [torch.zeros_like(p) for p in self.params]
+        self.weight_grad, self.bias_grad = (g.numpy() for g in grads)
+        self.fused_args = (
+            [p.detach() for p in self.params],
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+        )
+        self.counts = [s["step"].numpy() for s in states]
+        self.moments = [*self.fused_args[2], *self.fused_args[3]]
 
     def current(self, optimizer) -> bool:
         """Whether the views still show the tensors that ``optimizer`` trains (a new layer
@@ -90,10 +98,10 @@ class _Views:
         # (grown or loaded moments are new tensors; a grown parameter has new memory)
         if self.adam:
             state = optimizer.state
-            tensors = self.tensors
+            avgs = self.fused_args[2]
             if (
-                state.get(params[0], _NONE).get("exp_avg") is not tensors[2]
-                or state.get(params[1], _NONE).get("exp_avg") is not tensors[5]
+                state.get(params[0], _NONE).get("exp_avg") is not avgs[0]
+                or state.get(params[1], _NONE).get("exp_avg") is not avgs[1]
             ):
                 return False
         return params[0].data_ptr() == self.pointers[0] and params[1].data_ptr() == self.pointers[1]
@@ -101,6 +109,7 @@ class _Views:
 
 _NONE: dict = {}
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _Views
+_MAX_GRADIENT = math.sqrt(float(np.finfo(np.float32).max))  # its square: float32's largest
 
 
 def _views(net) -> _Views:
@@ -115,19 +124,13 @@ def _views(net) -> _Views:
 def _delta(z: np.ndarray, target: np.ndarray, loss: str) -> np.ndarray:
     """``dL/dz`` at the float32 logits ``z``, computed in ``z``'s memory where it can."""
     if loss == "cross_entropy":  # softmax(z) - target, as exp(z - max) / sum - target
-        np.subtract(z, z.max(), z)
+        np.subtract(z, np.maximum.reduce(z), z)
         np.exp(z, z)
-        np.divide(z, z.sum(), z)
+        np.divide(z, np.add.reduce(z), z)
         return np.subtract(z, target, z)
     if loss == "mse":
         return 2.0 * (z - target)
     return np.clip(z - target, -1.0, 1.0)  # huber (delta 1)
-
-
-def _finite(*arrays: np.ndarray) -> bool:
-    """Whether every entry is finite: one sum each, element by element only when a sum is
-    not (finite values can overflow a sum)."""
-    return all(math.isfinite(a.sum()) or np.isfinite(a).all() for a in arrays)
 
 
 def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
@@ -155,70 +158,61 @@ def readout_step(net, features: np.ndarray, target: np.ndarray) -> bool | None:
     views = _views(net)
     if not views.supported:
         return None
-    weight, bias = views.weight, views.bias
-    z = weight @ features
-    z += bias
+    z = views.weight @ features
+    np.add(z, views.bias, z)
     delta = _delta(z, target, net.loss).astype(np.float32, copy=False)
-    grads = (np.multiply(delta[:, None], features, views.grad), delta)
-    if not views.adam:
-        lr = np.float32(views.optimizer.param_groups[0]["lr"])
-        with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
-            new = [p - lr * g for p, g in zip((weight, bias), grads)]
-        if not _finite(*new):
-            return False
-        weight[...], bias[...] = new
-        return True
-    return _adam(views, grads)
-
-
-def _adam(views: _Views, grads: tuple[np.ndarray, np.ndarray]) -> bool:
-    """``torch.optim.Adam``'s step with ``grads`` on the weight and bias that ``views``
-    shows, in place. Refused (``False``) when a squared gradient is not finite; otherwise
-    every new value is finite: an Adam step moves a weight by at most a few times ``lr``."""
-    scratch = views.scratch
-    with np.errstate(over="ignore", invalid="ignore"):  # (an overflow is refused just below)
-        for grad, (square, _) in zip(grads, scratch):
-            np.multiply(grad, grad, square)
-    if not _finite(scratch[0][0], scratch[1][0]):
+    # the largest gradient entry is the largest delta times the largest feature: when its
+    # square is finite, so is every moment, and an Adam step moves a weight by at most a few
+    # times lr
+    largest = float(np.maximum.reduce(np.abs(features, views.magnitudes)))
+    if not largest * float(np.maximum.reduce(np.abs(delta))) <= _MAX_GRADIENT:  # (NaN: not <=)
         return False
-    # the float32 constants, rounded from Python floats as numpy rounds them in arithmetic
+    if not views.adam:
+        return _sgd(views, delta, features)
+    _fused_adam(views, delta, features)
+    return True
+
+
+def _sgd(views: _Views, delta: np.ndarray, features: np.ndarray) -> bool:
+    """A plain SGD step, refused (``False``) when a new value would not be finite."""
+    lr = np.float32(views.optimizer.param_groups[0]["lr"])
+    weight, bias = views.weight, views.bias
+    with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
+        new = [weight - lr * np.multiply(delta[:, None], features), bias - lr * delta]
+    if not all(np.isfinite(a).all() for a in new):
+        return False
+    weight[...], bias[...] = new
+    return True
+
+
+def _fused_adam(views: _Views, delta: np.ndarray, features: np.ndarray) -> None:
+    """The optimizer's fused Adam step with the gradients of ``delta`` and ``features``."""
+    np.multiply(delta[:, None], features, views.weight_grad)
+    np.copyto(views.bias_grad, delta)
+    for count in views.counts:  # (the kernel takes counts already incremented)
+        count[()] = float(count) + 1.0  # (exact: float32 holds every integer up to 2**24)
     group = views.optimizer.param_groups[0]
     beta1, beta2 = group["betas"]
-    step = float(views.moments[0][2]) + 1.0
-    constants = views.constants
-    for constant, value in zip(
-        constants,
-        (
-            1 - beta1,
-            1 - beta2,
-            group["eps"],
-            math.sqrt(1.0 - beta2**step),
-            -group["lr"] / (1.0 - beta1**step),
-        ),
-    ):
-        constant[()] = value
-    keep1, keep2, eps, root_bias2, step_size = constants
-    values = (views.weight, views.bias)
-    for value, grad, (square, work), (exp_avg, exp_avg_sq, count) in zip(
-        values, grads, scratch, views.moments
-    ):
-        # exp_avg += (grad - exp_avg) * (1 - beta1), and exp_avg_sq likewise with square
-        np.subtract(grad, exp_avg, work)
-        np.multiply(work, keep1, work)
-        np.add(exp_avg, work, exp_avg)
-        np.subtract(square, exp_avg_sq, work)
-        np.multiply(work, keep2, work)
-        np.add(exp_avg_sq, work, exp_avg_sq)
-        # value += exp_avg / (sqrt(exp_avg_sq) / root_bias2 + eps) * step_size
-        np.sqrt(exp_avg_sq, work)
-        np.divide(work, root_bias2, work)
-        np.add(work, eps, work)
-        np.divide(exp_avg, work, work)
-        np.multiply(work, step_size, work)
-        np.add(value, work, value)
-        # count += 1 in float32: the exact sum in a Python float, rounded once to float32
-        count[()] = float(count) + 1.0
-    return True
+    threads = torch.get_num_threads()
+    if threads != 1:  # (one sample's step: a pool of threads only waits, for milliseconds
+        torch.set_num_threads(1)  # on a busy machine; the caller's setting comes back)
+    try:
+        _ops.fused_adam()(
+            *views.fused_args,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+        )
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+    steps = int(views.counts[0])
+    if steps % _FLUSH_EVERY == 0:  # (subnormal moments slow the kernel: see LayerAdam)
+        flush_subnormal(views.moments)
 
 
 def _adam_state(optimizer, param: torch.nn.Parameter) -> dict:

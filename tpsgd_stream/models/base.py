@@ -567,9 +567,9 @@ class TPSGDEstimator(base.Estimator):
         refused because it would have made the readout non-finite (it warns and counts, as a
         refused minibatch does).
 
-        The step runs in numpy on the layer's memory where it can
-        (:func:`~tpsgd_stream.engine.readout.readout_step`), else as a torch ``train_step`` of
-        the output layer.
+        The step runs on the layer's memory where it can (the gradient in numpy, one fused
+        Adam call: :func:`~tpsgd_stream.engine.readout.readout_step`), else as a torch
+        ``train_step`` of the output layer.
         """
         net = self._net
         if self._train_layers is not None and net.output_index not in self._train_layers:
