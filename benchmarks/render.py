@@ -944,8 +944,8 @@ def _short_streams(results: dict) -> str:
             )
         parts.append(
             "Prequential accuracy % · samples/s, one run (seed 0), all behind `StandardScaler`. "
-            "Defaults: readout per sample (first 10,000), hidden per minibatch of 32 at lr "
-            "x0.1. Speed: of the pipelines (and of the models alone on rows scaled "
+            "Defaults: readout by least squares per sample (first 10,000), hidden per minibatch "
+            "of 32 at lr x0.1. Speed: of the pipelines (and of the models alone on rows scaled "
             "beforehand: river's scaler costs ~60 us a row on digits). "
             "deep-river's `MultiLayerPerceptron`: 128 hidden units, Adam lr 1e-2, a step "
             f"per sample ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
@@ -964,16 +964,23 @@ def _short_streams(results: dict) -> str:
     if tune:
         streams = tune["tuned_on"]
         shown = tune.get("shown", list(tune["rows"]))
+        drift = "drifting" in tune
         rows = [
-            [name, *(pct(row[s]["accuracy"]) for s in streams), pct(row["mean_accuracy"])]
+            [
+                name,
+                *(pct(row[s]["accuracy"]) for s in streams),
+                pct(row["mean_accuracy"]),
+                *([pct(row["drift_mean_accuracy"])] if drift else []),
+            ]
             for name, row in tune["rows"].items()
             if name in shown
         ]
         more = len(tune["rows"]) - len(rows)
+        drifting = f"; drift: mean of {', '.join(tune['drifting'])}" if drift else ""
         parts.append(
-            f"**Choosing the cadence** (mean of seeds {', '.join(map(str, tune['seeds']))}; "
-            f"{tune['held_out']} held out; {more} more in the JSON)\n\n"
-            + table(["candidate", *streams, "mean"], rows)
+            f"**Choosing the readout** (mean of seeds {', '.join(map(str, tune['seeds']))}"
+            f"{drifting}; {tune['held_out']} held out; {more} more in the JSON)\n\n"
+            + table(["candidate", *streams, "mean", *(["drift"] if drift else [])], rows)
         )
     threads = results.get("threads")
     if threads:

@@ -213,11 +213,12 @@ def test_the_torch_fallback_takes_the_same_steps(monkeypatch):
     """Where the numpy step cannot run (another device, another optimizer), a torch step of
     the output layer alone replaces it."""
     data = _stream(20)
-    numpy_model = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=0)
+    params = {"hidden_layer_sizes": (6,), "batch_size": 8, "seed": 0, "readout_solver": "optimizer"}
+    numpy_model = TPSGDClassifier(**params)
     for x, y in data:
         numpy_model.learn_one(x, y)
     monkeypatch.setattr("tpsgd_stream.models.base.readout_step", lambda *args: None)
-    torch_model = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=0)
+    torch_model = TPSGDClassifier(**params)
     for x, y in data:
         torch_model.learn_one(x, y)
     for a, b in zip(numpy_model.network.parameters(), torch_model.network.parameters()):
@@ -245,7 +246,9 @@ def _plain_readout_step(net, features, target):
 def _trained(data, *, fresh_copies=False):
     """A model after ``learn_one`` on ``data``, with the probabilities ``predict_proba_one``
     gave before each sample; ``fresh_copies``: from a new copy of the weights every time."""
-    model = TPSGDClassifier(hidden_layer_sizes=(16,), batch_size=8, seed=3)
+    model = TPSGDClassifier(
+        hidden_layer_sizes=(16,), batch_size=8, seed=3, readout_solver="optimizer"
+    )
     probas = []
     for x, y in data:
         probas.append(model.predict_proba_one(x))

@@ -246,7 +246,7 @@ class DriftAdaptiveClassifier(base.Wrapper, base.Classifier):
     ...     _ = pipeline.predict_one(x)
     ...     pipeline.learn_one(x, y)
     >>> [(e.index, e.cut, e.n_samples) for e in model.drift_events if e.action == "adapt"]
-    [(1535, 1472, 100), (1695, 1568, 128)]
+    [(1535, 1472, 100), (1631, 1552, 100)]
 
     Each time on the samples since ADWIN's cut (at 1,472 and 1,568, around the swap at 1,500).
     """

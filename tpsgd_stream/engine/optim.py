@@ -9,7 +9,14 @@ from torch import nn
 
 from . import _ops
 
-__all__ = ["OPTIMIZERS", "LayerAdam", "flush_subnormal", "make_optimizer", "pad_optimizer_state"]
+__all__ = [
+    "OPTIMIZERS",
+    "LayerAdam",
+    "adam_state",
+    "flush_subnormal",
+    "make_optimizer",
+    "pad_optimizer_state",
+]
 
 OPTIMIZERS = ("adam", "sgd")
 _TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
@@ -154,10 +161,35 @@ def make_optimizer(
 def pad_optimizer_state(optimizer: torch.optim.Optimizer, param: nn.Parameter) -> None:
     """Zero-pad ``param``'s per-element state (Adam moments) after ``param`` grew.
 
-    The new entries start as if never updated; the old entries keep their history.
+    The new entries start as if never updated; the old entries keep their history. Other
+    state (a tensor of another dtype, such as a least-squares readout's float64 inverse
+    Gram matrix, which grows its own way) is left alone.
     """
     for key, value in optimizer.state.get(param, {}).items():
-        if torch.is_tensor(value) and value.dim() == param.dim() and value.shape != param.shape:
+        if (
+            torch.is_tensor(value)
+            and value.dtype == param.dtype
+            and value.dim() == param.dim()
+            and value.shape != param.shape
+        ):
             grown = value.new_zeros(param.shape)
             grown[tuple(slice(0, s) for s in value.shape)] = value
             optimizer.state[param][key] = grown
+
+
+def adam_state(optimizer: torch.optim.Optimizer, param: nn.Parameter) -> dict:
+    """``param``'s Adam state, its step count and moments made as ``torch.optim.Adam``
+    makes them on a first step where they are missing.
+
+    Examples
+    --------
+    >>> p = torch.nn.Parameter(torch.ones(2))
+    >>> sorted(adam_state(LayerAdam([p]), p))
+    ['exp_avg', 'exp_avg_sq', 'step']
+    """
+    state = optimizer.state[param]
+    if "step" not in state:
+        state["step"] = torch.zeros((), dtype=torch.float32)
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from . import _ops
-from .optim import LayerAdam, flush_subnormal
+from .optim import LayerAdam, adam_state, flush_subnormal
+from .threads import intra_op_threads
 
 __all__ = ["numpy_readout", "readout_step"]
 
@@ -72,7 +73,7 @@ class _Views:
         self.adam = not isinstance(optimizer, torch.optim.SGD)
         if not self.adam:
             return
-        states = [_adam_state(optimizer, p) for p in self.params]
+        states = [adam_state(optimizer, p) for p in self.params]
         grads = [torch.zeros_like(p) for p in self.params]
         self.weight_grad, self.bias_grad = (g.numpy() for g in grads)
         self.fused_args = (
@@ -193,10 +194,8 @@ def _fused_adam(views: _Views, delta: np.ndarray, features: np.ndarray) -> None:
         count[()] = float(count) + 1.0  # (exact: float32 holds every integer up to 2**24)
     group = views.optimizer.param_groups[0]
     beta1, beta2 = group["betas"]
-    threads = torch.get_num_threads()
-    if threads != 1:  # (one sample's step: a pool of threads only waits, for milliseconds
-        torch.set_num_threads(1)  # on a busy machine; the caller's setting comes back)
-    try:
+    # (one sample's step: a pool of threads only waits, for milliseconds on a busy machine)
+    with intra_op_threads(1):
         _ops.fused_adam()(
             *views.fused_args,
             amsgrad=False,
@@ -207,19 +206,6 @@ def _fused_adam(views: _Views, delta: np.ndarray, features: np.ndarray) -> None:
             eps=group["eps"],
             maximize=False,
         )
-    finally:
-        if threads != 1:
-            torch.set_num_threads(threads)
     steps = int(views.counts[0])
     if steps % _FLUSH_EVERY == 0:  # (subnormal moments slow the kernel: see LayerAdam)
         flush_subnormal(views.moments)
-
-
-def _adam_state(optimizer, param: torch.nn.Parameter) -> dict:
-    """``param``'s Adam state, made as ``torch.optim.Adam`` makes it on a first step."""
-    state = optimizer.state[param]
-    if not state:
-        state["step"] = torch.zeros((), dtype=torch.float32)
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    return state

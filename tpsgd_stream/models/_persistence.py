@@ -33,6 +33,7 @@ import os
 import numpy as np
 import torch
 
+from ..engine.least_squares import keep_inverse
 from ..engine.rules import canonical_name
 
 __all__ = [
@@ -322,6 +323,10 @@ def load(cls, path, *, device: str | None = None):
         # saved before the per-sample readout: every layer on the minibatch, at one lr, as then
         params.setdefault("readout_per_sample", False)
         params.setdefault("hidden_lr_scale", 1.0)
+    if "readout_solver" in inspect.signature(cls).parameters:
+        # saved before the least-squares readout: the optimizer's per-sample step, as then
+        params.setdefault("readout_solver", "optimizer")
+        params.setdefault("readout_forget", 1.0)
     try:
         _check_payload(payload)
         model = cls(**params)
@@ -336,6 +341,7 @@ def load(cls, path, *, device: str | None = None):
             net.load_state_dict(payload["network"])
             for i, state in payload["optimizers"].items():
                 net.optimizers[int(i)].load_state_dict(state)
+                keep_inverse(net.optimizers[int(i)], state)
         buffer_shape = model._buffer.shape
         model._buffer = payload["buffer"].numpy().astype(np.float32)
         model._buffer_y = payload["buffer_y"].numpy().astype(model._target_dtype)

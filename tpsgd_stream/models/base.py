@@ -40,6 +40,7 @@ from river import base
 from ..engine.activations import ACTIVATIONS
 from ..engine.guard import NonFiniteUpdateError
 from ..engine.inference import Float64Forward
+from ..engine.least_squares import rls_step
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
 from ..engine.readout import readout_step
@@ -50,7 +51,9 @@ from . import _persistence
 from ._features import FeatureMap
 from ._inputs import NON_FINITE, check_frame, parse_values
 
-__all__ = ["TPSGDEstimator", "rule_default"]
+__all__ = ["READOUT_SOLVERS", "TPSGDEstimator", "rule_default"]
+
+READOUT_SOLVERS = ("rls", "optimizer")  # how a readout learns from each sample
 
 
 def is_tuple_of_positive_ints(value) -> bool:
@@ -220,6 +223,8 @@ class TPSGDEstimator(base.Estimator):
     # them) update every layer on the minibatch at one learning rate
     readout_per_sample: bool | int = False
     hidden_lr_scale: float = 1.0
+    readout_solver: str = "optimizer"
+    readout_forget: float = 1.0
 
     # ------------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
@@ -240,6 +245,14 @@ class TPSGDEstimator(base.Estimator):
                 f"{name}: readout_per_sample must be True, False or an int >= 0 (a number of "
                 f"first samples), got {each!r}."
             )
+        if self.readout_solver not in READOUT_SOLVERS:
+            raise ValueError(
+                f"{name}: readout_solver must be one of {READOUT_SOLVERS}, got "
+                f"{self.readout_solver!r}."
+            )
+        forget = self.readout_forget
+        if not (positive_number(forget) and forget <= 1):
+            raise ValueError(f"{name}: readout_forget must be in (0, 1], got {forget!r}.")
         scale = self.hidden_lr_scale
         if scale is not None and not positive_number(scale):
             raise ValueError(
@@ -567,16 +580,22 @@ class TPSGDEstimator(base.Estimator):
         refused because it would have made the readout non-finite (it warns and counts, as a
         refused minibatch does).
 
-        The step runs on the layer's memory where it can (the gradient in numpy, one fused
-        Adam call: :func:`~tpsgd_stream.engine.readout.readout_step`), else as a torch
-        ``train_step`` of the output layer.
+        The step runs on the layer's memory where it can: recursive least squares
+        (:func:`~tpsgd_stream.engine.least_squares.rls_step`, ``readout_solver="rls"``) or the
+        layer's optimizer on the loss (the gradient in numpy, one fused Adam call:
+        :func:`~tpsgd_stream.engine.readout.readout_step`); else as a torch ``train_step`` of
+        the output layer (the optimizer's step).
         """
         net = self._net
         if self._train_layers is not None and net.output_index not in self._train_layers:
             return True
-        hidden = self._hidden_outputs(self._buffer[row].astype(np.float64)).astype(np.float32)
-        done = readout_step(net, hidden, self._target_row(row))
+        hidden = self._hidden_outputs(self._buffer[row].astype(np.float64))
+        if self.readout_solver == "rls":
+            done = rls_step(net, hidden, self._target_row(row), forget=self.readout_forget)
+        else:
+            done = readout_step(net, hidden.astype(np.float32), self._target_row(row))
         if done is None:  # (not a plain float32 readout on the CPU: a torch step)
+            hidden = hidden.astype(np.float32)
             label = self._buffer_y[row : row + 1]
             done = self._readout_train_step(torch.from_numpy(hidden), self._targets(label))
             self._readout_pass = None  # (its weights may live on another device: copy anew)

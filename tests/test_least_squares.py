@@ -1,0 +1,188 @@
+"""The least-squares readout (``readout_solver="rls"``, ``tpsgd_stream.engine.least_squares``):
+exact ridge regression after every sample, its state saved, pickled, reset and grown."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tpsgd_stream.engine.least_squares import RLS_KEY, rls_step
+from tpsgd_stream.engine.network import Network
+from tpsgd_stream.models import TPSGDClassifier
+
+torch.set_num_threads(1)  # see tests/test_estimators.py
+
+
+def _samples(n=120, width=5, n_classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, width))
+    targets = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, n)]
+    return features, targets
+
+
+def _readout(net) -> np.ndarray:
+    out = net.layers[net.output_index]
+    return np.hstack([out.weight.detach().numpy(), out.bias.detach().numpy()[:, None]])
+
+
+def _zeroed(width=5, n_classes=4) -> Network:
+    net = Network.mlp(3, (width,), n_classes, seed=0)
+    with torch.no_grad():
+        net.layers[-1].weight.zero_()
+        net.layers[-1].bias.zero_()
+    return net
+
+
+@pytest.mark.parametrize("reg", [1.0, 0.1])
+def test_rls_steps_reach_the_ridge_solution(reg):
+    """From zero weights, one step per sample gives the batch ridge regression of the
+    targets on ``[h, 1]``, and ``P`` the inverse of the regularised Gram matrix."""
+    net = _zeroed()
+    features, targets = _samples()
+    for h, t in zip(features, targets):
+        assert rls_step(net, h, t, reg=reg) is True
+    phi = np.hstack([features, np.ones((len(features), 1))])
+    gram = phi.T @ phi + reg * np.eye(phi.shape[1])
+    np.testing.assert_allclose(_readout(net), np.linalg.solve(gram, phi.T @ targets).T, atol=1e-6)
+    inverse = net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY]
+    assert inverse.dtype == torch.float64
+    np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(gram), atol=1e-12)
+
+
+def test_forgetting_keeps_p_the_inverse_of_a_refreshed_gram_matrix():
+    """With ``forget``, ``P`` stays the inverse of ``A <- forget A + phi phi^T``, with
+    ``width (1 - forget) reg`` added to one diagonal entry of ``A`` per sample in turn (the
+    prior's penalty given back), and the weights take the plain recurrence's steps."""
+    net = _zeroed()
+    features, targets = _samples(60)
+    forget, reg = 0.9, 0.5
+    width = features.shape[1] + 1
+    gram, weights = reg * np.eye(width), np.zeros((targets.shape[1], width))
+    for i, (h, t) in enumerate(zip(features, targets)):
+        rls_step(net, h, t, forget=forget, reg=reg)
+        phi = np.append(h, 1.0)
+        inverse = np.linalg.inv(gram)
+        gain = inverse @ phi / (forget + phi @ inverse @ phi)
+        weights += np.outer(t - weights @ phi, gain)
+        gram = forget * gram + np.outer(phi, phi)
+        gram[i % width, i % width] += width * (1 - forget) * reg
+    np.testing.assert_allclose(_readout(net), weights, atol=1e-6)
+    inverse = net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY]
+    np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(gram), rtol=1e-9, atol=1e-12)
+
+
+def test_a_reset_starts_the_readout_afresh():
+    """Clearing the output layer's optimizer state (as a drift wrapper does after
+    re-initialising the readout) drops ``P``: the next step starts from ``I``."""
+    net = _zeroed()
+    features, targets = _samples(30)
+    for h, t in zip(features, targets):
+        rls_step(net, h, t)
+    net.reset_optimizer_state([net.output_index])
+    with torch.no_grad():
+        net.layers[-1].weight.zero_()
+        net.layers[-1].bias.zero_()
+    rls_step(net, features[0], targets[0])
+    fresh = _zeroed()
+    rls_step(fresh, features[0], targets[0])
+    np.testing.assert_allclose(_readout(net), _readout(fresh), atol=1e-7)
+
+
+def test_the_step_leaves_torch_threads_as_found():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rls_step(_zeroed(), *(a[0] for a in _samples(1)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stream(n=90, seed=0):
+    """Three well-separated classes around fixed centres; the third from sample 60 on."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3) * 2.0
+    labels = [i % 2 if i < 60 else i % 3 for i in range(n)]
+    rows = centres[labels] + rng.normal(scale=0.5, size=(n, 3))
+    return [({f"f{j}": float(v) for j, v in enumerate(r)}, y) for r, y in zip(rows, labels)]
+
+
+def _model(**params):
+    return TPSGDClassifier(hidden_layer_sizes=(8,), batch_size=8, seed=0, **params)
+
+
+def test_the_classifier_learns_with_it_by_default_and_grows_a_class():
+    model = _model()
+    assert model.readout_solver == "rls"
+    stream = _stream()
+    for x, y in stream:  # a third class from sample 61 on
+        model.learn_one(x, y)
+    net = model.network
+    inverse = net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY]
+    assert inverse.shape == (9, 9)  # (the hidden width + 1: a class does not grow it)
+    assert sorted(model.classes) == [0, 1, 2]
+    correct = sum(model.predict_one(x) == y for x, y in stream[-30:])
+    assert correct >= 27
+
+
+def test_the_gradient_solver_is_still_there():
+    model = _model(readout_solver="optimizer")
+    for x, y in _stream(20):
+        model.learn_one(x, y)
+    net = model.network
+    assert RLS_KEY not in net.optimizers[net.output_index].state[net.layers[-1].weight]
+
+
+@pytest.mark.parametrize("bad", ["ridge", None, 1])
+def test_a_bad_readout_solver_is_named(bad):
+    with pytest.raises(ValueError, match="readout_solver"):
+        TPSGDClassifier(readout_solver=bad)
+
+
+def _continued(model, stream):
+    for x, y in stream:
+        model.learn_one(x, y)
+    return [model.predict_proba_one(x) for x, _ in stream[:10]]
+
+
+def test_a_saved_and_a_pickled_model_go_on_learning_alike(tmp_path):
+    """``P`` survives ``save``/``load`` in float64 (``load_state_dict`` alone would cast it to
+    the layer's float32) and pickling: the reloaded models learn exactly as the original."""
+    stream = _stream()
+    model = _model()
+    for x, y in stream[:45]:
+        model.learn_one(x, y)
+    model.save(tmp_path / "m.pt")
+    loaded = TPSGDClassifier.load(tmp_path / "m.pt")
+    net = loaded.network
+    assert net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY].dtype == (
+        torch.float64
+    )
+    buffer = io.BytesIO()
+    pickle.dump(model, buffer)
+    unpickled = pickle.loads(buffer.getvalue())
+    expected = _continued(model, stream[45:])
+    assert _continued(loaded, stream[45:]) == expected
+    assert _continued(unpickled, stream[45:]) == expected
+
+
+def test_a_huge_sample_is_absorbed_without_overflow():
+    """A least-squares step is scale-free: a sample at 1e30 neither overflows nor wrecks the
+    readout (the gradient readout refuses it: tests/test_robustness.py)."""
+    model = TPSGDClassifier(batch_size=1, seed=0)
+    model.learn_one({"a": 1.0}, 1)
+    model.learn_one({"a": -1.0}, 0)
+    model.learn_one({"a": 1e30}, 0)
+    assert model.skipped_updates == 0
+    assert all(torch.isfinite(p).all() for p in model.network.parameters())
+    assert model.predict_one({"a": 1.0}) == 1
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, -0.5, float("nan"), True, "0.9"])
+def test_a_bad_readout_forget_is_named(bad):
+    with pytest.raises(ValueError, match="readout_forget"):
+        TPSGDClassifier(readout_forget=bad)

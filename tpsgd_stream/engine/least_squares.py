@@ -1,0 +1,222 @@
+r"""Recursive least squares: the output layer solved exactly after every sample.
+
+An output layer ``z = W h + b`` can learn from one sample at a time as the exact ridge
+regression of the targets on its inputs, updated in ``O(F^2)`` per sample (``F`` = inputs + 1)
+instead of a gradient step: with ``phi = [h, 1]`` and ``P`` the inverse of the regularised Gram
+matrix ``reg I + sum phi phi^T`` (``P = I / reg`` before the first sample),
+
+.. math::
+
+    k = \frac{P \phi}{1 + \phi^\top P \phi}, \quad
+    [W, b] \mathrel{+}= (t - z)\, k^\top, \quad
+    P \leftarrow P - k\, \phi^\top P
+
+After each sample ``[W, b]`` minimises ``sum ||t - W h - b||^2 + reg ||[W, b] - [W0, b0]||^2``
+over the samples so far (``W0, b0``: the weights before the first): a readout as good as it
+can be from the first samples on, where a gradient step moves by ``lr``. Only the output
+layer learns this way; it sees the true targets (a squared loss on the one-hot labels), the
+hidden layers keep their local rules.
+
+With a forgetting factor ``forget < 1`` the Gram matrix decays, ``A <- forget A + phi phi^T``
+(``P`` divided by ``forget``), so recent samples count more and the readout follows drift; the
+penalty that decay takes from the prior is given back, ``(1 - forget) reg`` per sample on the
+diagonal (one entry at a time, by a rank-one update), so that ``P`` stays bounded where the data
+leave directions unexcited.
+
+``P`` is the output layer's optimizer state (``optimizer.state[weight]["rls_inverse"]``, a
+float64 tensor): it is saved, loaded, pickled and cleared (``Network.reset_optimizer_state``,
+e.g. when a drift wrapper re-initialises the readout) with the layer's other state.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+import torch
+
+from .optim import adam_state
+from .threads import intra_op_threads
+
+__all__ = ["COUNT_KEY", "RLS_KEY", "keep_inverse", "least_squares_readout", "rls_step"]
+
+RLS_KEY = "rls_inverse"  # the optimizer state entry of P
+COUNT_KEY = "rls_count"  # and of the samples learned (an int64 tensor), for the prior's turn
+
+
+def least_squares_readout(net) -> bool:
+    """Whether :func:`rls_step` can update ``net``'s output layer: a float32 layer on the CPU
+    without an output rule of its own."""
+    out = net.output_index
+    layer = net.layers[out]
+    return (
+        net.rules[out] is None
+        and layer.weight.device.type == "cpu"
+        and layer.weight.dtype == torch.float32
+    )
+
+
+class _Solver:
+    """numpy views of an output layer's weight and bias and of its ``P``, and the features
+    ``[h, 1]`` of the sample being learned (made once, while the same tensors hold the same
+    memory and the optimizer keeps the same ``P``)."""
+
+    def __init__(self, net, reg: float):
+        out = net.output_index
+        layer = net.layers[out]
+        self.optimizer = net.optimizers[out]
+        self.params = (layer.weight, layer.bias)
+        self.pointers = tuple(p.data_ptr() for p in self.params)
+        self.weight, self.bias = (p.detach().numpy() for p in self.params)
+        width = self.weight.shape[1] + 1
+        if isinstance(self.optimizer, torch.optim.Adam):  # (its step needs its moments too)
+            for param in self.params:
+                adam_state(self.optimizer, param)
+        self.table = self.optimizer.state
+        state = self.entry = self.table[layer.weight]
+        inverse = state.get(RLS_KEY)
+        if inverse is None or inverse.shape != (width, width):
+            inverse = state[RLS_KEY] = _grown(inverse, width, reg)
+        if COUNT_KEY not in state:
+            state[COUNT_KEY] = torch.zeros((), dtype=torch.int64)
+        self.inverse_tensor = inverse
+        self.inverse = inverse.numpy()
+        self.count = state[COUNT_KEY].numpy()
+        self.phi = np.ones(width)
+
+    def current(self, net) -> bool:
+        """Whether the views still show ``net``'s output layer and its ``P``: the same
+        optimizer and parameters in the same memory (growth makes new memory), the same state
+        table (a loaded state is a new one) with the same entry for the weight (a reset
+        removes it) holding this ``P``."""
+        out = net.output_index
+        optimizer = net.optimizers[out]
+        weight, bias = self.params
+        return (
+            optimizer is self.optimizer
+            and optimizer.state is self.table
+            and self.table.get(weight) is self.entry
+            and self.entry.get(RLS_KEY) is self.inverse_tensor
+            and net.layers[out].weight is weight
+            and weight.data_ptr() == self.pointers[0]
+            and bias.data_ptr() == self.pointers[1]
+        )
+
+
+_SOLVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _Solver
+
+
+def _grown(inverse: torch.Tensor | None, width: int, reg: float) -> torch.Tensor:
+    """``P`` of ``width`` features: ``I / reg``, keeping what ``inverse`` knew of the first
+    features (a new input feature starts as one never seen)."""
+    grown = torch.eye(width, dtype=torch.float64) / reg
+    if inverse is not None:
+        n = min(inverse.shape[0], width) - 1  # (the last row and column: the bias's)
+        grown[:n, :n] = inverse[:n, :n]
+        grown[:n, -1] = inverse[:n, -1]
+        grown[-1, :n] = inverse[-1, :n]
+        grown[-1, -1] = inverse[-1, -1]
+    return grown
+
+
+def rls_step(
+    net, features: np.ndarray, target: np.ndarray, *, reg: float = 1.0, forget: float = 1.0
+) -> bool | None:
+    """Update ``net``'s output layer on one sample by recursive least squares.
+
+    Parameters
+    ----------
+    net
+        A network whose output layer is ``Dense`` (no output rule of its own).
+    features
+        The sample's last hidden activation, ``(hidden,)`` (float64 keeps ``P`` exact).
+    target
+        Its target row, ``(n_outputs,)`` (one-hot for a class).
+    reg
+        Ridge penalty of a new ``P`` (``I / reg``).
+
+    Returns ``True`` once done; ``False``, and nothing changed, when a value would not be
+    finite; ``None``, and nothing changed, when :func:`least_squares_readout` does not hold.
+
+    Examples
+    --------
+    >>> from tpsgd_stream.engine.network import Network
+    >>> net = Network.mlp(2, (3,), 2, seed=0)
+    >>> h = np.array([1.0, 0.0, 2.0])
+    >>> for _ in range(50):
+    ...     _ = rls_step(net, h, np.array([1.0, 0.0], np.float32))
+    >>> out = net.layers[-1]
+    >>> z = out.weight.detach().numpy() @ h + out.bias.detach().numpy()
+    >>> np.round(z, 2).tolist()  # the target
+    [1.0, 0.0]
+    """
+    solver = _SOLVERS.get(net)
+    if solver is None or not solver.current(net):
+        if not least_squares_readout(net):
+            return None
+        solver = _SOLVERS[net] = _Solver(net, reg)
+    phi, inverse = solver.phi, solver.inverse
+    phi[:-1] = features
+    p_phi = inverse @ phi
+    denominator = forget + float(phi @ p_phi)
+    error = target - (solver.weight @ features + solver.bias)
+    if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error @ error)):
+        return False
+    gain = p_phi / denominator
+    np.add(solver.weight, np.multiply.outer(error, gain[:-1]), solver.weight, casting="unsafe")
+    np.add(solver.bias, error * gain[-1], solver.bias, casting="unsafe")
+    # P = (P - gain p_phi^T) / forget, in place, in one torch call on one thread (numpy's
+    # outer product and subtraction take several times longer; a threaded BLAS rank-one
+    # update waits for milliseconds on a busy machine)
+    with intra_op_threads(1):
+        solver.inverse_tensor.addr_(
+            torch.from_numpy(gain), torch.from_numpy(p_phi), beta=1.0 / forget, alpha=-1.0 / forget
+        )
+        if forget != 1.0:
+            _refresh_prior(solver, (1.0 - forget) * reg)
+    return True
+
+
+def _refresh_prior(solver: _Solver, rate: float) -> None:
+    """Give back to ``A = P^-1`` the penalty that forgetting takes from it, ``rate`` on its
+    diagonal per sample: ``width * rate`` on one diagonal entry, each in turn, by a rank-one
+    update of ``P`` (Sherman-Morrison). Plain forgetting divides ``P`` by ``forget`` every
+    sample, so directions the data leave unexcited grow without bound (wind-up) and the
+    readout turns ill-conditioned: rounding differences in the features then move its
+    outputs by 1e-3 instead of 1e-7."""
+    inverse = solver.inverse
+    index = int(solver.count) % len(inverse)
+    solver.count[()] = int(solver.count) + 1
+    rho = len(inverse) * rate
+    column = inverse[:, index].copy()
+    scale = rho / (1.0 + rho * column[index])
+    solver.inverse_tensor.addr_(torch.from_numpy(column), torch.from_numpy(column), alpha=-scale)
+
+
+def keep_inverse(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Put back ``P`` (float64) and the count (int64) of ``saved`` (the ``state_dict`` just
+    loaded into ``optimizer``), which ``load_state_dict`` casts to their parameter's float32
+    like a moment.
+
+    Examples
+    --------
+    >>> from tpsgd_stream.engine.network import Network
+    >>> net = Network.mlp(2, (3,), 2, seed=0)
+    >>> _ = rls_step(net, np.ones(3), np.array([1.0, 0.0], np.float32))
+    >>> optimizer = net.optimizers[net.output_index]
+    >>> saved = optimizer.state_dict()
+    >>> optimizer.load_state_dict(saved)
+    >>> state = optimizer.state[net.layers[-1].weight]
+    >>> state[RLS_KEY].dtype, state[COUNT_KEY].dtype
+    (torch.float32, torch.float32)
+    >>> keep_inverse(optimizer, saved)
+    >>> state = optimizer.state[net.layers[-1].weight]
+    >>> state[RLS_KEY].dtype, state[COUNT_KEY].dtype
+    (torch.float64, torch.int64)
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, entry in saved.get("state", {}).items():
+        for key in (RLS_KEY, COUNT_KEY):
+            if key in entry:
+                optimizer.state[params[int(index)]][key] = entry[key].clone()
