@@ -20,8 +20,8 @@ hidden layers keep their local rules.
 With a forgetting factor ``forget < 1`` the Gram matrix decays, ``A <- forget A + phi phi^T``
 (``P`` divided by ``forget``), so recent samples count more and the readout follows drift; the
 penalty that decay takes from the prior is given back, ``(1 - forget) reg`` per sample on the
-diagonal (one entry at a time, by a rank-one update), so that ``P`` stays bounded where the data
-leave directions unexcited.
+diagonal (on one entry every four samples, by a rank-one update), so that ``P`` stays bounded
+where the data leave directions unexcited.
 
 ``P`` is the output layer's optimizer state (``optimizer.state[weight]["rls_inverse"]``, a
 float64 tensor): it is saved, loaded, pickled and cleared (``Network.reset_optimizer_state``,
@@ -43,6 +43,7 @@ __all__ = ["COUNT_KEY", "RLS_KEY", "keep_inverse", "least_squares_readout", "rls
 
 RLS_KEY = "rls_inverse"  # the optimizer state entry of P
 COUNT_KEY = "rls_count"  # and of the samples learned (an int64 tensor), for the prior's turn
+REFRESH_EVERY = 4  # samples between two refreshes of the prior (see _refresh_prior)
 
 
 def least_squares_readout(net) -> bool:
@@ -160,7 +161,7 @@ def rls_step(
     phi[:-1] = features
     p_phi = inverse @ phi
     denominator = forget + float(phi @ p_phi)
-    error = target - (solver.weight @ features + solver.bias)
+    error = target - (solver.weight @ features + solver.bias)  # (in float64: no overflow)
     if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error @ error)):
         return False
     gain = p_phi / denominator
@@ -180,15 +181,18 @@ def rls_step(
 
 def _refresh_prior(solver: _Solver, rate: float) -> None:
     """Give back to ``A = P^-1`` the penalty that forgetting takes from it, ``rate`` on its
-    diagonal per sample: ``width * rate`` on one diagonal entry, each in turn, by a rank-one
-    update of ``P`` (Sherman-Morrison). Plain forgetting divides ``P`` by ``forget`` every
-    sample, so directions the data leave unexcited grow without bound (wind-up) and the
-    readout turns ill-conditioned: rounding differences in the features then move its
-    outputs by 1e-3 instead of 1e-7."""
+    diagonal per sample: every ``REFRESH_EVERY`` samples, ``REFRESH_EVERY * width * rate`` on
+    one diagonal entry, each in turn, by a rank-one update of ``P`` (Sherman-Morrison). Plain
+    forgetting divides ``P`` by ``forget`` every sample, so directions the data leave
+    unexcited grow without bound (wind-up) and the readout turns ill-conditioned: rounding
+    differences in the features then move its outputs by 1e-3 instead of 1e-7."""
+    count = int(solver.count)
+    solver.count[()] = count + 1
+    if count % REFRESH_EVERY != REFRESH_EVERY - 1:
+        return
     inverse = solver.inverse
-    index = int(solver.count) % len(inverse)
-    solver.count[()] = int(solver.count) + 1
-    rho = len(inverse) * rate
+    index = count // REFRESH_EVERY % len(inverse)
+    rho = REFRESH_EVERY * len(inverse) * rate
     column = inverse[:, index].copy()
     scale = rho / (1.0 + rho * column[index])
     solver.inverse_tensor.addr_(torch.from_numpy(column), torch.from_numpy(column), alpha=-scale)
