@@ -83,8 +83,8 @@ CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
     "per-sample gradient readout, hidden batch 64": {**GRADIENT, "batch_size": 64},
     "least squares, forget 1": {"readout_forget": 1.0},
     "least squares, forget 0.9995": {"readout_forget": 0.9995},
-    "least squares, forget 0.999 (default)": {},
-    "least squares, forget 0.998": {"readout_forget": 0.998},
+    "least squares, forget 0.999": {"readout_forget": 0.999},
+    "least squares, forget 0.998 (default)": {},
     "least squares, hidden batch 128": {"batch_size": 128},
     "least squares, width 256": {"hidden_layer_sizes": (256,)},
 }
@@ -93,8 +93,8 @@ SHOWN = (
     "previous default: minibatch readout, 1 -> 32 over 4,096",
     "per-sample gradient readout (Adam), hidden lr x0.1",
     "least squares, forget 1",
-    "least squares, forget 0.999 (default)",
-    "least squares, forget 0.998",
+    "least squares, forget 0.999",
+    "least squares, forget 0.998 (default)",
 )
 DRIFTING = ("digits shifts", "Bananas swap", "Hyperplane")  # choose the forgetting factor
 
