@@ -13,6 +13,7 @@ import torch
 from tpsgd_stream.engine.least_squares import RLS_KEY, rls_step
 from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
+from tpsgd_stream.models.base import rule_default
 
 torch.set_num_threads(1)  # see tests/test_estimators.py
 
@@ -119,7 +120,7 @@ def _model(**params):
 
 def test_the_classifier_learns_with_it_by_default_and_grows_a_class():
     model = _model()
-    assert model.readout_solver == "rls"
+    assert rule_default(model, "readout_solver") == "rls"
     stream = _stream()
     for x, y in stream:  # a third class from sample 61 on
         model.learn_one(x, y)
@@ -139,7 +140,7 @@ def test_the_gradient_solver_is_still_there():
     assert RLS_KEY not in net.optimizers[net.output_index].state[net.layers[-1].weight]
 
 
-@pytest.mark.parametrize("bad", ["ridge", None, 1])
+@pytest.mark.parametrize("bad", ["ridge", "RLS", 1])
 def test_a_bad_readout_solver_is_named(bad):
     with pytest.raises(ValueError, match="readout_solver"):
         TPSGDClassifier(readout_solver=bad)
@@ -188,3 +189,14 @@ def test_a_huge_sample_is_absorbed_without_overflow():
 def test_a_bad_readout_forget_is_named(bad):
     with pytest.raises(ValueError, match="readout_forget"):
         TPSGDClassifier(readout_forget=bad)
+
+
+def test_backprop_keeps_the_gradient_readout():
+    """``bp``'s hidden gradients come from the cross-entropy through the readout, so its
+    readout learns by that loss too unless told otherwise."""
+    model = _model(rule="bp")
+    for x, y in _stream(20):
+        model.learn_one(x, y)
+    net = model.network
+    assert RLS_KEY not in net.optimizers[net.output_index].state[net.layers[-1].weight]
+    assert rule_default(_model(rule="bp", readout_solver="rls"), "readout_solver") == "rls"

@@ -110,7 +110,8 @@ def check_training_params(estimator, activations, rules, *, rule_defaults=False)
 
 
 def rule_default(estimator, param: str):
-    """``estimator``'s ``param`` (``"activation"``, ``"lr"`` or ``"hidden_lr_scale"``), or when
+    """``estimator``'s ``param`` (``"activation"``, ``"lr"``, ``"hidden_lr_scale"`` or
+    ``"readout_solver"``), or when
     it is ``None`` the ``default_<param>`` of its rule (see
     :class:`~tpsgd_stream.engine.rules.Rule`).
 
@@ -245,9 +246,9 @@ class TPSGDEstimator(base.Estimator):
                 f"{name}: readout_per_sample must be True, False or an int >= 0 (a number of "
                 f"first samples), got {each!r}."
             )
-        if self.readout_solver not in READOUT_SOLVERS:
+        if self.readout_solver is not None and self.readout_solver not in READOUT_SOLVERS:
             raise ValueError(
-                f"{name}: readout_solver must be one of {READOUT_SOLVERS}, got "
+                f"{name}: readout_solver must be one of {READOUT_SOLVERS} or None, got "
                 f"{self.readout_solver!r}."
             )
         forget = self.readout_forget
@@ -590,7 +591,7 @@ class TPSGDEstimator(base.Estimator):
         if self._train_layers is not None and net.output_index not in self._train_layers:
             return True
         hidden = self._hidden_outputs(self._buffer[row].astype(np.float64))
-        if self.readout_solver == "rls":
+        if rule_default(self, "readout_solver") == "rls":
             done = rls_step(net, hidden, self._target_row(row), forget=self.readout_forget)
         else:
             done = readout_step(net, hidden.astype(np.float32), self._target_row(row))

@@ -86,14 +86,16 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         models saved before this option and under the rules that train the output layer
         their own way (``"forward_grad"``, ``"bitflip"``).
     readout_solver
-        How the output layer learns from each sample (while ``readout_per_sample`` holds):
-        ``"rls"`` (the default), recursive least squares: after every sample the readout is
-        the exact ridge regression of the one-hot labels on the last hidden layer's outputs
-        (and a constant), older samples weighted down by ``readout_forget``, at
+        How the output layer learns from each sample (while ``readout_per_sample`` holds).
+        ``None`` (the default): the rule's ``default_readout_solver``, ``"rls"`` for every
+        rule but ``"bp"`` (``"optimizer"``: its hidden gradients come from the cross-entropy
+        through the readout). ``"rls"``, recursive least squares: after every sample the
+        readout is the exact ridge regression of the one-hot labels on the last hidden layer's
+        outputs (and a constant), older samples weighted down by ``readout_forget``, at
         ``O(hidden^2)`` a sample (:mod:`tpsgd_stream.engine.least_squares`); ``"optimizer"``,
         one step of the layer's optimizer on the cross-entropy. Least squares is exact from
         the first samples where a gradient moves by ``lr``: on the short streams of
-        ``benchmarks/short_streams.py`` it took Bananas from 78.3 to 89.0 % and ImageSegments
+        ``benchmarks/short_streams.py`` it took Bananas from 78.3 to 88.8 % and ImageSegments
         from 88.3 to 91.2 (3 seeds). The scores it learns are regression outputs, not
         log-odds: ``predict_proba_one`` is their softmax. After the per-sample phase the
         optimizer takes over, from the weights least squares found.
@@ -178,7 +180,7 @@ class TPSGDClassifier(TPSGDEstimator, base.MiniBatchClassifier):
         torch_threads: int | str | None = "auto",
         readout_per_sample: bool | int = 10_000,
         hidden_lr_scale: float | None = None,
-        readout_solver: str = "rls",
+        readout_solver: str | None = None,
         readout_forget: float = 0.998,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -170,11 +170,13 @@ class Rule:
     ``register=False`` in the class statement to stay out) and override :meth:`delta`; a rule
     with a different state or update overrides the other hooks.
 
-    ``default_activation``, ``default_lr`` and ``default_hidden_lr_scale`` are the hidden
-    activation, the learning rate (for Adam) and the hidden layers' multiplier of it that the
-    estimators train this rule with when the user gives none (``activation=None``,
-    ``lr=None``, ``hidden_lr_scale=None``): a rule whose signal never shrinks (``drtp``,
-    ``sdfa``) needs a saturating activation, a cross-entropy readout a smaller step.
+    ``default_activation``, ``default_lr``, ``default_hidden_lr_scale`` and
+    ``default_readout_solver`` are the hidden activation, the learning rate (for Adam), the
+    hidden layers' multiplier of it and the per-sample readout's solver that the estimators
+    train this rule with when the user gives none (``activation=None``, ``lr=None``,
+    ``hidden_lr_scale=None``, ``readout_solver=None``): a rule whose signal never shrinks
+    (``drtp``, ``sdfa``) needs a saturating activation, a cross-entropy readout a smaller step,
+    backprop a readout trained on the loss its gradients come from.
     ``Network`` itself never reads them.
 
     Parameters
@@ -210,6 +212,9 @@ class Rule:
     # the estimators' multiplier of lr for the hidden layers when not given one (their readout
     # learning from each sample: benchmarks/rule_defaults.py, short_streams.py)
     default_hidden_lr_scale: ClassVar[float] = 1.0
+    # how the estimators' readout learns from each sample when not told: "rls" (least squares)
+    # or "optimizer" (a gradient step on the network's loss)
+    default_readout_solver: ClassVar[str] = "rls"
     # descriptions kept for old callers (the engine reads the hooks instead)
     is_local: ClassVar[bool] = True
     uses_error: ClassVar[bool] = False
