@@ -97,10 +97,15 @@ def _buffer(module: nn.Module, tensors: list[torch.Tensor]) -> _Flat | None:
 
 
 def _tensors(optimizers: list) -> tuple[list, list[tuple[dict, object]]]:
-    """The parameters the optimizers update, then their floating state tensors; and the
-    ``(state dict, key)`` of each state tensor."""
+    """The parameters the optimizers update, then their state tensors of the parameters'
+    dtypes; and the ``(state dict, key)`` of each state tensor.
+
+    State of another dtype is no optimizer step's to change (a least-squares readout's
+    float64 inverse Gram matrix and int64 count, kept beside a layer's moments): left out,
+    it neither costs a copy nor sends the check down its slow path for mixed dtypes."""
     params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
-    state = _state(optimizers)
+    dtypes = {p.dtype for p in params}
+    state = [entry for entry in _state(optimizers) if entry[2].dtype in dtypes]
     return params + [t for _, _, t in state], [(d, k) for d, k, _ in state]
 
 

@@ -85,21 +85,23 @@ class _Solver:
         self.inverse = inverse.numpy()
         self.count = state[COUNT_KEY].numpy()
         self.phi = np.ones(width)
+        self.work = np.empty_like(self.weight)
+        # P phi and the gain, written in place each sample, and torch views of them
+        self.p_phi, self.gain = np.empty(width), np.empty(width)
+        self.p_phi_tensor, self.gain_tensor = map(torch.from_numpy, (self.p_phi, self.gain))
 
     def current(self, net) -> bool:
         """Whether the views still show ``net``'s output layer and its ``P``: the same
         optimizer and parameters in the same memory (growth makes new memory), the same state
         table (a loaded state is a new one) with the same entry for the weight (a reset
-        removes it) holding this ``P``."""
-        out = net.output_index
-        optimizer = net.optimizers[out]
+        removes it) holding this ``P`` (a new output layer comes with a new optimizer)."""
+        optimizer = net.optimizers[net.output_index]
         weight, bias = self.params
         return (
             optimizer is self.optimizer
             and optimizer.state is self.table
             and self.table.get(weight) is self.entry
             and self.entry.get(RLS_KEY) is self.inverse_tensor
-            and net.layers[out].weight is weight
             and weight.data_ptr() == self.pointers[0]
             and bias.data_ptr() == self.pointers[1]
         )
@@ -157,22 +159,25 @@ def rls_step(
         if not least_squares_readout(net):
             return None
         solver = _SOLVERS[net] = _Solver(net, reg)
-    phi, inverse = solver.phi, solver.inverse
+    phi, p_phi, gain = solver.phi, solver.p_phi, solver.gain
     phi[:-1] = features
-    p_phi = inverse @ phi
+    np.matmul(solver.inverse, phi, p_phi)
     denominator = forget + float(phi @ p_phi)
     error = target - (solver.weight @ features + solver.bias)  # (in float64: no overflow)
     if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error @ error)):
         return False
-    gain = p_phi / denominator
-    np.add(solver.weight, np.multiply.outer(error, gain[:-1]), solver.weight, casting="unsafe")
-    np.add(solver.bias, error * gain[-1], solver.bias, casting="unsafe")
+    np.divide(p_phi, denominator, gain)
+    # the update in the weights' float32 (a ufunc mixing dtypes runs several times slower)
+    error = error.astype(np.float32)
+    update = np.multiply(error[:, None], gain[:-1].astype(np.float32), solver.work)
+    np.add(solver.weight, update, solver.weight)
+    np.add(solver.bias, error * np.float32(gain[-1]), solver.bias)
     # P = (P - gain p_phi^T) / forget, in place, in one torch call on one thread (numpy's
     # outer product and subtraction take several times longer; a threaded BLAS rank-one
     # update waits for milliseconds on a busy machine)
     with intra_op_threads(1):
         solver.inverse_tensor.addr_(
-            torch.from_numpy(gain), torch.from_numpy(p_phi), beta=1.0 / forget, alpha=-1.0 / forget
+            solver.gain_tensor, solver.p_phi_tensor, beta=1.0 / forget, alpha=-1.0 / forget
         )
         if forget != 1.0:
             _refresh_prior(solver, (1.0 - forget) * reg)
