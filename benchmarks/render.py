@@ -943,12 +943,11 @@ def _short_streams(results: dict) -> str:
                 ]
             )
         parts.append(
-            "Prequential accuracy % · samples/s, one run (seed 0), all behind `StandardScaler`. "
-            "Defaults: readout by least squares per sample (first 10,000), hidden per minibatch "
-            "of 32 at lr x0.1. Speed: of the pipelines (and of the models alone on rows scaled "
-            "beforehand: river's scaler costs ~60 us a row on digits). "
-            "deep-river's `MultiLayerPerceptron`: 128 hidden units, Adam lr 1e-2, a step "
-            f"per sample ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
+            "Prequential accuracy % · samples/s, seed 0, behind `StandardScaler`. "
+            "Defaults: least-squares readout per sample, hidden minibatch of 32 at lr x0.1. "
+            "Speed: of the pipelines (of the models alone: the scaler takes ~60 us a row). "
+            "deep-river's MLP: 128 units, Adam lr 1e-2, a step per sample"
+            f" ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
             + table(
                 [
                     "stream",
@@ -976,7 +975,7 @@ def _short_streams(results: dict) -> str:
             if name in shown
         ]
         more = len(tune["rows"]) - len(rows)
-        drifting = f"; drift: mean of {', '.join(tune['drifting'])}" if drift else ""
+        drifting = f"; drift: {len(tune['drifting'])} drifting streams" if drift else ""
         parts.append(
             f"**Choosing the readout** (mean of seeds {', '.join(map(str, tune['seeds']))}"
             f"{drifting}; {tune['held_out']} held out; {more} more in the JSON)\n\n"
@@ -1316,7 +1315,7 @@ def _short_summary(results: dict) -> list[list[str]]:
         cells.append(f"{name} {pct(ours['accuracy'])} ({peers})")
     return [
         [
-            "Short streams, defaults % (river linear, deep-river, speed vs it (model only))",
+            "Short streams, defaults % (river linear, deep-river, speed vs it, model only)",
             "; ".join(cells),
             "[short streams](#short-streams-defaults-against-river-and-deep-river)",
         ]
