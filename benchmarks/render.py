@@ -944,7 +944,7 @@ def _short_streams(results: dict) -> str:
             )
         parts.append(
             "Prequential accuracy % · samples/s, seed 0, behind `StandardScaler`. "
-            "Defaults: least-squares readout per sample, hidden minibatch of 32 at lr x0.1. "
+            "Defaults: least-squares readout per sample, hidden minibatch 32 at lr x0.1. "
             "Speed: of the pipelines (of the models alone: the scaler takes ~60 us a row). "
             "deep-river's MLP: 128 units, Adam lr 1e-2, a step per sample"
             f" ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
