@@ -7,6 +7,7 @@ import io
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -200,3 +201,28 @@ def test_backprop_keeps_the_gradient_readout():
     net = model.network
     assert RLS_KEY not in net.optimizers[net.output_index].state[net.layers[-1].weight]
     assert rule_default(_model(rule="bp", readout_solver="rls"), "readout_solver") == "rls"
+
+
+def test_probabilities_are_the_clipped_scores_then_a_softmax():
+    """While least squares trains the readout, its scores (regressions of the one-hot labels)
+    are clipped to [0.01, 1] and normalised; once the minibatch readout takes over, softmax."""
+    stream = _stream()
+    model = _model(readout_per_sample=40)
+    for x, y in stream[:30]:
+        model.learn_one(x, y)
+    x = stream[30][0]
+    scores = model._forward(model._row(x))
+    clipped = np.clip(scores, 0.01, 1.0)
+    proba = model.predict_proba_one(x)
+    np.testing.assert_allclose([proba[c] for c in model.classes], clipped / clipped.sum())
+    frame = pd.DataFrame([x for x, _ in stream[:5]])
+    many = model.predict_proba_many(frame)
+    for i, (row, _) in enumerate(stream[:5]):
+        assert model.predict_proba_one(row) == pytest.approx(dict(many.iloc[i]), abs=1e-12)
+    for x, y in stream[30:]:  # past 40 samples: the minibatch readout
+        model.learn_one(x, y)
+    x = stream[0][0]
+    scores = model._forward(model._row(x))
+    softmax = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    proba = model.predict_proba_one(x)
+    np.testing.assert_allclose([proba[c] for c in model.classes], softmax)
