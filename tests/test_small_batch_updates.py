@@ -126,14 +126,25 @@ def test_default_classifier_matches_its_update_by_hand(batch_size, over):
         torch.testing.assert_close(param.detach(), opt.param, rtol=1e-4, atol=1e-5)
 
 
-def test_predictions_after_small_updates_match_the_weights():
+def _clipped(logits: torch.Tensor) -> np.ndarray:
+    """A least-squares readout's probabilities: its scores clipped to [0.01, 1] and
+    normalised (tests/test_least_squares.py)."""
+    clipped = np.clip(logits.numpy(), 0.01, 1.0)
+    return clipped / clipped.sum()
+
+
+@pytest.mark.parametrize(
+    "solver, probabilities",
+    [("rls", _clipped), ("optimizer", lambda logits: softmax_by_hand(logits[None])[0])],
+)
+def test_predictions_after_small_updates_match_the_weights(solver, probabilities):
     """Predictions made between single-sample updates come from the weights of that moment."""
-    model = TPSGDClassifier(seed=0)
+    model = TPSGDClassifier(seed=0, readout_solver=solver)
     for x, y in stream(60):
         model.learn_one(x, y)
         w1, b1, w2, b2 = (p.detach().double() for p in model.network.parameters())
         row = torch.tensor([x[f"f{j}"] for j in range(N_FEATURES)], dtype=torch.float64)
         logits = act_by_hand("leaky_relu", row @ w1.T + b1) @ w2.T + b2
         proba = model.predict_proba_one(x)
-        expected = softmax_by_hand(logits[None])[0]
+        expected = probabilities(logits)
         np.testing.assert_allclose([proba[c] for c in model.classes], expected, atol=1e-9)
