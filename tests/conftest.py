@@ -203,3 +203,19 @@ class LiveBytes(TorchDispatchMode):
                     self.peak = max(self.peak, self.live)
                     weakref.finalize(t, self._free, ptr)
         return out
+
+
+def as_old_file(model, folder, params=(), entries=()):
+    """Load ``model`` from a file saved without constructor ``params`` and payload
+    ``entries``, as an earlier release wrote it (the checksum made again)."""
+    from tpsgd_stream.models import _persistence
+
+    model.save(folder / "new.pt")
+    payload = torch.load(folder / "new.pt", weights_only=True)
+    for key in params:
+        del payload["params"][key]
+    for key in entries:
+        del payload[key]
+    payload["checksum"] = _persistence.digest(payload)
+    torch.save(payload, folder / "old.pt")
+    return type(model).load(folder / "old.pt")

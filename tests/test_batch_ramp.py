@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import as_old_file
 
-from tpsgd_stream.models import TPSGDClassifier, TPSGDRegressor, _persistence
+from tpsgd_stream.models import TPSGDClassifier, TPSGDRegressor
 from tpsgd_stream.models.base import ramped_batch
 
 torch.set_num_threads(1)  # see tests/test_estimators.py
@@ -87,14 +88,7 @@ def test_a_file_saved_before_the_ramp_keeps_a_fixed_batch(tmp_path):
     model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=4, batch_ramp=0, seed=0)
     for x, y in _stream(10):
         model.learn_one(x, y)
-    model.save(tmp_path / "new.pt")
-    payload = torch.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("batch_ramp", "torch_threads"):  # as the old release wrote it
-        del payload["params"][key]
-    del payload["n_batched"]
-    payload["checksum"] = _persistence.digest(payload)
-    torch.save(payload, tmp_path / "old.pt")
-    loaded = TPSGDClassifier.load(tmp_path / "old.pt")
+    loaded = as_old_file(model, tmp_path, ("batch_ramp", "torch_threads"), ("n_batched",))
     assert loaded.batch_ramp == 0 and loaded.current_batch_size == 4
     assert loaded._n_batched == 8 and loaded._n_buffered == 2
 

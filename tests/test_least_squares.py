@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import as_old_file
 
 from tpsgd_stream.engine.least_squares import RLS_KEY, rls_step
 from tpsgd_stream.engine.network import Network
@@ -226,3 +227,12 @@ def test_probabilities_are_the_clipped_scores_then_a_softmax():
     softmax = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
     proba = model.predict_proba_one(x)
     np.testing.assert_allclose([proba[c] for c in model.classes], softmax)
+
+
+def test_a_file_saved_before_the_least_squares_readout_keeps_the_gradient_one(tmp_path):
+    model = _model(readout_solver="optimizer", readout_forget=1.0)
+    for x, y in _stream(20):
+        model.learn_one(x, y)
+    loaded = as_old_file(model, tmp_path, ("readout_solver", "readout_forget"))
+    assert loaded.readout_solver == "optimizer" and loaded.readout_forget == 1.0
+    assert _continued(loaded, _stream()[20:]) == _continued(model, _stream()[20:])

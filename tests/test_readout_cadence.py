@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import as_old_file
 
 from tpsgd_stream.engine import readout as readout_module
 from tpsgd_stream.engine.network import Network
 from tpsgd_stream.engine.readout import numpy_readout, readout_step
-from tpsgd_stream.models import TPSGDClassifier, _persistence
+from tpsgd_stream.models import TPSGDClassifier
 
 torch.set_num_threads(1)  # see tests/test_estimators.py
 
@@ -143,13 +144,7 @@ def test_an_old_file_and_an_old_pickle_keep_the_minibatch_readout(tmp_path):
     model = TPSGDClassifier(hidden_layer_sizes=(4,), batch_size=4, seed=0)
     for x, y in _stream(10):
         model.learn_one(x, y)
-    model.save(tmp_path / "new.pt")
-    payload = torch.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("readout_per_sample", "hidden_lr_scale"):  # as the previous release wrote it
-        del payload["params"][key]
-    payload["checksum"] = _persistence.digest(payload)
-    torch.save(payload, tmp_path / "old.pt")
-    loaded = TPSGDClassifier.load(tmp_path / "old.pt")
+    loaded = as_old_file(model, tmp_path, ("readout_per_sample", "hidden_lr_scale"))
     assert loaded.readout_per_sample is False and loaded.hidden_lr_scale == 1.0
     state = model.__getstate__()
     for key in ("readout_per_sample", "hidden_lr_scale", "_hidden_pass", "_readout_pass"):
