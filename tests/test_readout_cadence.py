@@ -280,11 +280,11 @@ def test_a_readout_step_runs_on_one_thread_and_gives_the_setting_back(monkeypatc
     machine) and the caller's thread count comes back."""
     net = Network.mlp(3, (5,), 4, seed=0)
     seen = []
-    fused = readout_module._ops.fused_adam()
+    kernel = readout_module._ops.adam_kernel
     monkeypatch.setattr(
         readout_module._ops,
-        "fused_adam",
-        lambda: lambda *a, **k: seen.append(torch.get_num_threads()) or fused(*a, **k),
+        "adam_kernel",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or kernel(*a, **k),
     )
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -22,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
+    "adam_kernel",
     "adaptive_avg_pool2d_backward",
     "copy_all",
     "max_abs_all",
@@ -151,6 +152,35 @@ def max_abs_all(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     if _FOREACH_NORM is None:
         return [t.abs().max() if t.numel() else t.new_zeros(()) for t in tensors]
     return list(_FOREACH_NORM(tensors, float("inf")))
+
+
+def adam_kernel(params, grads, avgs, avg_sqs, steps, lr, beta1, beta2, eps) -> None:
+    """Plain Adam (no AMSGrad, weight decay or maximisation) in one call of torch's fused
+    kernel on lists of parameters, gradients, moments and step counts, the counts already
+    incremented; :func:`fused_adam` must not be None.
+
+    Examples
+    --------
+    >>> p, g = torch.zeros(2), torch.ones(2)
+    >>> m, v, t = torch.zeros(2), torch.zeros(2), torch.ones(())
+    >>> adam_kernel([p], [g], [m], [v], [t], 0.1, 0.9, 0.999, 1e-8); p  # the first step: -lr
+    tensor([-0.1000, -0.1000])
+    """
+    _FUSED_ADAM(
+        params,
+        grads,
+        avgs,
+        avg_sqs,
+        [],
+        steps,
+        amsgrad=False,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=0.0,
+        eps=eps,
+        maximize=False,
+    )
 
 
 def fused_adam() -> Callable | None:

@@ -20,7 +20,7 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "sgd")
 _TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
-_FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
+FLUSH_EVERY = 64  # fast steps between flushes of subnormal moments
 
 
 class LayerAdam(torch.optim.Adam):
@@ -89,22 +89,8 @@ class LayerAdam(torch.optim.Adam):
             if not params:
                 continue
             _ops.increment(steps)
-            fused(
-                params,
-                grads,
-                avgs,
-                avg_sqs,
-                [],
-                steps,
-                amsgrad=False,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=0.0,
-                eps=eps,
-                maximize=False,
-            )
-            if self._fast_steps % _FLUSH_EVERY == _FLUSH_EVERY - 1:
+            _ops.adam_kernel(params, grads, avgs, avg_sqs, steps, lr, beta1, beta2, eps)
+            if self._fast_steps % FLUSH_EVERY == FLUSH_EVERY - 1:
                 flush_subnormal([*avgs, *avg_sqs])
         self._fast_steps += 1
         return True
@@ -115,11 +101,7 @@ class LayerAdam(torch.optim.Adam):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state = self.state[p]
-            if not state:
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state = adam_state(self, p)
             params.append(p)
             grads.append(p.grad)
             exp_avgs.append(state["exp_avg"])
@@ -188,8 +170,8 @@ def adam_state(optimizer: torch.optim.Optimizer, param: nn.Parameter) -> dict:
     ['exp_avg', 'exp_avg_sq', 'step']
     """
     state = optimizer.state[param]
-    if "step" not in state:
-        state["step"] = torch.zeros((), dtype=torch.float32)
+    if "step" not in state:  # (a least-squares readout may have put its own state there)
+        state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
     return state

@@ -27,31 +27,27 @@ import numpy as np
 import torch
 
 from . import _ops
-from .optim import LayerAdam, adam_state, flush_subnormal
+from .least_squares import least_squares_readout
+from .optim import FLUSH_EVERY, LayerAdam, adam_state, flush_subnormal
 from .threads import intra_op_threads
 
 __all__ = ["numpy_readout", "readout_step"]
 
 _PLAIN = (LayerAdam, torch.optim.Adam, torch.optim.SGD)
-_FLUSH_EVERY = 64  # steps between flushes of subnormal moments (as LayerAdam's)
 
 
 def numpy_readout(net) -> bool:
     """Whether :func:`readout_step` can update ``net``'s output layer: a float32 layer on the
     CPU, trained by plain Adam (where torch has its fused kernel) or SGD steps (no output
     rule of its own, no weight decay, momentum, AMSGrad or maximisation)."""
-    out = net.output_index
-    optimizer = net.optimizers[out]
+    optimizer = net.optimizers[net.output_index]
     groups = optimizer.param_groups
-    layer = net.layers[out]
     return (
         type(optimizer) in _PLAIN
         and (isinstance(optimizer, torch.optim.SGD) or _ops.fused_adam() is not None)
         and len(groups) == 1
         and not any(groups[0].get(k) for k in ("weight_decay", "amsgrad", "momentum", "maximize"))
-        and net.rules[out] is None
-        and layer.weight.device.type == "cpu"
-        and layer.weight.dtype == torch.float32
+        and least_squares_readout(net)  # (a float32 layer on the CPU, no output rule)
     )
 
 
@@ -81,7 +77,6 @@ class _Views:
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
-            [],
             [s["step"] for s in states],
         )
         self.counts = [s["step"].numpy() for s in states]
@@ -193,19 +188,9 @@ def _fused_adam(views: _Views, delta: np.ndarray, features: np.ndarray) -> None:
     for count in views.counts:  # (the kernel takes counts already incremented)
         count[()] = float(count) + 1.0  # (exact: float32 holds every integer up to 2**24)
     group = views.optimizer.param_groups[0]
-    beta1, beta2 = group["betas"]
     # (one sample's step: a pool of threads only waits, for milliseconds on a busy machine)
     with intra_op_threads(1):
-        _ops.fused_adam()(
-            *views.fused_args,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=0.0,
-            eps=group["eps"],
-            maximize=False,
-        )
+        _ops.adam_kernel(*views.fused_args, group["lr"], *group["betas"], group["eps"])
     steps = int(views.counts[0])
-    if steps % _FLUSH_EVERY == 0:  # (subnormal moments slow the kernel: see LayerAdam)
+    if steps % FLUSH_EVERY == 0:  # (subnormal moments slow the kernel: see LayerAdam)
         flush_subnormal(views.moments)
