@@ -35,9 +35,10 @@ import weakref
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dger as _dger
+from scipy.linalg.blas import sger as _sger
 
 from .optim import adam_state
-from .threads import intra_op_threads
 
 __all__ = ["COUNT_KEY", "RLS_KEY", "keep_inverse", "least_squares_readout", "rls_step"]
 
@@ -85,10 +86,8 @@ class _Solver:
         self.inverse = inverse.numpy()
         self.count = state[COUNT_KEY].numpy()
         self.phi = np.ones(width)
-        self.work = np.empty_like(self.weight)
-        # P phi and the gain, written in place each sample, and torch views of them
-        self.p_phi, self.gain = np.empty(width), np.empty(width)
-        self.p_phi_tensor, self.gain_tensor = map(torch.from_numpy, (self.p_phi, self.gain))
+        # P phi and the gain (float32, as the weights), written in place each sample
+        self.p_phi, self.gain = np.empty(width), np.empty(width, dtype=np.float32)
 
     def current(self, net) -> bool:
         """Whether the views still show ``net``'s output layer and its ``P``: the same
@@ -162,25 +161,22 @@ def rls_step(
     phi, p_phi, gain = solver.phi, solver.p_phi, solver.gain
     phi[:-1] = features
     np.matmul(solver.inverse, phi, p_phi)
-    denominator = forget + float(phi @ p_phi)
+    denominator = forget + float(phi.dot(p_phi))
     error = target - (solver.weight @ features + solver.bias)  # (in float64: no overflow)
-    if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error @ error)):
+    if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error.dot(error))):
         return False
-    np.divide(p_phi, denominator, gain)
-    # the update in the weights' float32 (a ufunc mixing dtypes runs several times slower)
+    # the weights' update in their float32, by BLAS rank-one updates in place (the transposed
+    # views are Fortran-ordered, as BLAS wants them): a few microseconds each, where numpy's
+    # outer product and a torch call take several times longer
+    np.multiply(p_phi, 1.0 / denominator, gain, casting="same_kind")
     error = error.astype(np.float32)
-    update = np.multiply(error[:, None], gain[:-1].astype(np.float32), solver.work)
-    np.add(solver.weight, update, solver.weight)
-    np.add(solver.bias, error * np.float32(gain[-1]), solver.bias)
-    # P = (P - gain p_phi^T) / forget, in place, in one torch call on one thread (numpy's
-    # outer product and subtraction take several times longer; a threaded BLAS rank-one
-    # update waits for milliseconds on a busy machine)
-    with intra_op_threads(1):
-        solver.inverse_tensor.addr_(
-            solver.gain_tensor, solver.p_phi_tensor, beta=1.0 / forget, alpha=-1.0 / forget
-        )
-        if forget != 1.0:
-            _refresh_prior(solver, (1.0 - forget) * reg)
+    _sger(1.0, gain[:-1], error, a=solver.weight.T, overwrite_a=True)
+    solver.bias += error * gain[-1]
+    # P = (P - p_phi p_phi^T / denominator) / forget (P symmetric: its transpose is itself)
+    _dger(-1.0 / denominator, p_phi, p_phi, a=solver.inverse.T, overwrite_a=True)
+    if forget != 1.0:
+        np.multiply(solver.inverse, 1.0 / forget, solver.inverse)
+        _refresh_prior(solver, (1.0 - forget) * reg)
     return True
 
 
@@ -198,9 +194,8 @@ def _refresh_prior(solver: _Solver, rate: float) -> None:
     inverse = solver.inverse
     index = count // REFRESH_EVERY % len(inverse)
     rho = REFRESH_EVERY * len(inverse) * rate
-    column = inverse[:, index].copy()
-    scale = rho / (1.0 + rho * column[index])
-    solver.inverse_tensor.addr_(torch.from_numpy(column), torch.from_numpy(column), alpha=-scale)
+    column = inverse[index].copy()  # (P symmetric: its row is its column)
+    _dger(-rho / (1.0 + rho * column[index]), column, column, a=inverse.T, overwrite_a=True)
 
 
 def keep_inverse(optimizer: torch.optim.Optimizer, saved: dict) -> None:
