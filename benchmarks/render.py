@@ -918,6 +918,11 @@ def _speed_ratios(ours: dict, deep: dict | None) -> str:
     return out
 
 
+def _names(names: str | list[str]) -> str:
+    """One name, or several joined by "and"."""
+    return names if isinstance(names, str) else " and ".join(names)
+
+
 @renderer(
     "short_streams", "Short streams: defaults against river and deep-river", "short_streams.py", 16
 )
@@ -978,7 +983,7 @@ def _short_streams(results: dict) -> str:
         drifting = f"; drift: {len(tune['drifting'])} drifting streams" if drift else ""
         parts.append(
             f"**Choosing the readout** (mean of seeds {', '.join(map(str, tune['seeds']))}"
-            f"{drifting}; {tune['held_out']} held out; {more} more in the JSON)\n\n"
+            f"{drifting}; {_names(tune['held_out'])} held out; {more} more in the JSON)\n\n"
             + table(["candidate", *streams, "mean", *(["drift"] if drift else [])], rows)
         )
     threads = results.get("threads")

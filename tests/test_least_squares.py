@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import as_old_file
 
-from tpsgd_stream.engine.least_squares import RLS_KEY, rls_step
+from tpsgd_stream.engine.least_squares import COUNT_KEY, RLS_KEY, rls_step
 from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
 from tpsgd_stream.models.base import rule_default
@@ -95,6 +95,60 @@ def test_a_reset_starts_the_readout_afresh():
     fresh = _zeroed()
     rls_step(fresh, features[0], targets[0])
     np.testing.assert_allclose(_readout(net), _readout(fresh), atol=1e-7)
+
+
+def _state_of(net) -> list[np.ndarray]:
+    """The readout's weights, ``P`` and the count of samples learned."""
+    state = net.optimizers[net.output_index].state[net.layers[-1].weight]
+    return [_readout(net), state[RLS_KEY].numpy().copy(), state[COUNT_KEY].numpy().copy()]
+
+
+def test_a_sample_led_by_more_than_the_margin_changes_nothing():
+    """With ``margin``, a sample whose class's score leads the others' by more than it is
+    skipped (weights, ``P`` and the count as they were: no forgetting either), one led by
+    less is learned, and without a margin every sample is."""
+    net = _zeroed(width=2, n_classes=3)
+    h, first = np.array([1.0, 0.5]), np.array([1.0, 0.0, 0.0], np.float32)
+    for _ in range(30):  # class 0's score near 1, the others' near 0
+        assert rls_step(net, h, first, forget=0.99)
+    before = _state_of(net)
+    z = _readout(net) @ np.append(h, 1.0)
+    lead = z[0] - z[1:].max()
+    assert 0.9 < lead < 1.1
+    assert rls_step(net, h, first, forget=0.99, margin=lead - 0.05) is True
+    for kept, now in zip(before, _state_of(net)):
+        np.testing.assert_array_equal(kept, now)
+    rls_step(net, h, first, forget=0.99, margin=lead + 0.05)
+    assert _state_of(net)[2] == before[2] + 1
+    assert not np.array_equal(_state_of(net)[1], before[1])
+    other = np.array([0.0, 1.0, 0.0], np.float32)  # led by class 0: class 1 is wrong, learned
+    count = _state_of(net)[2]
+    rls_step(net, h, other, forget=0.99, margin=0.5)
+    assert _state_of(net)[2] == count + 1
+
+
+def test_the_classifier_skips_by_its_margin_and_old_models_do_not():
+    stream = _stream()
+    counts = {}
+    for margin in (1.0, None):
+        model = _model(readout_margin=margin, readout_per_sample=True)
+        for x, y in stream[:60]:  # two well-separated classes: soon learned
+            model.learn_one(x, y)
+        net = model.network
+        state = net.optimizers[net.output_index].state[net.layers[-1].weight]
+        counts[margin] = int(state[COUNT_KEY])
+    assert counts[None] == 60
+    assert counts[1.0] < 55
+    assert TPSGDClassifier().readout_margin == 1.0
+    old = _model()
+    del old.__dict__["readout_margin"]  # a model pickled before the margin
+    assert pickle.loads(pickle.dumps(old)).readout_margin is None
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "1"])
+def test_a_bad_readout_margin_is_named(bad):
+    with pytest.raises(ValueError, match="readout_margin"):
+        TPSGDClassifier(readout_margin=bad)
 
 
 def test_the_step_leaves_torch_threads_as_found():
@@ -233,6 +287,6 @@ def test_a_file_saved_before_the_least_squares_readout_keeps_the_gradient_one(tm
     model = _model(readout_solver="optimizer", readout_forget=1.0)
     for x, y in _stream(20):
         model.learn_one(x, y)
-    loaded = as_old_file(model, tmp_path, ("readout_solver", "readout_forget"))
+    loaded = as_old_file(model, tmp_path, ("readout_solver", "readout_forget", "readout_margin"))
     assert loaded.readout_solver == "optimizer" and loaded.readout_forget == 1.0
     assert _continued(loaded, _stream()[20:]) == _continued(model, _stream()[20:])

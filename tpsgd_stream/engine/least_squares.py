@@ -23,6 +23,12 @@ penalty that decay takes from the prior is given back, ``(1 - forget) reg`` per 
 diagonal (on one entry every four samples, by a rank-one update), so that ``P`` stays bounded
 where the data leave directions unexcited.
 
+With a ``margin``, a sample whose class the readout already scores ahead of every other class
+by more than ``margin`` is not learned from (nothing changes, not even the forgetting): the
+readout then spends its steps, and ``P`` its shrinking, on the samples it gets wrong or
+nearly wrong, which keeps it quicker to follow drift, and skips the ``O(F^2)`` work of the
+samples it has learned.
+
 ``P`` is the output layer's optimizer state (``optimizer.state[weight]["rls_inverse"]``, a
 float64 tensor): it is saved, loaded, pickled and cleared (``Network.reset_optimizer_state``,
 e.g. when a drift wrapper re-initialises the readout) with the layer's other state.
@@ -123,7 +129,13 @@ def _grown(inverse: torch.Tensor | None, width: int, reg: float) -> torch.Tensor
 
 
 def rls_step(
-    net, features: np.ndarray, target: np.ndarray, *, reg: float = 1.0, forget: float = 1.0
+    net,
+    features: np.ndarray,
+    target: np.ndarray,
+    *,
+    reg: float = 1.0,
+    forget: float = 1.0,
+    margin: float | None = None,
 ) -> bool | None:
     """Update ``net``'s output layer on one sample by recursive least squares.
 
@@ -137,9 +149,15 @@ def rls_step(
         Its target row, ``(n_outputs,)`` (one-hot for a class).
     reg
         Ridge penalty of a new ``P`` (``I / reg``).
+    forget
+        Forgetting factor, in (0, 1] (see the module's description).
+    margin
+        For a one-hot ``target`` and at least two outputs: skip the sample when its class's
+        score leads every other score by more than ``margin``. ``None``: learn every sample.
 
-    Returns ``True`` once done; ``False``, and nothing changed, when a value would not be
-    finite; ``None``, and nothing changed, when :func:`least_squares_readout` does not hold.
+    Returns ``True`` once done (or skipped); ``False``, and nothing changed, when a value
+    would not be finite; ``None``, and nothing changed, when :func:`least_squares_readout`
+    does not hold.
 
     Examples
     --------
@@ -162,7 +180,10 @@ def rls_step(
     phi[:-1] = features
     np.matmul(solver.inverse, phi, p_phi)
     denominator = forget + float(phi.dot(p_phi))
-    error = target - (solver.weight @ features + solver.bias)  # (in float64: no overflow)
+    scores = solver.weight @ features + solver.bias  # (in float64: no overflow)
+    if margin is not None and _leads(scores, target, margin):
+        return True
+    error = target - scores
     if not (math.isfinite(denominator) and denominator > 0 and math.isfinite(error.dot(error))):
         return False
     # the weights' update in their float32, by BLAS rank-one updates in place (the transposed
@@ -178,6 +199,27 @@ def rls_step(
         np.multiply(solver.inverse, 1.0 / forget, solver.inverse)
         _refresh_prior(solver, (1.0 - forget) * reg)
     return True
+
+
+def _leads(scores: np.ndarray, target: np.ndarray, margin: float) -> bool:
+    """Whether the score of the class of the one-hot ``target`` leads every other score by
+    more than ``margin`` (never with fewer than two scores).
+
+    Examples
+    --------
+    >>> _leads(np.array([0.9, 0.05]), np.array([1.0, 0.0]), 0.8)
+    True
+    >>> _leads(np.array([0.6, 0.3]), np.array([1.0, 0.0]), 0.8), _leads(np.ones(1), np.ones(1), 1)
+    (False, False)
+    """
+    if len(scores) < 2:
+        return False
+    label = int(target.argmax())
+    own = scores[label]
+    scores[label] = -math.inf
+    lead = own - scores.max()
+    scores[label] = own
+    return bool(lead > margin)
 
 
 def _refresh_prior(solver: _Solver, rate: float) -> None:

@@ -327,6 +327,8 @@ def load(cls, path, *, device: str | None = None):
         # saved before the least-squares readout: the optimizer's per-sample step, as then
         params.setdefault("readout_solver", "optimizer")
         params.setdefault("readout_forget", 1.0)
+    if "readout_margin" in inspect.signature(cls).parameters:
+        params.setdefault("readout_margin", None)  # saved before it: every sample, as then
     try:
         _check_payload(payload)
         model = cls(**params)

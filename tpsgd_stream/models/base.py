@@ -226,6 +226,7 @@ class TPSGDEstimator(base.Estimator):
     hidden_lr_scale: float = 1.0
     readout_solver: str = "optimizer"
     readout_forget: float = 1.0
+    readout_margin: float | None = None
 
     # ------------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
@@ -254,6 +255,11 @@ class TPSGDEstimator(base.Estimator):
         forget = self.readout_forget
         if not (positive_number(forget) and forget <= 1):
             raise ValueError(f"{name}: readout_forget must be in (0, 1], got {forget!r}.")
+        margin = self.readout_margin
+        if margin is not None and not positive_number(margin):
+            raise ValueError(
+                f"{name}: readout_margin must be a positive number or None, got {margin!r}."
+            )
         scale = self.hidden_lr_scale
         if scale is not None and not positive_number(scale):
             raise ValueError(
@@ -592,7 +598,13 @@ class TPSGDEstimator(base.Estimator):
             return True
         hidden = self._hidden_outputs(self._buffer[row].astype(np.float64))
         if rule_default(self, "readout_solver") == "rls":
-            done = rls_step(net, hidden, self._target_row(row), forget=self.readout_forget)
+            done = rls_step(
+                net,
+                hidden,
+                self._target_row(row),
+                forget=self.readout_forget,
+                margin=self.readout_margin,
+            )
         else:
             done = readout_step(net, hidden.astype(np.float32), self._target_row(row))
         if done is None:  # (not a plain float32 readout on the CPU: a torch step)
