@@ -616,15 +616,13 @@ def _gains_table(results: dict) -> str:
 
 
 DRIFT_CONTENDERS = (
-    "Contenders: **none** (learn on); **river_retrain** (river's `DriftRetrainingClassifier` "
-    "with DDM); **scratch** / **finetune** (re-train the whole network after the detected cut, "
-    "re-initialised or not); `DriftAdaptiveClassifier` re-training the output layer only: "
-    "**adaptor_plain**, **adaptor_frozen** (encoder frozen), **adaptor_tpsgd** (label remapping, "
-    "refined cut, 3 refits), **adaptor_race** (depth raced 1-3), **adaptor_bp** (adaptor_tpsgd on "
-    "a backprop network), **adaptor_defaults** (the library's defaults, no refits); on Elec2 "
-    "also river's ARF and Hoeffding adaptive tree. Means over the seeds; *MACs per detection vs "
-    "full*: multiply-adds of a detection's repair against re-training the whole network on the "
-    "same samples."
+    "Contenders: **none** (learn on); **river_retrain** (`DriftRetrainingClassifier`, DDM); "
+    "**scratch** / **finetune** (whole network re-trained after the cut, re-initialised or "
+    "not); `DriftAdaptiveClassifier`, output layer only: **adaptor_plain**, **adaptor_frozen** "
+    "(encoder frozen), **adaptor_tpsgd** (label remapping, refined cut, 3 refits), "
+    "**adaptor_race** (depth 1-3 raced), **adaptor_bp** (on a backprop network), "
+    "**adaptor_defaults** (no refits); Elec2: also river's ARF and HAT. Seed means; *MACs per "
+    "detection vs full*: a repair's multiply-adds against a full re-training's."
 )
 
 
@@ -948,10 +946,10 @@ def _short_streams(results: dict) -> str:
                 ]
             )
         parts.append(
-            "Prequential accuracy % · samples/s, seed 0, behind `StandardScaler`. "
-            "Defaults: least-squares readout per sample, hidden minibatch 32 at lr x0.1. "
-            "Speed: of the pipelines (of the models alone: the scaler takes ~60 us a row). "
-            "deep-river's MLP: 128 units, Adam lr 1e-2, a step per sample"
+            "Prequential accuracy % · samples/s, seed 0, behind `StandardScaler`; defaults: "
+            "least-squares readout per sample (margin 1), hidden minibatch 32, lr x0.1; speed "
+            "of the pipelines (models alone: the scaler costs ~60 us a row); deep-river: 128 "
+            "units, Adam lr 1e-2, a step per sample"
             f" ({deep.get('skipped') or 'deep-river ' + deep['deep_river']}).\n\n"
             + table(
                 [
@@ -1310,7 +1308,10 @@ def _short_summary(results: dict) -> list[list[str]]:
     if not compare:
         return []
     cells = []
+    tuned = set(results.get("tune", {}).get("tuned_on", compare["streams"]))
     for name, stream in compare["streams"].items():
+        if name not in tuned:  # (the others: in the section)
+            continue
         r = stream["results"]
         ours, deep = r["TPSGDClassifier, defaults"], r.get("deep-river MultiLayerPerceptron")
         linear = max(r[k]["accuracy"] for k in r if k.startswith("river "))

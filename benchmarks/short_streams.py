@@ -92,6 +92,7 @@ CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
     "least squares, margin 0.6": {"readout_margin": 0.6},
     "least squares, margin 0.8": {"readout_margin": 0.8},
     "least squares, margin 1 (default)": {},
+    "least squares, hidden batch 64": {"batch_size": 64},
     "least squares, hidden batch 128": {"batch_size": 128},
     "least squares, width 256": {"hidden_layer_sizes": (256,)},
 }
@@ -99,7 +100,6 @@ CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
 SHOWN = (
     "previous default: minibatch readout, 1 -> 32 over 4,096",
     "per-sample gradient readout (Adam), hidden lr x0.1",
-    "least squares, forget 1",
     "least squares, forget 0.998, every sample",
     "least squares, margin 1 (default)",
 )
