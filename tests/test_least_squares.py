@@ -80,6 +80,40 @@ def test_forgetting_keeps_p_the_inverse_of_a_refreshed_gram_matrix():
     np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(gram), rtol=1e-9, atol=1e-12)
 
 
+def test_p_stays_the_symmetric_inverse_over_a_long_run_with_fast_forgetting():
+    """Dividing ``P`` by ``forget`` every sample multiplies its rounding asymmetry too (at 0.99,
+    by e^30 over 3,000 samples): P is made symmetric again every so often, and stays the
+    inverse of the refreshed Gram matrix."""
+    net = _zeroed(width=6)
+    features, targets = _samples(3000, width=6)
+    forget, reg, width = 0.99, 1.0, 7
+    gram = reg * np.eye(width)
+    for i, (h, t) in enumerate(zip(features, targets)):
+        rls_step(net, h, t, forget=forget, reg=reg)
+        phi = np.append(h, 1.0)
+        gram = forget * gram + np.outer(phi, phi)
+        if i % 4 == 3:
+            gram[i // 4 % width, i // 4 % width] += 4 * width * (1 - forget) * reg
+    inverse = net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY].numpy()
+    np.testing.assert_allclose(inverse, np.linalg.inv(gram), rtol=1e-6, atol=1e-9)
+    assert np.abs(inverse - inverse.T).max() < 1e-12
+
+
+def test_an_indefinite_p_is_started_afresh_rather_than_refusing_every_sample():
+    """Were rounding to make ``P`` indefinite (``phi^T P phi < -forget``), every later step
+    would be refused: ``P`` is set back to its prior instead and the sample learned."""
+    features, targets = _samples(2)
+    nets = _zeroed(), _zeroed()
+    for net, start in zip(nets, (-1.0, 1.0)):  # indefinite, or the prior itself
+        rls_step(net, features[0], targets[0])
+        inverse = net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY]
+        inverse.copy_(start * torch.eye(6, dtype=torch.float64))
+        assert rls_step(net, features[1], targets[1]) is True
+    np.testing.assert_array_equal(_readout(nets[0]), _readout(nets[1]))
+    restarted = nets[0].optimizers[1].state[nets[0].layers[-1].weight][RLS_KEY]
+    np.testing.assert_array_equal(restarted.numpy(), inverse.numpy())
+
+
 def test_a_reset_starts_the_readout_afresh():
     """Clearing the output layer's optimizer state (as a drift wrapper does after
     re-initialising the readout) drops ``P``: the next step starts from ``I``."""
