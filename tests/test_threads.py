@@ -105,3 +105,35 @@ def test_the_setting_comes_back_when_the_call_fails(user_threads):
 def test_a_bad_torch_threads_is_named(bad):
     with pytest.raises(ValueError, match="torch_threads must be 'auto', None or an int >= 1"):
         TPSGDClassifier(torch_threads=bad)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_the_least_squares_readout_runs_blas_on_one_thread_and_restores_it():
+    """BLAS calls of the per-sample readout run on one thread (a threaded rank-one update
+    stalls on a busy machine); the caller's counts come back after each call."""
+    from threadpoolctl import threadpool_limits
+
+    from tpsgd_stream.engine import least_squares
+
+    seen = []
+    update = least_squares._rls_update
+
+    def spy(*args):
+        seen.append(_blas_threads())
+        return update(*args)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        assert before and all(n == 2 for n in before)
+        model = TPSGDClassifier(hidden_layer_sizes=(4,), seed=0)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(least_squares, "_rls_update", spy)
+            for x, y in _rows(6):
+                model.learn_one(x, y)
+        assert _blas_threads() == before
+    assert seen and all(counts == [1] * len(before) for counts in seen)

@@ -45,6 +45,7 @@ from scipy.linalg.blas import dger as _dger
 from scipy.linalg.blas import sger as _sger
 
 from .optim import adam_state
+from .threads import single_blas_thread
 
 __all__ = ["COUNT_KEY", "RLS_KEY", "keep_inverse", "least_squares_readout", "rls_step"]
 
@@ -183,6 +184,20 @@ def rls_step(
     scores = solver.weight @ features + solver.bias  # (in float64: no overflow)
     if margin is not None and _leads(scores, target, margin):
         return True
+    with single_blas_thread():  # (a threaded BLAS stalls on a busy machine: see the helper)
+        return _rls_update(solver, features, target, scores, reg, forget)
+
+
+def _rls_update(
+    solver: _Solver,
+    features: np.ndarray,
+    target: np.ndarray,
+    scores: np.ndarray,
+    reg: float,
+    forget: float,
+) -> bool:
+    """:func:`rls_step`'s update of the weights and of ``P`` once the sample is to be
+    learned; ``False``, and nothing changed, when a value would not be finite."""
     phi, p_phi, gain = solver.phi, solver.p_phi, solver.gain
     phi[:-1] = features
     np.matmul(solver.inverse, phi, p_phi)
