@@ -78,7 +78,12 @@ HELD_OUT = ("RBF drift", "Agrawal shift")  # named before any candidate ran on t
 ELEC2_ROWS = 10_000
 WORKER = Path(__file__).parent / "_deep_river_worker.py"
 
-PREVIOUS = {"readout_per_sample": False, "hidden_lr_scale": 1.0, "batch_ramp": 4096}
+PREVIOUS = {  # (the optimizer: least squares did not exist)
+    "readout_per_sample": False,
+    "readout_solver": "optimizer",
+    "hidden_lr_scale": 1.0,
+    "batch_ramp": 4096,
+}
 GRADIENT = {"readout_solver": "optimizer"}  # the per-sample readout's step before least squares
 CANDIDATES = {  # name -> TPSGDClassifier keywords (the rest at their defaults)
     "previous default: minibatch readout, 1 -> 32 over 4,096": PREVIOUS,

@@ -17,7 +17,12 @@ from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
 
 N, SHIFT = 2400, 1200
-MINIBATCH = {"batch_ramp": 0, "readout_per_sample": False, "hidden_lr_scale": 1.0}
+MINIBATCH = {  # the defaults before the per-sample readout: all layers on the minibatch
+    "batch_ramp": 0,
+    "readout_per_sample": False,
+    "readout_solver": "optimizer",
+    "hidden_lr_scale": 1.0,
+}
 
 
 def _run(model, shifts, n=N):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import as_old_file
 
-from tpsgd_stream.engine.least_squares import COUNT_KEY, RLS_KEY, rls_step
+from tpsgd_stream.engine.least_squares import COUNT_KEY, RLS_KEY, rls_block_step, rls_step
 from tpsgd_stream.engine.network import Network
 from tpsgd_stream.models import TPSGDClassifier
 from tpsgd_stream.models.base import rule_default
@@ -263,10 +263,12 @@ def test_a_saved_and_a_pickled_model_go_on_learning_alike(tmp_path):
     assert _continued(unpickled, stream[45:]) == expected
 
 
-def test_a_huge_sample_is_absorbed_without_overflow():
-    """A least-squares step is scale-free: a sample at 1e30 neither overflows nor wrecks the
-    readout (the gradient readout refuses it: tests/test_robustness.py)."""
-    model = TPSGDClassifier(batch_size=1, seed=0)
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_a_huge_sample_is_absorbed_without_overflow(per_sample):
+    """A least-squares step is scale-free, one sample or a block: a sample at 1e30 neither
+    overflows nor wrecks the readout (the gradient readout refuses it:
+    tests/test_robustness.py)."""
+    model = TPSGDClassifier(batch_size=1, seed=0, readout_per_sample=per_sample)
     model.learn_one({"a": 1.0}, 1)
     model.learn_one({"a": -1.0}, 0)
     model.learn_one({"a": 1e30}, 0)
@@ -294,9 +296,11 @@ def test_backprop_keeps_the_gradient_readout():
 
 def test_probabilities_are_the_clipped_scores_then_a_softmax():
     """While least squares trains the readout, its scores (regressions of the one-hot labels)
-    are clipped to [0.01, 1] and normalised; once the minibatch readout takes over, softmax."""
+    are clipped to [0.01, 1] and normalised; once an optimizer's minibatch readout takes over
+    (a model made before the block readout), softmax."""
     stream = _stream()
     model = _model(readout_per_sample=40)
+    model._readout_blocks = False  # (as a model pickled before the block readout)
     for x, y in stream[:30]:
         model.learn_one(x, y)
     x = stream[30][0]
@@ -324,3 +328,95 @@ def test_a_file_saved_before_the_least_squares_readout_keeps_the_gradient_one(tm
     loaded = as_old_file(model, tmp_path, ("readout_solver", "readout_forget", "readout_margin"))
     assert loaded.readout_solver == "optimizer" and loaded.readout_forget == 1.0
     assert _continued(loaded, _stream()[20:]) == _continued(model, _stream()[20:])
+
+
+def _inverse(net) -> np.ndarray:
+    return net.optimizers[net.output_index].state[net.layers[-1].weight][RLS_KEY].numpy()
+
+
+@pytest.mark.parametrize("reg", [1.0, 0.5])
+def test_a_block_step_is_the_steps_of_its_rows_in_turn(reg):
+    """Without forgetting (and so without the prior's refresh) one block update gives the
+    weights and ``P`` of one step per row."""
+    features, targets = _samples(40)
+    nets = _zeroed(), _zeroed()
+    for start in range(0, 40, 16):
+        block = slice(start, start + 16)
+        assert rls_block_step(nets[0], features[block], targets[block], reg=reg) is True
+    for h, t in zip(features, targets):
+        rls_step(nets[1], h, t, reg=reg)
+    np.testing.assert_allclose(_readout(nets[0]), _readout(nets[1]), atol=1e-6)
+    np.testing.assert_allclose(_inverse(nets[0]), _inverse(nets[1]), rtol=1e-9, atol=1e-12)
+
+
+def test_a_block_step_with_forgetting_follows_the_recurrence():
+    """With ``forget``, row ``i`` of a block of ``m`` weighs ``forget^(m-1-i)`` at the block's
+    end, and the prior's refresh for the ``m`` rows is given back after it."""
+    features, targets = _samples(24)
+    forget, reg, width = 0.9, 0.5, 6
+    net = _zeroed()
+    gram, weights, count = reg * np.eye(width), np.zeros((4, width)), 0
+    for start in (0, 8, 16):
+        h, t = features[start : start + 8], targets[start : start + 8]
+        rls_block_step(net, h, t, reg=reg, forget=forget)
+        for row, target in zip(h, t):  # the rows in turn, without the refresh
+            phi = np.append(row, 1.0)
+            inverse = np.linalg.inv(gram)
+            gain = inverse @ phi / (forget + phi @ inverse @ phi)
+            weights += np.outer(target - weights @ phi, gain)
+            gram = forget * gram + np.outer(phi, phi)
+        for _ in range(8):  # then the refresh of those rows
+            if count % 4 == 3:
+                gram[count // 4 % width, count // 4 % width] += 4 * width * (1 - forget) * reg
+            count += 1
+    np.testing.assert_allclose(_readout(net), weights, atol=1e-6)
+    np.testing.assert_allclose(_inverse(net), np.linalg.inv(gram), rtol=1e-8, atol=1e-12)
+
+
+def test_a_block_step_leaves_out_the_rows_led_by_the_margin():
+    features, targets = _samples(30)
+    net = _zeroed()
+    rls_block_step(net, features, targets)  # (now the readout fits some rows well)
+    z = features @ _readout(net)[:, :-1].T + _readout(net)[:, -1]
+    labels = targets.argmax(1)
+    own = z[np.arange(30), labels]
+    z[np.arange(30), labels] = -np.inf
+    led = own - z.max(1) > 0.3
+    assert 0 < led.sum() < 30
+    nets = _zeroed(), _zeroed()
+    for other in nets:
+        rls_block_step(other, features, targets)
+    rls_block_step(nets[0], features, targets, margin=0.3)
+    rls_block_step(nets[1], features[~led], targets[~led])
+    np.testing.assert_array_equal(_readout(nets[0]), _readout(nets[1]))
+    np.testing.assert_array_equal(_inverse(nets[0]), _inverse(nets[1]))
+
+
+def test_past_its_per_sample_phase_the_readout_learns_by_blocks(tmp_path):
+    """After ``readout_per_sample`` samples the minibatch update solves the readout by least
+    squares on the minibatch: ``P`` keeps counting, the optimizer takes no readout step, and
+    probabilities stay the clipped scores; saving keeps it so, and a file from before the
+    block readout keeps the optimizer's minibatch readout."""
+    stream = _stream()
+    model = _model(readout_per_sample=16, readout_margin=None)
+    for x, y in stream[:16]:
+        model.learn_one(x, y)
+    net = model.network
+    out = net.layers[-1]
+    state = net.optimizers[net.output_index].state[out.weight]
+    count, steps = int(state[COUNT_KEY]), state["step"].clone()
+    for x, y in stream[16:40]:
+        model.learn_one(x, y)
+    assert int(state[COUNT_KEY]) == count + 24  # (three minibatches of 8)
+    assert torch.equal(state["step"], steps)
+    x = stream[0][0]
+    clipped = np.clip(model._forward(model._row(x)), 0.01, 1.0)
+    proba = model.predict_proba_one(x)
+    np.testing.assert_allclose([proba[c] for c in model.classes], clipped / clipped.sum())
+    model.save(tmp_path / "m.pt")
+    assert TPSGDClassifier.load(tmp_path / "m.pt")._readout_blocks is True
+    old = as_old_file(model, tmp_path, entries=("readout_blocks",))
+    assert old._readout_blocks is False
+    assert _continued(TPSGDClassifier.load(tmp_path / "m.pt"), stream[40:]) == _continued(
+        model, stream[40:]
+    )

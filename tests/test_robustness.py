@@ -61,7 +61,12 @@ def _all_finite(model) -> bool:
         # (the gradient readout refuses it; the least-squares readout, the default, takes
         # it without overflowing: tests/test_least_squares.py)
         (lambda: TPSGDClassifier(batch_size=1, seed=0, readout_solver="optimizer"), 1e30),
-        (lambda: TPSGDClassifier(batch_size=1, seed=0, readout_per_sample=False), 1e30),
+        (
+            lambda: TPSGDClassifier(
+                batch_size=1, seed=0, readout_per_sample=False, readout_solver="optimizer"
+            ),
+            1e30,
+        ),
         # (leaky ReLU: dfa's own tanh saturates, and 1e30 then makes no update to overflow)
         (
             lambda: TPSGDClassifier(

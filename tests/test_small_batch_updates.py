@@ -99,8 +99,13 @@ def test_default_classifier_matches_its_update_by_hand(batch_size, over):
     """After a stream of single samples and small minibatches, with a class added on the way,
     the weights of ``TPSGDClassifier`` at its defaults equal those of the hand-written update."""
     data = stream()
-    model = TPSGDClassifier(
-        seed=0, batch_size=batch_size, batch_ramp=over, readout_per_sample=False, hidden_lr_scale=1
+    model = TPSGDClassifier(  # (the minibatch readout by the optimizer, as before least squares)
+        seed=0,
+        batch_size=batch_size,
+        batch_ramp=over,
+        readout_per_sample=False,
+        readout_solver="optimizer",
+        hidden_lr_scale=1,
     )
     for x, y in data:
         model.learn_one(x, y)

@@ -47,7 +47,14 @@ from scipy.linalg.blas import sger as _sger
 from .optim import adam_state
 from .threads import single_blas_thread
 
-__all__ = ["COUNT_KEY", "RLS_KEY", "keep_inverse", "least_squares_readout", "rls_step"]
+__all__ = [
+    "COUNT_KEY",
+    "RLS_KEY",
+    "keep_inverse",
+    "least_squares_readout",
+    "rls_block_step",
+    "rls_step",
+]
 
 RLS_KEY = "rls_inverse"  # the optimizer state entry of P
 COUNT_KEY = "rls_count"  # and of the samples learned (an int64 tensor), for the prior's turn
@@ -120,6 +127,17 @@ class _Solver:
 _SOLVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _Solver
 
 
+def _solver(net, reg: float) -> _Solver | None:
+    """``net``'s kept :class:`_Solver`, made anew when it no longer shows the output layer;
+    ``None`` when :func:`least_squares_readout` does not hold."""
+    solver = _SOLVERS.get(net)
+    if solver is None or not solver.current(net):
+        if not least_squares_readout(net):
+            return None
+        solver = _SOLVERS[net] = _Solver(net, reg)
+    return solver
+
+
 def _grown(inverse: torch.Tensor | None, width: int, reg: float) -> torch.Tensor:
     """``P`` of ``width`` features: ``I / reg``, keeping what ``inverse`` knew of the first
     features (a new input feature starts as one never seen)."""
@@ -176,11 +194,9 @@ def rls_step(
     >>> np.round(z, 2).tolist()  # the target
     [1.0, 0.0]
     """
-    solver = _SOLVERS.get(net)
-    if solver is None or not solver.current(net):
-        if not least_squares_readout(net):
-            return None
-        solver = _SOLVERS[net] = _Solver(net, reg)
+    solver = _solver(net, reg)
+    if solver is None:
+        return None
     scores = solver.weight @ features + solver.bias  # (in float64: no overflow)
     if margin is not None and _leads(scores, target, margin):
         return True
@@ -220,6 +236,98 @@ def _rls_update(
         np.multiply(solver.inverse, 1.0 / forget, solver.inverse)
         _refresh_prior(solver, (1.0 - forget) * reg)
     return True
+
+
+def rls_block_step(
+    net,
+    features: np.ndarray,
+    targets: np.ndarray,
+    *,
+    reg: float = 1.0,
+    forget: float = 1.0,
+    margin: float | None = None,
+) -> bool | None:
+    """Update ``net``'s output layer on a minibatch at once, as :func:`rls_step` on each row in
+    turn would (exactly, without ``margin`` and forgetting's prior refresh), in a few matrix
+    products: with ``Phi`` the rows ``[h, 1]`` and ``D = diag(forget^(m-1-i))``,
+    ``S = forget^m D^-1 + Phi P Phi^T``, ``K = P Phi^T S^-1``,
+    ``[W, b] += ((T - Z)^T K^T)`` and ``P <- (P - K Phi P) / forget^m``.
+
+    With ``margin``, rows that the readout before the update already classifies by more than
+    it are left out (as :func:`rls_step` would skip them, judged on the weights before the
+    minibatch); the prior's refresh for the rows learned is given back at the end.
+
+    Parameters and returns as :func:`rls_step`, with ``features`` ``(m, hidden)`` and
+    ``targets`` ``(m, n_outputs)``.
+
+    Examples
+    --------
+    >>> from tpsgd_stream.engine.network import Network
+    >>> nets = Network.mlp(2, (3,), 2, seed=0), Network.mlp(2, (3,), 2, seed=0)
+    >>> h = np.array([[1.0, 0.0, 2.0], [0.5, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    >>> t = np.eye(2, dtype=np.float32)[[0, 1, 1]]
+    >>> rls_block_step(nets[0], h, t)
+    True
+    >>> for row, target in zip(h, t):
+    ...     _ = rls_step(nets[1], row, target)
+    >>> bool(np.allclose(nets[0].layers[-1].weight.detach(), nets[1].layers[-1].weight.detach()))
+    True
+    """
+    solver = _solver(net, reg)
+    if solver is None:
+        return None
+    scores = features @ solver.weight.T.astype(np.float64) + solver.bias
+    if margin is not None:
+        learn = ~_leads_rows(scores, targets, margin)
+        features, targets, scores = features[learn], targets[learn], scores[learn]
+    if len(features) == 0:
+        return True
+    with single_blas_thread():
+        return _rls_block_update(solver, features, targets - scores, reg, forget)
+
+
+def _rls_block_update(
+    solver: _Solver, features: np.ndarray, errors: np.ndarray, reg: float, forget: float
+) -> bool:
+    """:func:`rls_block_step`'s update of the weights and of ``P`` on the rows to learn;
+    ``False``, and nothing changed, when a value would not be finite."""
+    m = len(features)
+    phi = np.hstack([features, np.ones((m, 1))])
+    if not (np.isfinite(phi).all() and np.isfinite(errors).all()):
+        return False
+    inverse = solver.inverse
+    p_phi = inverse @ phi.T  # (F, m)
+    system = phi @ p_phi
+    system[np.diag_indices(m)] += forget ** np.arange(1, m + 1)  # forget^m D^-1
+    try:
+        gains = np.linalg.solve(system, p_phi.T).T  # K = P Phi^T S^-1 (S symmetric)
+    except np.linalg.LinAlgError:
+        return False
+    if not np.isfinite(gains).all():
+        return False
+    update = (gains @ errors).T  # (n_outputs, F)
+    solver.weight += update[:, :-1].astype(np.float32)
+    solver.bias += update[:, -1].astype(np.float32)
+    inverse -= gains @ p_phi.T
+    inverse *= forget**-m
+    inverse += inverse.T  # (symmetric again: numpy buffers the overlapping transpose)
+    inverse *= 0.5
+    if forget != 1.0:
+        for _ in range(m):
+            _refresh_prior(solver, (1.0 - forget) * reg)
+    return True
+
+
+def _leads_rows(scores: np.ndarray, targets: np.ndarray, margin: float) -> np.ndarray:
+    """:func:`_leads` of each row (one-hot ``targets``)."""
+    if scores.shape[1] < 2:
+        return np.zeros(len(scores), dtype=bool)
+    labels = targets.argmax(1)
+    rows = np.arange(len(scores))
+    own = scores[rows, labels]
+    others = scores.copy()
+    others[rows, labels] = -np.inf
+    return own - others.max(1) > margin
 
 
 def _restart(solver: _Solver, reg: float, forget: float) -> float:

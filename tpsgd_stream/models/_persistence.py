@@ -127,6 +127,7 @@ def save(model, path) -> None:
         "task": model._task_state(),
         "perturbation_steps": 0 if net is None else int(net.perturbation_steps),
         "train_layers": model._train_layers,
+        "readout_blocks": bool(model._readout_blocks),
     }
     write(payload, path)
 
@@ -354,6 +355,8 @@ def load(cls, path, *, device: str | None = None):
             payload.get("n_batched", (model._n_updates + model._n_skipped) * model.batch_size)
         )
         model._train_layers = payload.get("train_layers")
+        # saved before the block readout: its minibatch readout stays the optimizer's, as then
+        model._readout_blocks = bool(payload.get("readout_blocks", False))
         if model._net is not None:
             model._net.perturbation_steps = payload.get("perturbation_steps", 0)
         _check_loaded(model, buffer_shape, payload["n_outputs"])

@@ -17,7 +17,9 @@ The estimators own everything river-specific (dicts, labels, DataFrames) and han
   learns from every sample as it arrives (one step on the sample's last hidden activation),
   while the hidden layers learn from the full minibatch: local learning decouples the
   layers, so each keeps its own cadence. ``learn_many`` steps the readout row by row in the
-  same order, so both paths still reach the same model.
+  same order, so both paths still reach the same model. Past that phase a least-squares
+  readout learns by one block update per minibatch, before the hidden layers' step, on the
+  hidden activations the minibatch met.
 - **Prediction.** A float64 copy of the weights (:class:`~tpsgd_stream.engine.inference.
   Float64Forward`), refreshed lazily after each update, runs the forward pass in numpy: for one
   row that is several times faster than a torch call. (float32
@@ -40,7 +42,7 @@ from river import base
 from ..engine.activations import ACTIVATIONS
 from ..engine.guard import NonFiniteUpdateError
 from ..engine.inference import Float64Forward
-from ..engine.least_squares import rls_step
+from ..engine.least_squares import rls_block_step, rls_step
 from ..engine.network import Network, resolve_device
 from ..engine.optim import OPTIMIZERS
 from ..engine.readout import readout_step
@@ -227,6 +229,9 @@ class TPSGDEstimator(base.Estimator):
     readout_solver: str = "optimizer"
     readout_forget: float = 1.0
     readout_margin: float | None = None
+    # whether a least-squares readout learns by block updates once past its per-sample phase
+    # (models made before: by the optimizer with the minibatch, as they were trained)
+    _readout_blocks: bool = False
 
     # ------------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
@@ -296,6 +301,7 @@ class TPSGDEstimator(base.Estimator):
         self._resume_batching(0)
         self._work = (None, 0)  # (input and output width, forward multiply-adds of one sample)
         self._train_layers: list[int] | None = None  # None: all; a drift wrapper may narrow it
+        self._readout_blocks = True
         # float64 copies of the weights for prediction (Float64Forward): the hidden layers' and
         # the readout's apart, since the readout may change every sample; None until made
         self._hidden_pass = self._readout_pass = None
@@ -553,7 +559,13 @@ class TPSGDEstimator(base.Estimator):
         n = self._n_buffered
         self._n_buffered = 0  # (a batch that fails is dropped: it never jams the buffer)
         self._resume_batching(self._n_batched + n)
-        layers = self._minibatch_layers()
+        blocks = self._readout_by_blocks()
+        if blocks:
+            blocks = self._learn_readout_block(n)
+            if blocks is False:
+                self._n_skipped = skip_update(self, n)
+                return
+        layers = self._minibatch_layers(readout_done=bool(blocks))
         if layers == []:  # (the readout learned from each sample already, the rest is frozen)
             return
         x = self._inputs(torch.from_numpy(self._buffer[:n]).to(self._net.device))
@@ -571,15 +583,53 @@ class TPSGDEstimator(base.Estimator):
         self._n_updates += 1
         self.invalidate_cache()
 
-    def _minibatch_layers(self) -> list[int] | None:
+    def _minibatch_layers(self, readout_done: bool = False) -> list[int] | None:
         """The layers a minibatch update trains (``None``: all): without the output layer when
-        it learns from each sample instead (``readout_per_sample``)."""
-        if not self._readout_each_sample:
+        it learns from each sample instead (``readout_per_sample``) or learned from the
+        minibatch already (``readout_done``)."""
+        if not (self._readout_each_sample or readout_done):
             return self._train_layers
         hidden = self._hidden_indices()
         if self._train_layers is None:
             return hidden
         return [i for i in self._train_layers if i in hidden]
+
+    def _least_squares_readout(self) -> bool:
+        """Whether the output layer is solved by least squares: while it learns from each
+        sample, and then by blocks (models made since the block readout), unless the rule
+        trains it its own way."""
+        return (
+            (self._readout_each_sample or self._readout_blocks)
+            and rule_default(self, "readout_solver") == "rls"
+            and not self._rule_trains_output()
+        )
+
+    def _readout_by_blocks(self) -> bool:
+        """Whether this minibatch update solves the output layer by least squares on the
+        minibatch (past the per-sample phase, the output layer among those trained)."""
+        return (
+            not self._readout_each_sample
+            and self._least_squares_readout()
+            and (self._train_layers is None or self._net.output_index in self._train_layers)
+        )
+
+    def _learn_readout_block(self, n: int) -> bool | None:
+        """The output layer's least-squares update on the first ``n`` buffered rows, on their
+        last hidden activations before this minibatch's hidden update
+        (:func:`~tpsgd_stream.engine.least_squares.rls_block_step`); ``False``: refused as
+        non-finite; ``None``: not a plain float32 readout on the CPU (the minibatch's torch
+        step then trains it)."""
+        hidden = self._hidden_outputs(self._buffer[:n].astype(np.float64))
+        done = rls_block_step(
+            self._net,
+            hidden,
+            self._target_rows(self._buffer_y[:n]),
+            forget=self.readout_forget,
+            margin=self.readout_margin,
+        )
+        if done:
+            self._readout_stale = True
+        return done
 
     def _learn_readout(self, row: int) -> bool:
         """One update of the output layer alone on buffered row ``row``, whose last hidden
