@@ -293,3 +293,28 @@ def test_a_readout_step_runs_on_one_thread_and_gives_the_setting_back(monkeypatc
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_across_the_per_sample_phase_learn_many_reaches_the_learn_one_model():
+    """Past ``readout_per_sample`` the readout is solved once per minibatch (block least
+    squares); a class and a feature new after the phase grow the model on both paths alike."""
+    data = _stream(60, n_classes=2)
+    late = _stream(20, seed=1, n_classes=3)  # a third class...
+    late = [({**x, "g": 1.0}, y) for x, y in late]  # ...and a new feature, after the phase
+    data += late
+    one = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=1, readout_per_sample=24)
+    many = TPSGDClassifier(hidden_layer_sizes=(6,), batch_size=8, seed=1, readout_per_sample=24)
+    for x, y in data:
+        one.learn_one(x, y)
+    for start in range(0, len(data), 10):  # (frames of 10 across the minibatches of 8; none
+        chunk = data[start : start + 10]  # mixes rows with and without "g": NaN in a frame)
+        many.learn_many(pd.DataFrame([x for x, _ in chunk]), pd.Series([y for _, y in chunk]))
+    assert set(one.classes) == set(many.classes) == {0, 1, 2}
+    assert one.n_inputs == many.n_inputs == 5
+    assert one._n_updates == many._n_updates == 10 and one.skipped_updates == 0
+    assert _same(list(one.network.parameters()), list(many.network.parameters()))
+    net = one.network
+    state = net.optimizers[net.output_index].state[net.layers[-1].weight]
+    assert state["rls_inverse"].shape == (7, 7)  # (the hidden width + 1)
+    assert float(state["step"]) == 0  # (least squares throughout: no optimizer step)
+    assert sum(one.predict_one(x) == y for x, y in late[-10:]) >= 5
