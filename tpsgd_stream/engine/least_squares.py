@@ -310,8 +310,7 @@ def _rls_block_update(
     solver.bias += update[:, -1].astype(np.float32)
     inverse -= gains @ p_phi.T
     inverse *= forget**-m
-    inverse += inverse.T  # (symmetric again: numpy buffers the overlapping transpose)
-    inverse *= 0.5
+    _symmetrize(inverse)
     if forget != 1.0:
         for _ in range(m):
             _refresh_prior(solver, (1.0 - forget) * reg)
@@ -374,9 +373,7 @@ def _refresh_prior(solver: _Solver, rate: float) -> None:
     count = int(solver.count)
     solver.count[()] = count + 1
     if count % SYMMETRIZE_EVERY == SYMMETRIZE_EVERY - 1:
-        inverse = solver.inverse
-        inverse += inverse.T  # (numpy buffers the overlapping transpose)
-        inverse *= 0.5
+        _symmetrize(solver.inverse)
     if count % REFRESH_EVERY != REFRESH_EVERY - 1:
         return
     inverse = solver.inverse
@@ -384,6 +381,13 @@ def _refresh_prior(solver: _Solver, rate: float) -> None:
     rho = REFRESH_EVERY * len(inverse) * rate
     column = inverse[index].copy()  # (P symmetric: its row is its column)
     _dger(-rho / (1.0 + rho * column[index]), column, column, a=inverse.T, overwrite_a=True)
+
+
+def _symmetrize(inverse: np.ndarray) -> None:
+    """Make ``inverse`` exactly symmetric, in place: ``(P + P^T) / 2`` (numpy buffers the
+    overlapping transpose)."""
+    inverse += inverse.T
+    inverse *= 0.5
 
 
 def keep_inverse(optimizer: torch.optim.Optimizer, saved: dict) -> None:
